@@ -1,0 +1,1 @@
+"""Data: image decoding/encoding, degradations (HR -> LR) and datasets."""

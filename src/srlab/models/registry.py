@@ -1,0 +1,122 @@
+"""Build models by name and describe them.
+
+Two kinds of names live here:
+
+- *architectures* (``srcnn``, ``rrdbnet``, ``srvgg``, ``bicubic``, ...): a builder taking keyword
+  hyper-parameters;
+- *presets* (``srcnn-955-x2``, ``rrdbnet-x4``, ...): an architecture plus fixed hyper-parameters.
+
+Pretrained weights (the zoo, ncnn packages) are resolved by :func:`srlab.load_model`, which builds the
+network through this registry.
+
+:func:`build_model` returns ``(module, ModelDescriptor)``; :func:`describe` makes the descriptor of any
+srlab module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from srlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """What a caller needs to know to run a model without reading its code."""
+
+    name: str
+    arch: str
+    scale: int
+    in_channels: int
+    out_channels: int
+    params: int
+    color: str = (
+        "rgb"  # "rgb": works on RGB; "y": works on the Y channel of YCbCr (grayscale images: their channel)
+    )
+    supports_fp16: bool = True
+    supports_bf16: bool = True
+    size_multiple: int = 1  # input H and W must be a multiple of this (pad otherwise)
+    receptive_radius: int = 0  # LR pixels of context each output pixel depends on (tiling overlap hint)
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ARCHS: dict[str, Callable[..., Any]] = {}
+PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {}
+
+
+def register_arch(name: str):
+    def deco(builder):
+        ARCHS[name] = builder
+        return builder
+
+    return deco
+
+
+def register_preset(name: str, arch: str, doc: str = "", **hparams: Any) -> None:
+    PRESETS[name] = (arch, hparams, doc)
+
+
+def _ensure_loaded() -> None:
+    # Importing the architecture modules registers them.
+    from srlab.models import bicubic, discriminators, rrdbnet, srcnn, srvgg, vgg  # noqa: F401
+
+
+def list_models(pattern: str = "*", *, include_archs: bool = True) -> list[str]:
+    """Registered preset (and architecture) names matching a glob pattern."""
+    _ensure_loaded()
+    names = set(PRESETS)
+    if include_archs:
+        names |= set(ARCHS)
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def resolve(name: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
+    """(architecture, hyper-parameters) for a preset or architecture name."""
+    _ensure_loaded()
+    if name in PRESETS:
+        arch, hp, _ = PRESETS[name]
+        return arch, {**hp, **overrides}
+    if name in ARCHS:
+        return name, dict(overrides)
+    close = difflib.get_close_matches(name, list(PRESETS) + list(ARCHS), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"unknown model {name!r}{hint}; `srlab models` lists the known names")
+
+
+def build_model(name: str, **hparams: Any):
+    """Build a model by preset or architecture name. Returns ``(module, descriptor)``."""
+    arch, hp = resolve(name, **hparams)
+    try:
+        model = ARCHS[arch](**hp)
+    except TypeError as exc:  # unknown keyword
+        raise ConfigError(f"bad hyper-parameters for {arch!r}: {exc}") from None
+    return model, describe(model, name=name)
+
+
+def describe(model, name: str | None = None) -> ModelDescriptor:
+    """Descriptor of an srlab model (any module with ``arch`` and ``hparams`` attributes)."""
+    arch = getattr(model, "arch", None)
+    if arch is None:
+        raise ConfigError(f"{type(model).__name__} is not an srlab model (no 'arch' attribute)")
+    params = sum(p.numel() for p in model.parameters())
+    return ModelDescriptor(
+        name=name or arch,
+        arch=arch,
+        scale=int(getattr(model, "scale", 1)),
+        in_channels=int(getattr(model, "in_channels", 3)),
+        out_channels=int(getattr(model, "out_channels", 3)),
+        params=params,
+        color=getattr(model, "color", "rgb"),
+        supports_fp16=bool(getattr(model, "supports_fp16", True)),
+        supports_bf16=bool(getattr(model, "supports_bf16", True)),
+        size_multiple=int(getattr(model, "size_multiple", 1)),
+        receptive_radius=int(getattr(model, "receptive_radius", 0)),
+        hparams=dict(getattr(model, "hparams", {})),
+    )

@@ -1,0 +1,95 @@
+"""SRCNN (Dong et al., 2014/2016): patch extraction, non-linear mapping, reconstruction.
+
+The network works on an image already interpolated to the target size. So that every srlab model has the
+same interface (``model(lr) -> sr``), :class:`SRCNN` does that interpolation itself (``upsampler``:
+``bicubic`` = MATLAB, the papers' choice; ``bilinear`` = the study's) unless ``scale == 1``; call
+:meth:`SRCNN.forward_upsampled` to run the three convolutions on an input you interpolated yourself.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from srlab.data.degrade import upsample
+from srlab.models.registry import register_arch, register_preset
+
+
+class SRCNN(nn.Module):
+    arch = "srcnn"
+
+    def __init__(
+        self,
+        *,
+        scale: int = 2,
+        num_channels: int = 3,
+        n1: int = 64,
+        n2: int = 32,
+        f1: int = 9,
+        f2: int = 5,
+        f3: int = 5,
+        upsampler: str = "bicubic",
+        padding_mode: str = "replicate",
+    ) -> None:
+        super().__init__()
+        if upsampler not in ("bicubic", "bilinear"):
+            raise ValueError(f"SRCNN upsampler must be 'bicubic' or 'bilinear', not {upsampler!r}")
+        self.scale = int(scale)
+        self.in_channels = self.out_channels = int(num_channels)
+        self.color = "y" if num_channels == 1 else "rgb"
+        self.upsampler = upsampler
+        self.hparams = dict(
+            scale=scale,
+            num_channels=num_channels,
+            n1=n1,
+            n2=n2,
+            f1=f1,
+            f2=f2,
+            f3=f3,
+            upsampler=upsampler,
+            padding_mode=padding_mode,
+        )
+        # 'same' padding so the output has the input's size (the paper used valid convolutions and
+        # compared the centre; replicate padding keeps borders close to that).
+        self.conv1 = nn.Conv2d(num_channels, n1, f1, padding=f1 // 2, padding_mode=padding_mode)
+        self.conv2 = nn.Conv2d(n1, n2, f2, padding=f2 // 2, padding_mode=padding_mode)
+        self.conv3 = nn.Conv2d(n2, num_channels, f3, padding=f3 // 2, padding_mode=padding_mode)
+        self.relu = nn.ReLU(inplace=True)
+        # Each output pixel sees (f1 + f2 + f3 - 3) / 2 upsampled pixels on each side, plus the 2-pixel
+        # reach of the bicubic kernel, in LR pixels.
+        self.receptive_radius = (f1 + f2 + f3 - 3) // 2 // max(1, self.scale) + 3
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        nn.init.normal_(self.conv3.weight, std=1e-3)
+        nn.init.zeros_(self.conv3.bias)
+
+    def forward_upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        return self.conv3(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale != 1:
+            x = upsample(x, self.scale, self.upsampler)
+        # Residual-free SRCNN as in the paper: predict the HR image from the interpolated one.
+        return self.forward_upsampled(x)
+
+
+@register_arch("srcnn")
+def build_srcnn(**kw) -> SRCNN:
+    return SRCNN(**kw)
+
+
+for _s in (2, 3, 4):
+    register_preset(f"srcnn-955-x{_s}", "srcnn", "SRCNN 9-5-5, RGB, MATLAB-bicubic input", scale=_s)
+    register_preset(
+        f"srcnn-955-y-x{_s}", "srcnn", "SRCNN 9-5-5 on Y (the paper's setting)", scale=_s, num_channels=1
+    )
+    register_preset(f"srcnn-915-y-x{_s}", "srcnn", "SRCNN 9-1-5 on Y", scale=_s, num_channels=1, f2=1)
+register_preset(
+    "srcnn-study-x2", "srcnn", "SRCNN 9-5-5, RGB, bilinear input (the study's)", scale=2, upsampler="bilinear"
+)

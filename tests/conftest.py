@@ -1,0 +1,32 @@
+"""Shared fixtures: the data root (../shared/data by default, or $SRLAB_DATA_ROOT) and small images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path | None:
+    env = os.environ.get("SRLAB_DATA_ROOT")
+    cand = Path(env) if env else REPO.parent / "shared" / "data"
+    return cand if (cand / "Set5").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = shared_data_root()
+    if root is None:
+        pytest.skip("benchmark data not found: set SRLAB_DATA_ROOT to a folder with Set5/, Set14/, golden/")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    import torch
+
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+import srlab
+from srlab.errors import ConfigError
+from srlab.models.registry import build_model, describe, list_models
+
+
+@pytest.mark.parametrize(
+    "name,params",
+    [("rrdbnet-x4", 16_697_987), ("srcnn-955-y-x2", 57_281), ("srcnn-915-y-x2", 8_129)],
+)
+def test_parameter_counts_match_papers(name, params):
+    _, d = build_model(name)
+    assert d.params == params
+
+
+@pytest.mark.parametrize(
+    "name,scale",
+    [
+        ("rrdbnet-study-x2", 2),
+        ("rrdbnet-x2-unshuffle", 2),
+        ("srvgg-animevideov3-x3", 3),
+        ("bicubic-x4", 4),
+        ("srcnn-study-x2", 2),
+        ("srcnn-955-y-x3", 3),
+    ],
+)
+def test_output_shape_is_scale_times_input(name, scale):
+    model, d = build_model(name)
+    assert d.scale == scale
+    x = torch.rand(1, d.in_channels, 12, 16)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (1, d.out_channels, 12 * scale, 16 * scale)
+
+
+def test_rrdbnet_arbitrary_hparams_and_scales():
+    for scale in (1, 2, 3, 4, 8):
+        m, d = build_model("rrdbnet", scale=scale, num_block=1, num_feat=8, num_grow_ch=4)
+        assert m(torch.rand(1, 3, 8, 8)).shape[-1] == 8 * scale
+        assert d.hparams["num_block"] == 1
+
+
+def test_unknown_name_suggests_closest():
+    with pytest.raises(ConfigError, match="rrdbnet-x4"):
+        build_model("rrdbnet-x5")
+
+
+def test_list_models_glob_and_descriptor_roundtrip():
+    names = list_models("srvgg*")
+    assert "srvgg-animevideov3-x2" in names and all(n.startswith("srvgg") for n in names)
+    m, d = srlab.build_model("srvgg-animevideov3-x2")
+    assert describe(m).params == d.params == sum(p.numel() for p in m.parameters())
+
+
+def test_discriminators_shapes():
+    from srlab.models.discriminators import UNetDiscriminatorSN, VGGStyleDiscriminator
+
+    assert VGGStyleDiscriminator(input_size=128)(torch.rand(2, 3, 128, 128)).shape == (2, 1)
+    assert VGGStyleDiscriminator(input_size=256, num_feat=8)(torch.rand(1, 3, 256, 256)).shape == (1, 1)
+    assert UNetDiscriminatorSN(num_feat=8)(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    with pytest.raises(ValueError, match="128x128"):
+        VGGStyleDiscriminator()(torch.rand(1, 3, 64, 64))
+
+
+def test_vgg19_torchvision_keys_and_layers():
+    from srlab.models.vgg import VGG19, VGG19_LAYERS
+
+    v = VGG19()
+    keys = set(v.state_dict())
+    assert "features.0.weight" in keys and "features.34.weight" in keys
+    assert VGG19_LAYERS["pool3"] == 18 and VGG19_LAYERS["conv5_4"] == 34
+    out = v(torch.rand(1, 3, 32, 32), layers=["pool3", "relu1_1"])
+    assert out["pool3"].shape == (1, 256, 4, 4) and (out["relu1_1"] >= 0).all()
+
+
+def test_import_srlab_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, srlab; bad=[m for m in ('torch','matplotlib','skimage','onnxruntime','ncnn') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
