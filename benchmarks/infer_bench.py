@@ -1,0 +1,251 @@
+"""Inference speed: srlab's fast path vs a plain PyTorch reference, in the same process.
+
+Cases (``--cases``): SRCNN x2, RRDBNet x2/x4 with 16 and 23 blocks, SRVGG x4, each on one SIZE x SIZE input
+(model level), and a large image (``--large WxH``, default 1920x1080 on CUDA) through srlab's tiler
+(``srlab.inference.Upscaler``, the code `srlab upscale` runs) end to end: uint8 array in, uint8 array out.
+
+Reference: fp32, eager, contiguous NCHW, batch 1 -- what the official ESRGAN test.py and BasicSR do; for the
+large image, the reference walks the image in non-overlapping tiles one at a time (Real-ESRGAN's tiler).
+Fast path: CUDA -> fp16/bf16 + channels_last (+ torch.compile with ``--compile``), tiles batched; CPU -> the
+fastest of fp32 channels_last / bf16 autocast / ONNX Runtime (each measured, the choice printed).
+
+Prints a table (ratio vs reference, Mpx/s of output, achieved TFLOP/s from counted conv FLOPs, peak memory)
+and writes JSON with ``--out``. Weights are random: speed does not depend on them.
+
+    python benchmarks/infer_bench.py                      # CPU here: small sizes
+    python benchmarks/infer_bench.py --size 256 --compile --out bench_gpu.json   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    conv_flops,
+    device_info,
+    peak_mib,
+    pick_device,
+    print_table,
+    reset_peak,
+    time_fn,
+    write_json,
+)
+from srlab.models.registry import build_model  # noqa: E402
+
+CASES = {
+    "srcnn-x2": ("srcnn-955-x2", {}),
+    "rrdb16-x2": ("rrdbnet", dict(scale=2, num_block=16)),
+    "rrdb16-x4": ("rrdbnet", dict(scale=4, num_block=16)),
+    "rrdb23-x2": ("rrdbnet", dict(scale=2, num_block=23)),
+    "rrdb23-x4": ("rrdbnet", dict(scale=4, num_block=23)),
+    "srvgg-x4": ("srvgg-animevideov3-x4", {}),
+}
+
+
+def _fast_variants(model, x, device, args):
+    """(label, callable) candidates for the fast path on this device."""
+    out = []
+    model = copy.deepcopy(model)  # the fast variants change memory format / dtype in place
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if args.precision == "bf16" else torch.float16
+        m = model.to(dtype=dtype, memory_format=torch.channels_last)
+        xf = x.to(dtype=dtype, memory_format=torch.channels_last)
+        if args.batch > 1:
+            xf = xf.repeat(args.batch, 1, 1, 1).contiguous(memory_format=torch.channels_last)
+        fn = m
+        label = f"{args.precision} channels_last b{args.batch}"
+        if args.compile:
+            t0 = time.perf_counter()
+            fn = torch.compile(m, mode=args.compile_mode, dynamic=False)
+            with torch.no_grad():
+                fn(xf)
+            torch.cuda.synchronize()
+            label += f" compiled({time.perf_counter() - t0:.0f}s)"
+        out.append((label, lambda: fn(xf), args.batch))
+    else:
+        mcl = model.to(memory_format=torch.channels_last)
+        xcl = x.contiguous(memory_format=torch.channels_last)
+        out.append(("fp32 channels_last", lambda: mcl(xcl), 1))
+
+        def bf16():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return mcl(xcl)
+
+        out.append(("bf16 autocast channels_last", bf16, 1))
+        if not args.no_onnx:
+            try:
+                from srlab.export import cached_onnx
+
+                om = cached_onnx(copy.deepcopy(model).to(memory_format=torch.contiguous_format))
+                out.append(("onnxruntime fp32", lambda: om(x), 1))
+            except Exception as exc:  # noqa: BLE001 - optional backend
+                print(f"  (onnxruntime skipped: {exc})")
+    return out
+
+
+def model_case(key, device, args) -> dict:
+    name, hp = CASES[key]
+    model, desc = build_model(name, **hp)
+    model = model.eval().to(device)
+    s = args.size
+    x = torch.rand(1, desc.in_channels, s, s, device=device)
+    flops = conv_flops(model, x)
+    out_px = (s * desc.scale) ** 2
+    row = {"case": key, "input": f"{s}x{s}", "params": desc.params}
+    with torch.no_grad():
+        reset_peak(device)
+        ref = time_fn(lambda: model(x), device, warmup=args.warmup, repeats=args.repeats)
+        row.update(
+            ref_ms=ref["median_s"] * 1e3,
+            ref_mpx=out_px / ref["median_s"] / 1e6,
+            ref_tflops=flops / ref["median_s"] / 1e12,
+            ref_peak_mib=peak_mib(device),
+        )
+        best = None
+        for label, fn, batch in _fast_variants(model, x, device, args):
+            reset_peak(device)
+            t = time_fn(fn, device, warmup=args.warmup, repeats=args.repeats)
+            per_img = t["median_s"] / batch
+            cand = {
+                "fast": label,
+                "fast_ms": per_img * 1e3,
+                "fast_mpx": out_px / per_img / 1e6,
+                "fast_tflops": flops / per_img / 1e12,
+                "fast_peak_mib": peak_mib(device),
+            }
+            print(f"  {key:10s} {label:40s} {per_img * 1e3:9.1f} ms/img")
+            if best is None or cand["fast_ms"] < best["fast_ms"]:
+                best = cand
+    row.update(best)
+    row["ratio"] = row["ref_ms"] / row["fast_ms"]
+    return row
+
+
+def large_case(key, device, args) -> dict:
+    """End to end through srlab's Upscaler on a large uint8 image vs a plain sequential tile loop."""
+    import numpy as np
+    from srlab.inference import Upscaler
+
+    name, hp = CASES[key]
+    model, desc = build_model(name, **hp)
+    model = model.eval()
+    w, h = (int(v) for v in args.large.split("x"))
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    out_px = h * w * desc.scale**2
+    flops_per_px = conv_flops(model, torch.rand(1, 3, 32, 32)) / (32 * 32)
+    flops = flops_per_px * h * w
+
+    ref_model = model.to(device)
+    tile = args.ref_tile
+
+    def reference():
+        t = torch.from_numpy(img).permute(2, 0, 1).float().div(255).unsqueeze(0)
+        out = torch.empty(1, 3, h * desc.scale, w * desc.scale)
+        with torch.no_grad():
+            for y in range(0, h, tile):
+                for x0 in range(0, w, tile):
+                    patch = t[..., y : y + tile, x0 : x0 + tile].to(device)
+                    sr = ref_model(patch).cpu()
+                    s = desc.scale
+                    out[..., y * s : (y + patch.shape[-2]) * s, x0 * s : (x0 + patch.shape[-1]) * s] = sr
+        return (out.clamp(0, 1) * 255).round().byte()
+
+    reset_peak(device)
+    ref = time_fn(reference, device, warmup=1, repeats=max(1, args.repeats // 2))
+    ref_peak = peak_mib(device)
+    kw = dict(device=str(device))
+    if args.tile:
+        kw["tile"] = args.tile
+    up = Upscaler((model, desc), precision="auto", compile=args.compile, **kw)
+    reset_peak(device)
+    t0 = time.perf_counter()
+    up(img)  # first call: compile / backend choice / export
+    first = time.perf_counter() - t0
+    fast = time_fn(lambda: up(img), device, warmup=0, repeats=max(1, args.repeats // 2))
+    row = {
+        "case": f"{key} tiler",
+        "input": f"{w}x{h}",
+        "params": desc.params,
+        "ref_ms": ref["median_s"] * 1e3,
+        "ref_mpx": out_px / ref["median_s"] / 1e6,
+        "ref_tflops": flops / ref["median_s"] / 1e12,
+        "ref_peak_mib": ref_peak,
+        "fast": f"srlab Upscaler ({up.describe() if hasattr(up, 'describe') else 'default'})",
+        "fast_ms": fast["median_s"] * 1e3,
+        "fast_mpx": out_px / fast["median_s"] / 1e6,
+        "fast_tflops": flops / fast["median_s"] / 1e12,
+        "fast_peak_mib": peak_mib(device),
+        "first_call_s": first,
+    }
+    row["ratio"] = row["ref_ms"] / row["fast_ms"]
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cases", default="srcnn-x2,rrdb16-x2,rrdb23-x4,srvgg-x4")
+    p.add_argument("--large-cases", default="rrdb23-x4", help="cases run through the tiler on --large")
+    p.add_argument(
+        "--size", type=int, default=None, help="model-level input size (default 256 CUDA / 64 CPU)"
+    )
+    p.add_argument(
+        "--large", default=None, help="WxH of the tiler image (default 1920x1080 CUDA / 256x192 CPU)"
+    )
+    p.add_argument(
+        "--ref-tile", type=int, default=None, help="reference tile size (default 256 CUDA / 128 CPU)"
+    )
+    p.add_argument("--tile", type=int, default=None, help="srlab tile size (default: the Upscaler's choice)")
+    p.add_argument("--batch", type=int, default=4, help="CUDA fast path batch of tiles")
+    p.add_argument("--precision", choices=["fp16", "bf16"], default="fp16")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    p.add_argument("--no-onnx", action="store_true")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    args.size = args.size or (256 if cuda else 64)
+    args.large = args.large or ("1920x1080" if cuda else "256x192")
+    args.ref_tile = args.ref_tile or (256 if cuda else 128)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    info = device_info(device)
+    print(f"device: {info}")
+    rows = []
+    for key in [c for c in args.cases.split(",") if c]:
+        rows.append(model_case(key, device, args))
+    for key in [c for c in args.large_cases.split(",") if c]:
+        rows.append(large_case(key, device, args))
+    print()
+    print_table(
+        rows,
+        [
+            ("case", "case", "s"),
+            ("input", "input", "s"),
+            ("ref_ms", "ref ms", ".1f"),
+            ("fast_ms", "fast ms", ".1f"),
+            ("ratio", "x faster", ".2f"),
+            ("ref_mpx", "ref Mpx/s", ".2f"),
+            ("fast_mpx", "fast Mpx/s", ".2f"),
+            ("fast_tflops", "fast TFLOP/s", ".2f"),
+            ("fast_peak_mib", "peak MiB", ".0f"),
+            ("fast", "fast path", "s"),
+        ],
+    )
+    write_json(args.out, {"info": info, "args": vars(args), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
