@@ -1,0 +1,324 @@
+"""Image-quality metrics with the conventions of super-resolution papers.
+
+- **PSNR** ``10 log10(L^2 / MSE)`` with ``L = data_range`` (255); for RGB the MSE is taken over all pixels of
+  all channels (BasicSR's ``calculate_psnr``).
+- **SSIM** (Wang et al. 2004, MATLAB ``ssim_index``): 11x11 Gaussian window with sigma 1.5, K = (0.01, 0.03),
+  L = 255, population (biased) variances, the *valid* region of the filtered maps only (no padding), mean of
+  the SSIM map; for RGB the mean of the three per-channel SSIMs (BasicSR's ``calculate_ssim``). It agrees with
+  ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  data_range=255)`` to ~1e-12. (torchmetrics averages the padded full map instead and differs by ~1e-3.)
+- **Channels**: ``'y'`` is MATLAB ``rgb2ycbcr`` luma ``16 + 65.481 R + 128.553 G + 24.966 B`` (R, G, B in
+  [0, 1]) *not* rounded; ``'rgb'`` the three channels. A one-channel (grayscale) image is measured on its own
+  channel for both.
+- **Border crop**: ``crop`` pixels are removed from each side first (the standard protocol uses the scale).
+
+The caller rounds the SR image to the uint8 grid first (``srlab.data.degrade.quantize``), as the papers'
+MATLAB code does; :func:`evaluate_pair` expects that.
+
+Inputs: a numpy array is ``HxW`` or ``HxWxC``; a torch tensor is ``CxHxW`` or batched ``NxCxHxW``. Values are
+on the ``0..data_range`` scale. Everything is computed in float64 (exact on CPU; on CUDA float64 is still
+fast for these element-wise maps and small separable convolutions). Batched tensors give a tensor of per-image
+values; unbatched inputs give Python floats.
+
+LPIPS is optional: :func:`lpips_distance` uses the ``lpips`` package when it and its weights are installed and
+otherwise raises :class:`srlab.errors.SrlabError` saying how to get them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from srlab.errors import SrlabError
+
+__all__ = [
+    "SSIM_K",
+    "SSIM_SIGMA",
+    "SSIM_WINDOW",
+    "evaluate_pair",
+    "lpips_available",
+    "lpips_distance",
+    "metrics_batch",
+    "psnr",
+    "ssim",
+]
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K = (0.01, 0.03)
+_Y_WEIGHTS = (65.481, 128.553, 24.966)  # MATLAB rgb2ycbcr, for R, G, B in [0, 1] -> Y in [16, 235]
+
+
+def _to_batch(x: Any) -> tuple[torch.Tensor, bool]:
+    """(N, C, H, W) float64 tensor and whether the input was a single image."""
+    if isinstance(x, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        if t.dim() == 2:
+            t = t.unsqueeze(-1)
+        if t.dim() != 3:
+            raise ValueError(f"expected an HxW or HxWxC array, got shape {tuple(x.shape)}")
+        t = t.permute(2, 0, 1).unsqueeze(0)
+        single = True
+    elif isinstance(x, torch.Tensor):
+        t = x
+        single = t.dim() <= 3
+        if t.dim() == 2:
+            t = t.unsqueeze(0)
+        if t.dim() == 3:
+            t = t.unsqueeze(0)
+        if t.dim() != 4:
+            raise ValueError(f"expected a CxHxW or NxCxHxW tensor, got shape {tuple(x.shape)}")
+    else:
+        raise TypeError(f"expected a numpy array or torch tensor, got {type(x).__name__}")
+    dtype = torch.float32 if t.device.type == "mps" else torch.float64
+    return t.to(dtype), single
+
+
+def _luma(x: torch.Tensor, data_range: float) -> torch.Tensor:
+    """MATLAB rgb2ycbcr Y of (N, 3, H, W) on the 0..data_range scale (unrounded)."""
+    w = x.new_tensor(_Y_WEIGHTS).view(1, 3, 1, 1) / 255.0
+    return (x * w).sum(dim=1, keepdim=True) + 16.0 * (data_range / 255.0)
+
+
+def _grey_from_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Full-range BT.601 luma (exactly v for R = G = B = v): how an RGB output is read against a grey HR."""
+    w = x.new_tensor(_Y_WEIGHTS).view(1, 3, 1, 1) / sum(_Y_WEIGHTS)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def _select(x: torch.Tensor, channel: str, data_range: float) -> torch.Tensor:
+    c = x.shape[1]
+    if channel == "y":
+        if c == 3:
+            return _luma(x, data_range)
+        if c == 1:
+            return x
+    elif channel == "rgb":
+        if c in (1, 3):
+            return x
+    else:
+        raise ValueError(f"channel must be 'y' or 'rgb', not {channel!r}")
+    raise ValueError(f"expected 1 or 3 channels, got {c}")
+
+
+def _crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    if crop < 0:
+        raise ValueError(f"crop must be >= 0, got {crop}")
+    if crop == 0:
+        return x
+    h, w = x.shape[-2:]
+    if h <= 2 * crop or w <= 2 * crop:
+        raise ValueError(f"a border crop of {crop} leaves nothing of a {h}x{w} image")
+    return x[..., crop : h - crop, crop : w - crop]
+
+
+def _match(sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if sr.shape[-2:] != hr.shape[-2:]:
+        raise ValueError(f"SR and HR sizes differ: {tuple(sr.shape[-2:])} vs {tuple(hr.shape[-2:])}")
+    if sr.shape[1] != hr.shape[1]:
+        if hr.shape[1] == 1 and sr.shape[1] == 3:  # grey ground truth, RGB output
+            sr = _grey_from_rgb(sr)
+        elif sr.shape[1] == 1 and hr.shape[1] == 3:
+            raise ValueError("SR is one-channel but HR is RGB; combine SR-Y with CbCr first")
+        else:
+            raise ValueError(f"SR has {sr.shape[1]} channels, HR {hr.shape[1]}")
+    if sr.shape[0] != hr.shape[0]:
+        raise ValueError(f"batch sizes differ: {sr.shape[0]} vs {hr.shape[0]}")
+    return sr, hr.to(sr.device)
+
+
+def _psnr_from_mse(mse: torch.Tensor, data_range: float) -> torch.Tensor:
+    out = 10.0 * torch.log10(data_range**2 / mse)
+    return torch.where(mse == 0, torch.full_like(mse, math.inf), out)
+
+
+def _gauss_1d() -> list[float]:
+    """The normalised 1-D Gaussian taps (MATLAB ``fspecial('gaussian', 11, 1.5)`` is their outer product)."""
+    r = SSIM_WINDOW // 2
+    g = [math.exp(-(i * i) / (2 * SSIM_SIGMA**2)) for i in range(-r, r + 1)]
+    s = math.fsum(g)
+    return [v / s for v in g]
+
+
+def _gauss_filter(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Valid-region 1-D Gaussian filtering along ``dim``, as a sum of symmetric shifted slices.
+
+    In float64 on the CPU this is several times faster than a grouped ``conv2d`` (which has no fast
+    double-precision kernel) and exact to the last bits; the window is symmetric so each pair of taps
+    shares one multiply.
+    """
+    g = _gauss_1d()
+    r = SSIM_WINDOW // 2
+    n = x.shape[dim] - 2 * r
+    out = torch.mul(x.narrow(dim, r, n), g[r])
+    for k in range(r):
+        out.add_(x.narrow(dim, k, n) + x.narrow(dim, 2 * r - k, n), alpha=g[k])
+    return out
+
+
+def _ssim_sum(x: torch.Tensor, y: torch.Tensor, c1: float, c2: float, shift: float) -> torch.Tensor:
+    """Sum of the valid SSIM map over each (image, channel) of one row strip (rows include the 10-row halo)."""
+    c = x.shape[1]
+    # Second moments are shift-invariant: centre the data so E[x^2] - E[x]^2 cancels less.
+    xs, ys = x - shift, y - shift
+    stack = torch.cat([xs, ys, xs * xs, ys * ys, xs * ys], dim=1)  # (N, 5C, h, W)
+    stack = _gauss_filter(_gauss_filter(stack, -2), -1)
+    mx, my, sxx, syy, sxy = stack.split(c, dim=1)
+    var_x = sxx - mx * mx
+    var_y = syy - my * my
+    cov = sxy - mx * my
+    mx = mx + shift
+    my = my + shift
+    num = (2 * mx * my + c1) * (2 * cov + c2)
+    den = (mx * mx + my * my + c1) * (var_x + var_y + c2)
+    return (num / den).sum(dim=(-2, -1))
+
+
+_STRIP_ROWS = 64  # output rows per strip: keeps the 20 working planes in cache and memory bounded
+
+
+def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Mean SSIM over the valid region for each (image, channel): (N, C, H, W) x2 -> (N, C)."""
+    h, w = x.shape[-2:]
+    if h < SSIM_WINDOW or w < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {h}x{w}")
+    c1 = (SSIM_K[0] * data_range) ** 2
+    c2 = (SSIM_K[1] * data_range) ** 2
+    halo = SSIM_WINDOW - 1
+    out_h, out_w = h - halo, w - halo
+    rows = out_h if x.device.type != "cpu" else _STRIP_ROWS
+    total = None
+    for r0 in range(0, out_h, rows):
+        r1 = min(out_h, r0 + rows)
+        part = _ssim_sum(x[..., r0 : r1 + halo, :], y[..., r0 : r1 + halo, :], c1, c2, data_range / 2.0)
+        total = part if total is None else total + part
+    return total / (out_h * out_w)
+
+
+def _out(v: torch.Tensor, single: bool):
+    return float(v[0]) if single else v
+
+
+def psnr(sr: Any, hr: Any, *, crop: int = 0, channel: str = "y", data_range: float = 255.0):
+    """PSNR in dB of ``sr`` against ``hr`` on the Y or RGB channel(s), after removing ``crop`` border pixels.
+
+    ``inf`` where the images are identical.
+    """
+    a, single = _to_batch(sr)
+    b, _ = _to_batch(hr)
+    a, b = _match(a, b)
+    a = _crop(_select(a, channel, data_range), crop)
+    b = _crop(_select(b, channel, data_range), crop)
+    mse = ((a - b) ** 2).mean(dim=(1, 2, 3))
+    return _out(_psnr_from_mse(mse, data_range), single)
+
+
+def ssim(sr: Any, hr: Any, *, crop: int = 0, channel: str = "y", data_range: float = 255.0):
+    """SSIM (Wang et al., MATLAB ``ssim_index``) on the Y or RGB channel(s) after a ``crop`` border crop."""
+    a, single = _to_batch(sr)
+    b, _ = _to_batch(hr)
+    a, b = _match(a, b)
+    a = _crop(_select(a, channel, data_range), crop)
+    b = _crop(_select(b, channel, data_range), crop)
+    return _out(_ssim_per_channel(a, b, data_range).mean(dim=1), single)
+
+
+def metrics_batch(
+    sr: Any,
+    hr: Any,
+    *,
+    crop: int = 0,
+    channels: tuple[str, ...] = ("y", "rgb"),
+    data_range: float = 255.0,
+) -> dict[str, torch.Tensor]:
+    """PSNR and SSIM on each requested channel in one pass: ``{'psnr_y': (N,), 'ssim_y': ..., 'psnr_rgb': ...}``.
+
+    Y and RGB share one SSIM filtering pass (the maps of R, G, B and Y are filtered together).
+    """
+    for ch in channels:
+        if ch not in ("y", "rgb"):
+            raise ValueError(f"channel must be 'y' or 'rgb', not {ch!r}")
+    a, _ = _to_batch(sr)
+    b, _ = _to_batch(hr)
+    a, b = _match(a, b)
+    a, b = _crop(a, crop), _crop(b, crop)
+    c = a.shape[1]
+    if c == 3 and "y" in channels:
+        a4 = torch.cat([a, _luma(a, data_range)], dim=1)
+        b4 = torch.cat([b, _luma(b, data_range)], dim=1)
+        idx = {"rgb": slice(0, 3), "y": slice(3, 4)}
+    else:
+        a4, b4 = a, b
+        idx = {"rgb": slice(0, c), "y": slice(0, c)}
+    sq = (a4 - b4) ** 2
+    s = _ssim_per_channel(a4, b4, data_range)
+    out: dict[str, torch.Tensor] = {}
+    for ch in channels:
+        mse = sq[:, idx[ch]].mean(dim=(1, 2, 3))
+        out[f"psnr_{ch}"] = _psnr_from_mse(mse, data_range)
+        out[f"ssim_{ch}"] = s[:, idx[ch]].mean(dim=1)
+    return out
+
+
+def evaluate_pair(
+    sr_uint8: Any,
+    hr_uint8: Any,
+    scale: int,
+    crop: int | None = None,
+    channels: tuple[str, ...] = ("y", "rgb"),
+) -> dict[str, float]:
+    """Standard-protocol metrics of one SR image (already rounded to uint8 values) against its HR image.
+
+    ``crop`` defaults to ``scale``. Returns ``{'psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb'}`` (those requested)
+    as floats. A grey HR image is compared on its channel (an RGB SR is read back as grey with the
+    full-range BT.601 weights, exact when R = G = B).
+    """
+    res = metrics_batch(sr_uint8, hr_uint8, crop=scale if crop is None else crop, channels=channels)
+    return {k: float(v[0]) for k, v in res.items()}
+
+
+# --------------------------------------------------------------------------------------------- LPIPS
+_LPIPS_HINT = (
+    "LPIPS needs the optional 'lpips' package with its pretrained weights (pip install lpips; it also needs "
+    "torchvision and downloads AlexNet/VGG weights on first use); PSNR/SSIM do not need it"
+)
+_LPIPS_NETS: dict[tuple[str, str], Any] = {}
+
+
+def lpips_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("lpips") is not None
+
+
+def lpips_distance(sr: Any, hr: Any, *, net: str = "alex", data_range: float = 255.0, device: str = "cpu"):
+    """LPIPS (Zhang et al. 2018) distance, lower is better. RGB only (a grey image is replicated).
+
+    Raises :class:`SrlabError` with install instructions when the ``lpips`` package or its weights are missing.
+    """
+    if not lpips_available():
+        raise SrlabError(_LPIPS_HINT)
+    key = (net, str(device))
+    model = _LPIPS_NETS.get(key)
+    if model is None:
+        try:
+            import lpips  # type: ignore[import-not-found]
+
+            model = lpips.LPIPS(net=net, verbose=False).to(device).eval()
+        except Exception as exc:  # missing torchvision, weights not downloadable offline, ...
+            raise SrlabError(f"{_LPIPS_HINT} ({type(exc).__name__}: {exc})") from None
+        _LPIPS_NETS[key] = model
+    a, single = _to_batch(sr)
+    b, _ = _to_batch(hr)
+    if a.shape[1] == 1:
+        a = a.expand(-1, 3, -1, -1)
+    if b.shape[1] == 1:
+        b = b.expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        a = (a.float().to(device) / data_range) * 2 - 1
+        b = (b.float().to(device) / data_range) * 2 - 1
+        d = model(a, b).flatten().double().cpu()
+    return _out(d, single)
