@@ -1,0 +1,128 @@
+"""Hash-checked downloads into the weights cache.
+
+:func:`download` streams a URL (``http(s)://`` or ``file://``) with a tqdm progress bar into a temporary
+file beside the destination, checks its length and SHA-256 (the full hash, or a prefix such as the
+8 hex digits in torchvision file names), then renames it into place. A bad hash, a connection that
+closes early, or a Content-Length mismatch raises :class:`WeightsError` and leaves no file behind;
+no connection at all raises one line saying which URL to fetch and exactly where to put the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from srlab.errors import WeightsError
+
+__all__ = ["cache_dir", "download", "sha256_file"]
+
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live: ``$SRLAB_CACHE/weights``, else ``~/.cache/srlab/weights``.
+
+    ``$SRLAB_CACHE`` is srlab's cache root (other caches, e.g. ONNX exports, sit beside ``weights/``).
+    """
+    root = os.environ.get("SRLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srlab")
+    return Path(root) / "weights"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_hash(digest: str, sha256: str | None) -> bool:
+    return sha256 is None or digest.startswith(sha256.lower())
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically, verifying ``sha256`` (full hex digest or a prefix).
+
+    Returns ``dest``. Raises :class:`WeightsError` on any failure, leaving neither ``dest`` (if it did not
+    exist) nor a partial file.
+    """
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    manual = f"fetch {url} yourself (browser, curl -L -o) and save it as {dest}"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot create the weights folder {dest.parent} ({exc.strerror}); set SRLAB_CACHE"
+        ) from None
+    request = urllib.request.Request(url, headers={"User-Agent": "srlab-weights/1"})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise WeightsError(
+            f"download failed: {url} answered HTTP {exc.code} {exc.reason}; {manual}"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise WeightsError(f"cannot download {url} ({reason}; offline?); {manual}") from None
+
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with response, os.fdopen(fd, "wb") as out:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else size
+            h = hashlib.sha256()
+            got = 0
+            with tqdm(
+                total=expected,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=dest.name,
+                disable=None if progress else True,
+                leave=False,
+            ) as bar:
+                while True:
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except (http.client.IncompleteRead, OSError) as exc:
+                        raise WeightsError(
+                            f"download of {url} was interrupted after {got} bytes ({type(exc).__name__}); "
+                            "nothing was saved; run the command again"
+                        ) from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    h.update(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+        if expected is not None and got != expected:
+            raise WeightsError(
+                f"download of {url} was interrupted: got {got} of {expected} bytes; nothing was saved; run the command again"
+            )
+        digest = h.hexdigest()
+        if not _check_hash(digest, sha256):
+            raise WeightsError(
+                f"sha256 mismatch for {url}: expected {sha256}, got {digest}; the download was deleted "
+                "(a corrupted transfer or a changed file: try again, or report it)"
+            )
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest

