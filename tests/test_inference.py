@@ -1,0 +1,326 @@
+"""srlab.inference: tiling exactness, blending weights, bounded device batches, colour modes, outscale, precision."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from torch import nn
+
+from srlab.data.color import rgb_to_ycbcr
+from srlab.data.degrade import imresize
+from srlab.data.io import Image, from_tensor, to_tensor
+from srlab.errors import ConfigError
+from srlab.inference import Upscaler, _axis_tiles, _axis_weights, pick_device, pick_precision, upscale
+from srlab.models.registry import ModelDescriptor, build_model
+
+RNG = np.random.default_rng(7)
+
+
+def _srcnn(scale=2, channels=3):
+    # narrow SRCNN 9-5-5: same receptive field as the paper's, a fraction of the compute
+    torch.manual_seed(0)
+    m, d = build_model("srcnn", scale=scale, num_channels=channels, n1=8, n2=4)
+    for conv in (m.conv1, m.conv2, m.conv3):  # non-trivial weights so differences would show
+        nn.init.normal_(conv.weight, std=0.2)
+    return m, d
+
+
+def _tiny_rrdb(**kw):
+    torch.manual_seed(0)
+    return build_model("rrdbnet", num_block=1, num_feat=8, num_grow_ch=4, **kw)
+
+
+class Recorder(nn.Module):
+    """Wraps a model and records the input shapes and devices it sees."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return self.inner(x)
+
+
+# -------------------------------------------------------------------------------------- tiling
+
+
+@pytest.mark.parametrize("tile,batch", [(40, 1), (56, 3)])
+def test_srcnn_tiled_equals_untiled_when_overlap_covers_receptive_field(tile, batch):
+    m, d = _srcnn()
+    x = torch.rand(3, 61, 75)
+    full = Upscaler((m, d), tile=0).upscale_tensor(x)
+    up = Upscaler((m, d), tile=tile, tile_overlap=d.receptive_radius, batch_size=batch)
+    assert up.plan(61, 75).n_tiles >= 4
+    tiled = up.upscale_tensor(x)
+    assert tiled.shape == full.shape == (3, 122, 150)
+    assert (tiled - full).abs().max().item() < 1e-5  # far inside 1/255
+    # the uint8 images agree too
+    assert np.abs(from_tensor(tiled).astype(int) - from_tensor(full)).max() <= 1
+
+
+def test_too_small_overlap_shows_seams():
+    # Guard against a test that cannot fail: without enough context, tiles differ from the whole.
+    m, d = _srcnn()
+    x = torch.rand(3, 61, 75)
+    full = Upscaler((m, d), tile=0).upscale_tensor(x)
+    tiled = Upscaler((m, d), tile=40, tile_overlap=1).upscale_tensor(x)
+    assert (tiled - full).abs().max().item() > 1e-3
+
+
+def test_rrdbnet_tiling_difference_at_overlap_32():
+    """Tiny random RRDBNet x4: tiled (tile 40, overlap 32) vs untiled; R = 16 < 32, so the blend hides edges."""
+    m, d = _tiny_rrdb(scale=4)
+    x = torch.rand(3, 112, 80)
+    full = Upscaler((m, d), tile=0).upscale_tensor(x)
+    up = Upscaler((m, d), tile=40, tile_overlap=32)
+    assert up.plan(112, 80).n_tiles == 6
+    diff = (up.upscale_tensor(x) - full).abs().max().item()
+    print(f"RRDBNet tiny x4 max |tiled - untiled| at overlap 32: {diff:.3g}")
+    assert diff < 1 / 255 / 4
+
+
+def test_pixel_unshuffle_model_tiles_consistently():
+    m, d = _tiny_rrdb(scale=2, pixel_unshuffle=True)
+    assert d.size_multiple == 2
+    x = torch.rand(3, 47, 53)  # odd sizes: padded to the multiple, cropped back
+    full = Upscaler((m, d), tile=0).upscale_tensor(x)
+    rec = Recorder(m)
+    up = Upscaler((rec, d), tile=40, tile_overlap=16)
+    tiled = up.upscale_tensor(x)
+    assert tiled.shape == (3, 94, 106)
+    assert all(s[-1] % 2 == 0 and s[-2] % 2 == 0 for s in rec.shapes)
+    assert (tiled - full).abs().max().item() < 1e-5
+
+
+def test_device_batches_are_bounded_by_tile_not_image():
+    m, d = build_model("bicubic-x2")
+    rec = Recorder(m)
+    up = Upscaler((rec, d), tile=32, tile_overlap=4, batch_size=2)
+    x = torch.rand(3, 150, 140)
+    out = up.upscale_tensor(x)
+    assert out.device.type == "cpu" and out.shape == (3, 300, 280)
+    assert len(rec.shapes) > 5
+    assert max(s[0] for s in rec.shapes) <= 2
+    assert max(s[2] * s[3] for s in rec.shapes) <= (32 + 2 * 4) ** 2
+    assert torch.allclose(out, imresize(x, 2.0), atol=1e-5)  # and bicubic tiled == bicubic
+
+
+def test_auto_tile_uses_memory_budget():
+    m, d = _tiny_rrdb(scale=4)
+    up = Upscaler((m, d))
+    assert up.plan(40, 40).n_tiles == 1  # small image on CPU: whole
+    small_budget = Upscaler((m, d), memory_budget=160 * 160 * up._bytes_per_lr_pixel())
+    plan = small_budget.plan(300, 200)
+    assert plan.overlap == 32 and plan.n_tiles > 1 and plan.win_h <= 160 and plan.win_w <= 160
+
+
+def test_blend_weights_partition_of_unity_and_zero_margins():
+    length, tile, overlap, scale, margin = 203, 50, 9, 3, 5
+    win, tiles = _axis_tiles(length, tile, overlap, 1)
+    assert len(tiles) > 3 and tiles[0].c0 == 0 and tiles[-1].c1 == length
+    ws = _axis_weights(tiles, win, scale, overlap, margin)
+    total = torch.zeros(length * scale)
+    for t, w in zip(tiles, ws):
+        assert t.start <= t.c0 - min(overlap, t.c0) and t.start + win >= min(length, t.c1 + overlap)
+        total[t.start * scale : (t.start + win) * scale] += w
+        if t.start > 0:  # interior left edge: zero weight over the margin
+            assert torch.all(w[: margin * scale] == 0)
+        if t.start + win < length:
+            assert torch.all(w[-margin * scale :] == 0)
+        assert torch.all(torch.diff(w[: w.argmax()]) >= 0)  # ramps are monotone
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+
+
+def test_bad_tiling_settings_are_config_errors():
+    m, d = _srcnn()
+    for kw in (dict(tile=-1), dict(tile_overlap=-2), dict(batch_size=0), dict(alpha="magic")):
+        with pytest.raises(ConfigError):
+            Upscaler((m, d), **kw)
+
+
+# -------------------------------------------------------------------------------------- colour & modes
+
+
+def _bicubic_ref(a: np.ndarray, s: float = 2.0, size=None) -> np.ndarray:
+    bits = 16 if a.dtype == np.uint16 else 8
+    t = to_tensor(a).double()
+    r = imresize(t, s) if size is None else imresize(t, size=size)
+    return from_tensor(r, bit_depth=bits)
+
+
+def test_rgb_gray_rgba_uint8_arrays_with_bicubic_model():
+    model = build_model("bicubic-x2")
+    rgb = RNG.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    out = upscale(rgb, model=model)
+    assert out.dtype == np.uint8 and out.shape == (24, 20, 3)
+    assert np.abs(out.astype(int) - _bicubic_ref(rgb)).max() <= 1
+    gray = rgb[..., 0]
+    out = upscale(gray, model=model)  # replicated to RGB, back to gray
+    assert out.shape == (24, 20) and np.abs(out.astype(int) - _bicubic_ref(gray)[..., 0]).max() <= 1
+    rgba = RNG.integers(0, 256, (12, 10, 4), dtype=np.uint8)
+    out = upscale(rgba, model=model)
+    assert out.shape == (24, 20, 4)
+    assert np.abs(out[..., 3].astype(int) - _bicubic_ref(rgba[..., 3:])[..., 0]).max() <= 1
+
+
+def test_alpha_by_model_differs_from_bicubic():
+    m, d = _srcnn()
+    rgba = RNG.integers(0, 256, (16, 14, 4), dtype=np.uint8)
+    a_bic = Upscaler((m, d), alpha="bicubic")(rgba)[..., 3]
+    a_mod = Upscaler((m, d), alpha="model")(rgba)[..., 3]
+    assert np.array_equal(a_bic, _bicubic_ref(rgba[..., 3:])[..., 0])
+    assert np.abs(a_mod.astype(int) - a_bic).max() > 2
+
+
+class WavyY(nn.Module):
+    """A Y-channel 'model' that is not bicubic: bicubic x2 plus a deterministic ripple."""
+
+    def forward(self, x):
+        up = imresize(x, 2.0)
+        return up + 0.03 * torch.sin(40 * up)
+
+
+def test_y_model_on_rgb_runs_y_and_bicubic_chroma():
+    d = ModelDescriptor(name="wavy", arch="wavy", scale=2, in_channels=1, out_channels=1, params=0, color="y")
+    m = WavyY()
+    rgb = RNG.integers(70, 180, (14, 12, 3), dtype=np.uint8)  # mid-range: no clipping after conversion
+    out = Upscaler((m, d))(rgb)
+    assert out.shape == (28, 24, 3)
+    ycc_out = rgb_to_ycbcr(to_tensor(out).double(), data_range=1.0)
+    ycc_in = rgb_to_ycbcr(to_tensor(rgb).double(), data_range=1.0)
+    y_sr = m(ycc_in[None, :1])[0]
+    cbcr = imresize(ycc_in[1:], 2.0)
+    assert (ycc_out[0] - y_sr[0]).abs().max() < 1.5 / 255  # the model's Y, up to uint8 rounding
+    assert (ycc_out[1:] - cbcr).abs().max() < 2 / 255  # bicubic chroma
+    assert (ycc_out[0] - imresize(ycc_in[:1], 2.0)[0]).abs().max() > 5 / 255  # and not bicubic luma
+
+
+def test_y_bicubic_model_equals_rgb_bicubic():
+    # bicubic on Y + bicubic on CbCr == bicubic on RGB (the conversion is affine)
+    model = build_model("bicubic", scale=2, num_channels=1)
+    rgb = RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    out = upscale(rgb, model=model)
+    assert np.abs(out.astype(int) - _bicubic_ref(rgb)).max() <= 1
+
+
+def test_sixteen_bit_stays_sixteen_bit():
+    model = build_model("bicubic-x2")
+    a = RNG.integers(0, 65536, (8, 9, 3), dtype=np.uint16)
+    out = upscale(a, model=model)
+    assert out.dtype == np.uint16 and out.shape == (16, 18, 3)
+    assert np.abs(out.astype(int) - _bicubic_ref(a)).max() <= 2
+    img = Image(pixels=a[..., :1], alpha=a[..., 1], bit_depth=16)
+    res = Upscaler(model)(img)
+    assert res.bit_depth == 16 and res.pixels.dtype == np.uint16 and res.alpha.dtype == np.uint16
+    assert len(np.unique(res.pixels)) > 256  # really 16-bit values
+
+
+def test_float_arrays_come_back_float():
+    model = build_model("bicubic-x2")
+    a = RNG.random((6, 7, 3)).astype(np.float32)
+    out = upscale(a, model=model)
+    assert out.dtype == np.float32 and out.shape == (12, 14, 3) and out.min() >= 0 and out.max() <= 1
+    ref = imresize(torch.from_numpy(a).permute(2, 0, 1), 2.0).clamp(0, 1).permute(1, 2, 0).numpy()
+    assert np.abs(out - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "I;16"])
+def test_pil_in_pil_out(mode):
+    model = build_model("bicubic-x2")
+    base = PILImage.fromarray(RNG.integers(0, 256, (10, 8, 4), dtype=np.uint8))
+    if mode == "I;16":
+        im = PILImage.fromarray(RNG.integers(0, 65536, (10, 8), dtype=np.uint16))
+    elif mode == "P":
+        im = base.convert("RGB").quantize(8)
+    else:
+        im = base.convert(mode)
+    out = upscale(im, model=model)
+    assert isinstance(out, PILImage.Image) and out.size == (16, 20)
+    assert out.mode == {"P": "RGB"}.get(mode, mode)
+
+
+def test_outscale_up_and_down():
+    model = build_model("bicubic-x2")
+    a = RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    out = upscale(a, model=model, outscale=3.0)
+    assert out.shape == (30, 36, 3)
+    out = upscale(a, model=model, outscale=1.5)
+    assert out.shape == (15, 18, 3)
+    # outscale 1 with a x2 model: bicubic up then antialiased bicubic down ~ the input
+    yy, xx = np.mgrid[0:10, 0:12]
+    smooth = np.stack([yy * 25, xx * 20, np.full((10, 12), 99)], axis=2).astype(np.uint8)
+    back = upscale(smooth, model=model, outscale=1.0)
+    assert back.shape == smooth.shape and np.abs(back.astype(int) - smooth)[2:-2, 2:-2].max() <= 3
+    rgba = RNG.integers(0, 256, (10, 12, 4), dtype=np.uint8)
+    assert upscale(rgba, model=model, outscale=2.5).shape == (25, 30, 4)
+
+
+# -------------------------------------------------------------------------------------- precision, device, models
+
+
+def test_precision_and_device_choice():
+    _, d = build_model("srcnn-955-x2")
+    _, bic = build_model("bicubic-x2")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert pick_precision("auto", cpu, d) == "fp32"
+    assert pick_precision("auto", cuda, d) == "fp16"
+    assert pick_precision("auto", cuda, bic) == "fp32"  # bicubic computes in fp32
+    assert pick_precision("bf16", cpu, d) == "bf16"
+    with pytest.warns(UserWarning, match="fp16"):
+        assert pick_precision("fp16", cuda, bic) == "fp32"
+    with pytest.raises(ConfigError):
+        pick_precision("fp8", cpu, d)
+    if not torch.cuda.is_available():
+        assert pick_device("auto").type in ("cpu", "mps")
+        with pytest.raises(ConfigError, match="cuda"):
+            pick_device("cuda")
+    with pytest.raises(ConfigError):
+        pick_device("tpu")
+
+
+def test_cpu_bf16_autocast_close_to_fp32():
+    m, d = _srcnn()
+    x = torch.rand(3, 24, 20)
+    ref = Upscaler((m, d), precision="fp32").upscale_tensor(x)
+    up = Upscaler((m, d), precision="bf16", device="cpu")
+    assert up.autocast_dtype == torch.bfloat16
+    out = up.upscale_tensor(x)
+    err = (out - ref).abs()
+    assert out.dtype == torch.float32 and err.mean().item() < 0.03 and err.max().item() < 0.15
+    assert err.max().item() > 1e-4  # bf16 really ran
+
+
+def test_model_specs():
+    m, d = build_model("bicubic-x2")
+    a = RNG.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    ref = upscale(a, model=(m, d))
+    assert np.array_equal(upscale(a, model=m), ref)
+    assert np.array_equal(upscale(a, model="bicubic-x2"), ref)
+
+    class Foreign(nn.Module):  # not an srlab model: scale and channels are inferred
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            return nn.functional.interpolate(self.conv(x), scale_factor=3, mode="nearest")
+
+    up = Upscaler(Foreign())
+    assert up.scale == 3 and up(a).shape == (15, 18, 3)
+    with pytest.raises(TypeError, match="model must be"):
+        Upscaler(123)
+
+
+def test_callers_module_is_not_converted():
+    m, d = _srcnn()
+    w = m.conv1.weight.clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Upscaler((m, d), precision="bf16", device="cpu")
+    assert m.conv1.weight.dtype == torch.float32 and torch.equal(m.conv1.weight, w)
