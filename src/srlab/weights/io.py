@@ -212,14 +212,14 @@ def _read_torch(path: Path, kind: str) -> Any:
             what = f"pickle {m2.group(1)} {m2.group(2)}" if m2 else "a non-tensor object"
         else:
             raise WeightsError(
-                f"{path}: corrupt checkpoint ({_one_line(exc)[:160]}); download it again"
+                f"{path}: corrupt checkpoint ({_one_line(exc).split('. ')[0][:160]}); download it again"
             ) from None
         raise WeightsError(
             f"{path}: not a plain tensor checkpoint: refusing to unpickle {what} (unpickling can run code); {_PICKLE_HELP}"
         ) from None
     except (EOFError, RuntimeError, ValueError, OSError, KeyError, IndexError, TypeError) as exc:
         reason = "truncated or corrupt" if kind == "torch-zip" or isinstance(exc, EOFError) else "unreadable"
-        detail = _one_line(exc)[:160] or type(exc).__name__
+        detail = _one_line(exc).split(". ")[0][:160] or type(exc).__name__
         raise WeightsError(f"{path}: {reason} PyTorch checkpoint ({detail}); download it again") from None
 
 
