@@ -1,0 +1,197 @@
+"""`srlab upscale` end to end: mixed good/broken folders, no overwrites, exit codes, output naming."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from srlab.cli import main
+from srlab.data.io import read_image, write_image
+
+RNG = np.random.default_rng(3)
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture()
+def mixed(tmp_path) -> Path:
+    d = tmp_path / "in"
+    d.mkdir()
+    PILImage.fromarray(RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(d / "rgb.png")
+    PILImage.fromarray(RNG.integers(0, 256, (9, 7), dtype=np.uint8)).save(d / "gray.png")
+    PILImage.fromarray(RNG.integers(0, 256, (8, 6, 4), dtype=np.uint8)).save(d / "rgba.png")
+    write_image(d / "deep.png", RNG.integers(0, 65536, (7, 5, 3), dtype=np.uint16))
+    PILImage.fromarray(RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(d / "photo.jpg", quality=90)
+    good = (d / "rgb.png").read_bytes()
+    (d / "truncated.png").write_bytes(good[: len(good) // 2])
+    (d / "empty.png").write_bytes(b"")
+    (d / "notes.png").write_text("this is text, not a picture\n")
+    (d / "README.txt").write_text("not an image extension: ignored in folders\n")
+    return d
+
+
+GOOD = {  # name -> (output name, (h, w), channels, alpha, bit depth)
+    "rgb.png": ("rgb_x2.png", (20, 24), 3, False, 8),
+    "gray.png": ("gray_x2.png", (18, 14), 1, False, 8),
+    "rgba.png": ("rgba_x2.png", (16, 12), 3, True, 8),
+    "deep.png": ("deep_x2.png", (14, 10), 3, False, 16),
+    "photo.jpg": ("photo_x2.jpg", (32, 32), 3, False, 8),
+}
+BROKEN = {"truncated.png": "truncated", "empty.png": "empty", "notes.png": "not an image"}
+
+
+def test_mixed_folder(mixed, tmp_path, capsys):
+    before = _digest(mixed)
+    out = tmp_path / "out"
+    rc = main(["upscale", str(mixed), "-o", str(out), "--model", "bicubic-x2"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert _digest(mixed) == before  # inputs byte-identical, nothing added next to them
+    assert sorted(p.name for p in out.iterdir()) == sorted(v[0] for v in GOOD.values())
+    for name, (oname, size, ch, has_alpha, depth) in GOOD.items():
+        img = read_image(out / oname)
+        assert img.pixels.shape == (*size, ch), name
+        assert (img.alpha is not None) == has_alpha, name
+        assert img.bit_depth == depth, name
+        src = read_image(mixed / name)
+        if name != "photo.jpg":  # bicubic x2 of the input (exact model): the mean colour is kept
+            assert abs(img.pixels.mean() - src.pixels.mean()) < 0.05 * src.pixels.mean(), name
+    lines = cap.err.splitlines()
+    for name, reason in BROKEN.items():
+        hits = [ln for ln in lines if name in ln]
+        assert len(hits) == 1, (name, hits)
+        assert reason in hits[0] and str(mixed / name) in hits[0]
+    assert "5 written, 3 failed" in cap.err
+    assert not any("Traceback" in ln for ln in lines)
+    assert sum(" -> " in ln for ln in cap.out.splitlines()) == 5
+
+
+def test_all_good_exit_zero_and_no_overwrite_without_force(tmp_path, capsys):
+    src = tmp_path / "a.png"
+    PILImage.fromarray(RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)).save(src)
+    out = tmp_path / "o"
+    assert main(["upscale", str(src), "-o", str(out), "-m", "bicubic-x2", "-q"]) == 0
+    target = out / "a_x2.png"
+    first = target.read_bytes()
+    target.write_bytes(b"keep me")
+    rc = main(["upscale", str(src), "-o", str(out), "-m", "bicubic-x2", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "already exists" in err and "--force" in err
+    assert target.read_bytes() == b"keep me"
+    assert main(["upscale", str(src), "-o", str(out), "-m", "bicubic-x2", "-q", "--force"]) == 0
+    assert target.read_bytes() == first
+
+
+def test_never_overwrites_an_input_even_with_force(tmp_path, capsys):
+    d = tmp_path / "d"
+    d.mkdir()
+    PILImage.fromarray(RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)).save(d / "a.png")
+    PILImage.fromarray(RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)).save(d / "a_x2.png")
+    before = _digest(d)
+    # same folder, empty suffix: the output *is* the input
+    rc = main(
+        ["upscale", str(d / "a.png"), "-o", str(d), "--suffix", "", "--force", "-m", "bicubic-x2", "-q"]
+    )
+    assert rc == 1 and "overwrite an input" in capsys.readouterr().err
+    # a.png -> a_x2.png, which is itself an input of this batch
+    rc = main(["upscale", str(d), "-o", str(d), "--force", "-m", "bicubic-x2", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "overwrite an input" in err
+    assert _digest(d) == {**before, **{k: v for k, v in _digest(d).items() if k not in before}}
+    assert all(_digest(d)[k] == v for k, v in before.items())
+
+
+def test_single_file_output_globs_and_outscale(tmp_path, capsys):
+    d = tmp_path / "g"
+    d.mkdir()
+    for i in range(3):
+        PILImage.fromarray(RNG.integers(0, 256, (8, 10, 3), dtype=np.uint8)).save(d / f"img{i}.png")
+    one = tmp_path / "single.jpg"
+    assert (
+        main(["upscale", str(d / "img0.png"), "-o", str(one), "-m", "bicubic-x2", "-q", "--outscale", "3"])
+        == 0
+    )
+    assert read_image(one).pixels.shape == (24, 30, 3)
+    out = tmp_path / "globbed"
+    rc = main(["upscale", str(d / "img[12].png"), "-o", str(out), "-m", "bicubic-x2", "-q", "--ext", "webp"])
+    assert rc == 0 and sorted(p.name for p in out.iterdir()) == ["img1_x2.webp", "img2_x2.webp"]
+    rc = main(["upscale", str(d / "nothing*.png"), "-o", str(out), "-m", "bicubic-x2", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no file matches" in err
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    src = tmp_path / "a.png"
+    PILImage.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src)
+    with pytest.raises(SystemExit) as ei:
+        main(["upscale", str(src)])  # no -o
+    assert ei.value.code == 2
+    capsys.readouterr()
+    assert main(["upscale", str(src), "-o", str(tmp_path / "o"), "-m", "bicubic-x2", "--outscale", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "outscale" in err and len(err.strip().splitlines()) == 1
+
+
+def test_saved_srcnn_weights_file(tmp_path):
+    from srlab.models.registry import build_model
+    from srlab.weights.io import save_model
+
+    torch.manual_seed(0)
+    m, _ = build_model("srcnn", scale=2, n1=8, n2=4)
+    torch.nn.init.normal_(m.conv3.weight, std=0.05)
+    wpath = save_model(tmp_path / "tiny.safetensors", m, metadata={"recipe": "test"})
+    src = tmp_path / "a.png"
+    a = RNG.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    PILImage.fromarray(a).save(src)
+    o1, o2 = tmp_path / "m", tmp_path / "b"
+    assert (
+        main(
+            ["upscale", str(src), "-o", str(o1), "-m", str(wpath), "-q", "--tile", "6", "--tile-overlap", "7"]
+        )
+        == 0
+    )
+    assert main(["upscale", str(src), "-o", str(o2), "-m", str(wpath), "-q", "--tile", "0"]) == 0
+    tiled, whole = read_image(o1 / "a_x2.png").pixels, read_image(o2 / "a_x2.png").pixels
+    assert tiled.shape == (24, 20, 3)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1  # overlap 7 >= SRCNN x2 radius
+
+
+def test_subprocess_exit_status(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    PILImage.fromarray(np.zeros((4, 4, 3), np.uint8)).save(d / "ok.png")
+    (d / "bad.png").write_bytes(b"")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srlab",
+            "upscale",
+            str(d),
+            "-o",
+            str(tmp_path / "so"),
+            "-m",
+            "bicubic-x2",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 1, r.stderr
+    assert (tmp_path / "so" / "ok_x2.png").is_file()
+    assert [ln for ln in r.stderr.splitlines() if "bad.png" in ln] == [
+        f"srlab upscale: {d / 'bad.png'}: empty file (0 bytes); re-export or re-download it"
+    ]
