@@ -370,9 +370,12 @@ def test_no_overwrite_unless_asked_and_atomic(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["o.png"]
 
 
-def test_write_creates_parent_dirs(tmp_path):
+def test_write_creates_parent_dirs_with_normal_permissions(tmp_path):
     p = write_image(tmp_path / "a" / "b" / "c.png", _rgb())
     assert p.is_file()
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert p.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's 0o600
 
 
 # ------------------------------------------------------------------------------------------ tensors & PIL

@@ -73,6 +73,13 @@ _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "BMP"}
 _PIL_LOCK = threading.Lock()  # guards Pillow's process-wide settings while we decode
 
 
+def _file_mode() -> int:
+    """Permissions a plainly created file gets (0o666 minus the umask); mkstemp would give 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @dataclass
 class Image:
     """A decoded image: ``pixels`` (H, W, C), C in {1, 3}, uint8 or uint16; ``alpha`` (H, W) or None."""
@@ -594,6 +601,7 @@ def _tiff16(a: np.ndarray, al: np.ndarray | None) -> bytes:
 def _atomic_write(p: Path, payload: bytes, overwrite: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
     try:
+        os.chmod(tmp, _file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
