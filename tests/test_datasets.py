@@ -1,0 +1,202 @@
+"""Training data sets: caching, crops aligned with the degradation, sub-images, pairs, bad data, data order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srlab.data.color import rgb_to_y
+from srlab.data.datasets import SampleStream, SRTrainSet, synthesize_lr
+from srlab.data.degrade import imresize, quantize, study_resize, upsample
+from srlab.errors import DataError
+
+
+def _img(rng, h, w):
+    """A smooth-ish random RGB uint8 image (noise upsampled), so resizes have structure."""
+    small = rng.integers(0, 256, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+
+
+def _folder(tmp_path, sizes, name="hr", seed=0, ext=".png"):
+    rng = np.random.default_rng(seed)
+    d = tmp_path / name
+    d.mkdir()
+    arrays = {}
+    for i, (h, w) in enumerate(sizes):
+        a = _img(rng, h, w)
+        Image.fromarray(a).save(d / f"im{i:02d}{ext}")
+        arrays[f"im{i:02d}"] = a
+    return d, arrays
+
+
+def _chw(a):
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).double()[None]
+
+
+def test_whole_image_bicubic_lr_and_aligned_random_crops(tmp_path):
+    d, arrays = _folder(tmp_path, [(40, 52), (48, 36)])
+    ds = SRTrainSet(d, scale=2, mode="random", crop=16, flip=False, rot90=False)
+    assert len(ds) == 2 and ds.lr[0].dtype == np.uint8
+    # The LR of each whole image is MATLAB bicubic, rounded.
+    want = quantize(imresize(_chw(arrays["im00"]), 0.5))[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(ds.lr[0], want.astype(np.uint8))
+    # Every crop pair is cut at the same place of HR and of LR (offsets on the LR grid).
+    for seed in range(5):
+        lr, hr = ds.get(0, np.random.default_rng(seed))
+        assert lr.shape == (3, 8, 8) and hr.shape == (3, 16, 16)
+        hr_u8 = np.round(hr * 255).astype(np.uint8).transpose(1, 2, 0)
+        full = arrays["im00"]
+        hits = [
+            (y, x)
+            for y in range(0, 40 - 16 + 1, 2)
+            for x in range(0, 52 - 16 + 1, 2)
+            if np.array_equal(full[y : y + 16, x : x + 16], hr_u8)
+        ]
+        assert len(hits) == 1
+        y, x = hits[0]
+        np.testing.assert_allclose(
+            lr * 255, ds.lr[0][y // 2 : y // 2 + 8, x // 2 : x // 2 + 8].transpose(2, 0, 1), atol=1e-4
+        )
+
+
+def test_study_center_crop_and_float_lr(tmp_path):
+    d, arrays = _folder(tmp_path, [(50, 60)])
+    ds = SRTrainSet(
+        d, scale=2, mode="center", crop=32, degradation="study", quantize_lr=False, flip=False, rot90=False
+    )
+    lr, hr = ds.get(0)
+    a = arrays["im00"]
+    y0, x0 = 50 // 2 - 16, 60 // 2 - 16  # OpenCV-style centre crop
+    np.testing.assert_array_equal(
+        np.round(hr * 255).astype(np.uint8).transpose(1, 2, 0), a[y0 : y0 + 32, x0 : x0 + 32]
+    )
+    want = study_resize(torch.from_numpy(hr)[None].double(), (16, 16))[0].numpy()
+    np.testing.assert_allclose(lr, want, atol=1e-6)
+    assert ds.lr[0].dtype == np.float32  # not rounded (the study kept float LR)
+    assert not np.allclose(lr * 255, np.round(lr * 255))
+
+
+def test_srcnn_paper_subimages_on_y(tmp_path):
+    d, arrays = _folder(tmp_path, [(60, 47)])
+    ds = SRTrainSet(
+        d,
+        scale=3,
+        mode="subimages",
+        crop=33,
+        stride=14,
+        color="y",
+        pre_upsample="bicubic",
+        flip=False,
+        rot90=False,
+    )
+    # HR modcropped to 60x45: rows 0, 14 (27+33>60 stops), cols 0 only (14+33 = 47 > 45).
+    assert [(it.y, it.x) for it in ds.items] == [(0, 0), (14, 0)]
+    inp, hr = ds.get(1)
+    assert inp.shape == hr.shape == (1, 33, 33)
+    a = arrays["im00"][:60, :45]
+    lr_rgb = quantize(imresize(_chw(a), 1 / 3))
+    want_inp = upsample(rgb_to_y(lr_rgb), 3, "bicubic")[0, :, 14:47, 0:33].numpy() / 255
+    want_hr = rgb_to_y(_chw(a))[0, :, 14:47, 0:33].numpy() / 255
+    np.testing.assert_allclose(inp, want_inp, atol=1e-5)
+    np.testing.assert_allclose(hr, want_hr, atol=1e-6)
+
+
+def test_augmentation_applies_the_same_transform_to_lr_and_hr(tmp_path):
+    d, _ = _folder(tmp_path, [(32, 32)])
+    ds = SRTrainSet(
+        d, scale=2, mode="center", crop=32, degradation="study", quantize_lr=False, flip=True, rot90=True
+    )
+    plain = SRTrainSet(
+        d, scale=2, mode="center", crop=32, degradation="study", quantize_lr=False, flip=False, rot90=False
+    )
+    lr0, hr0 = plain.get(0)
+    seen = set()
+    for seed in range(64):
+        lr, hr = ds.get(0, np.random.default_rng(seed))
+        # the study's bilinear /2 commutes with flips and transposition: LR must match the transformed HR
+        np.testing.assert_allclose(
+            lr, study_resize(torch.from_numpy(hr)[None], (16, 16))[0].numpy(), atol=1e-6
+        )
+        seen.add(hr.tobytes())
+    assert len(seen) == 8  # all 8 flips/rotations occur
+    assert hr0.tobytes() in seen
+
+
+def test_paired_folders(tmp_path):
+    d, arrays = _folder(tmp_path, [(32, 40), (24, 24)])
+    lr_dir = tmp_path / "lr"
+    lr_dir.mkdir()
+    for name, a in arrays.items():
+        lr = quantize(imresize(_chw(a), 0.5))[0].permute(1, 2, 0).numpy().astype(np.uint8)
+        Image.fromarray(lr).save(lr_dir / f"{name}x2.png")
+    ds = SRTrainSet(d, scale=2, lr_dir=lr_dir, mode="random", crop=16)
+    synth = SRTrainSet(d, scale=2, mode="random", crop=16)
+    for i in range(2):
+        np.testing.assert_array_equal(ds.lr[i], synth.lr[i])
+    (lr_dir / "im01x2.png").unlink()
+    part = SRTrainSet(d, scale=2, lr_dir=lr_dir, mode="random", crop=16)
+    assert len(part) == 1 and part.skipped["unpaired"] == ["im01.png"]
+
+
+def test_bad_data_is_skipped_with_a_count_and_small_images_skip_or_pad(tmp_path):
+    d, _ = _folder(tmp_path, [(40, 40), (20, 30), (48, 48)])
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)  # truncated
+    (d / "empty.png").write_bytes(b"")
+    (d / "notes.txt").write_text("not an image")  # ignored: not an image extension
+    msgs = []
+    ds = SRTrainSet(d, scale=2, mode="random", crop=32, log=msgs.append)
+    assert len(ds) == 2
+    assert len(ds.skipped["unreadable"]) == 2 and ds.skipped["too small"] == ["im01.png 30x20"]
+    assert any("skipped 3 of 5 images" in m for m in msgs)
+    padded = SRTrainSet(d, scale=2, mode="random", crop=32, small="pad")
+    assert len(padded) == 3 and padded.hr[1].shape == (32, 32, 3)
+    lr, hr = padded.get(1)
+    assert hr.shape == (3, 32, 32) and lr.shape == (3, 16, 16)
+
+
+def test_missing_empty_and_unusable_folders_raise_one_data_error(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        SRTrainSet(tmp_path / "nope", scale=2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no image files"):
+        SRTrainSet(tmp_path / "empty", scale=2)
+    d, _ = _folder(tmp_path, [(20, 20)])
+    with pytest.raises(DataError, match="no usable training image"):
+        SRTrainSet(d, scale=2, crop=64)
+    with pytest.raises(DataError, match="not a multiple of the scale"):
+        SRTrainSet(d, scale=3, crop=16)
+
+
+def test_sample_stream_is_a_function_of_seed_and_position():
+    s1, s2 = SampleStream(10, seed=3), SampleStream(10, seed=3)
+    seq = [s1.item(p) for p in range(35)]
+    assert seq == [s2.item(p) for p in reversed(range(35))][::-1]  # order of queries does not matter
+    for e in range(3):
+        assert sorted(seq[e * 10 : e * 10 + 10]) == list(range(10))  # each epoch is a permutation
+    assert seq[:10] != seq[10:20]
+    assert SampleStream(10, seed=4).permutation(0).tolist() != seq[:10]
+    # two ranks' shards of a step are disjoint and together equal the single-process batch
+    r0, r1 = s1.positions(5, 4, rank=0, world=2), s1.positions(5, 4, rank=1, world=2)
+    assert r0 + r1 == s1.positions(5, 8)
+    assert s1.epoch_of(3, 4) == (1, 2)
+
+
+def test_batches_are_deterministic_and_lr_on_device_matches(tmp_path):
+    d, _ = _folder(tmp_path, [(40, 40), (36, 44), (48, 32)])
+    ds = SRTrainSet(d, scale=2, mode="random", crop=16, degradation="study", quantize_lr=False)
+    st = SampleStream(len(ds), seed=1)
+    a = ds.batch(st, range(4, 8), seed=7)
+    b = ds.batch(st, range(4, 8), seed=7)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    c = ds.batch(st, range(4, 8), seed=8)
+    assert not torch.equal(a[1], c[1])
+    dev = SRTrainSet(d, scale=2, mode="random", crop=16, lr_on_device=True)
+    lr_none, hr = dev.batch(st, range(4, 8), seed=7)
+    assert lr_none is None and torch.equal(hr, a[1])  # same crops, flips
+    lr, hr2 = synthesize_lr(hr, 2, "study", quantize_lr=False)
+    torch.testing.assert_close(lr, a[0], atol=1e-6, rtol=0)
+    lr_y, hr_y = synthesize_lr(hr, 2, "bicubic", color="y")
+    assert lr_y.shape == (4, 1, 8, 8) and hr_y.shape == (4, 1, 16, 16)
+    torch.testing.assert_close(hr_y * 255, rgb_to_y(hr * 255))
