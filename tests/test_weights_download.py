@@ -1,0 +1,240 @@
+"""Downloads against a local HTTP server on 127.0.0.1: good hash, bad hash, interrupted, offline; the zoo."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import socket
+import threading
+
+import pytest
+import torch
+
+import srlab
+from srlab.cli import main
+from srlab.errors import WeightsError
+from srlab.weights import zoo
+from srlab.weights.download import cache_dir, download
+
+PAYLOAD = bytes(range(256)) * 1500  # 384 000 bytes: several read chunks are not needed, one is enough
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        if self.path == "/cut":  # announces the full length, sends a tenth, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 10])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404, "Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    _Handler.files = {"/fixture.bin": PAYLOAD}
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", _Handler.files
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "cache"))
+    return cache_dir()
+
+
+def _leftovers(folder) -> list[str]:
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_good_hash(server, tmp_path):
+    url, _ = server
+    dest = tmp_path / "w" / "fixture.bin"
+    assert download(f"{url}/fixture.bin", dest, sha256=SHA, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD
+    assert _leftovers(dest.parent) == ["fixture.bin"]
+    # a hash prefix (torchvision style) is accepted too
+    download(f"{url}/fixture.bin", tmp_path / "p.bin", sha256=SHA[:8], progress=False)
+    assert (tmp_path / "p.bin").read_bytes() == PAYLOAD
+
+
+def test_bad_hash_leaves_nothing(server, tmp_path):
+    url, _ = server
+    dest = tmp_path / "w" / "fixture.bin"
+    with pytest.raises(WeightsError) as info:
+        download(f"{url}/fixture.bin", dest, sha256="0" * 64, progress=False)
+    msg = str(info.value)
+    assert "sha256 mismatch" in msg and SHA in msg and "deleted" in msg and "\n" not in msg
+    assert _leftovers(dest.parent) == []
+
+
+def test_interrupted_download_leaves_nothing(server, tmp_path):
+    url, _ = server
+    dest = tmp_path / "w" / "fixture.bin"
+    with pytest.raises(WeightsError, match="interrupted"):
+        download(f"{url}/cut", dest, progress=False)
+    assert _leftovers(dest.parent) == []
+    # an existing good copy is not damaged by a failed re-download
+    dest.write_bytes(b"old copy")
+    with pytest.raises(WeightsError, match="interrupted"):
+        download(f"{url}/cut", dest, progress=False)
+    assert dest.read_bytes() == b"old copy" and _leftovers(dest.parent) == ["fixture.bin"]
+
+
+def test_http_error_and_offline_say_what_to_do(server, tmp_path):
+    url, _ = server
+    dest = tmp_path / "w" / "x.bin"
+    with pytest.raises(WeightsError, match="HTTP 404"):
+        download(f"{url}/nothing-here", dest, progress=False)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{sock.getsockname()[1]}/model.pth"
+    sock.close()  # nobody listens there any more
+    with pytest.raises(WeightsError) as info:
+        download(dead, dest, progress=False)
+    msg = str(info.value)
+    assert dead in msg and f"save it as {dest}" in msg and "\n" not in msg
+    assert _leftovers(dest.parent) == []
+
+
+def test_file_url(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(PAYLOAD)
+    dest = tmp_path / "out" / "copy.bin"
+    download(src.as_uri(), dest, sha256=SHA, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        download(src.as_uri(), tmp_path / "out" / "bad.bin", sha256="f" * 8, progress=False)
+    assert _leftovers(dest.parent) == ["copy.bin"]
+
+
+# ------------------------------------------------------------------------------ zoo
+@pytest.fixture
+def tiny_entry(server, monkeypatch):
+    """A zoo entry whose file is a tiny BasicSR-layout RRDBNet served by the local server."""
+    import io
+
+    model, _ = srlab.build_model("rrdbnet", scale=2, num_block=1, num_feat=8, num_grow_ch=4)
+    buf = io.BytesIO()
+    torch.save({"params_ema": model.state_dict()}, buf)
+    body = buf.getvalue()
+    url, files = server
+    files["/tiny.pth"] = body
+    entry = zoo.ZooEntry(
+        name="tiny",
+        filename="tiny_x2.pth",
+        description="test entry",
+        arch="rrdbnet",
+        hparams=dict(scale=2, num_block=1, num_feat=8, num_grow_ch=4),
+        license="MIT",
+        homepage="http://127.0.0.1",
+        url=f"{url}/tiny.pth",
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+    )
+    monkeypatch.setitem(zoo.ZOO, "tiny", entry)
+    return entry, model
+
+
+def test_zoo_fetch_and_load(cache, tiny_entry, capsys):
+    entry, model = tiny_entry
+    with pytest.raises(WeightsError) as info:  # not fetched yet: says how to get it, touches no network
+        srlab.load_model("tiny")
+    assert "srlab weights fetch tiny" in str(info.value) and str(cache / "tiny_x2.pth") in str(info.value)
+    assert main(["weights", "fetch", "tiny"]) == 0
+    assert str(cache / "tiny_x2.pth") in capsys.readouterr().out
+    loaded, desc = srlab.load_model("tiny")
+    assert desc.name == "tiny" and desc.scale == 2
+    x = torch.rand(1, 3, 6, 6)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+    # a damaged cached copy is caught before use
+    path = cache / "tiny_x2.pth"
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match tiny"):
+        srlab.load_model("tiny")
+    # fetch --force replaces it with a verified copy
+    assert main(["weights", "fetch", "tiny", "--force"]) == 0
+    assert srlab.load_model("tiny")[1].scale == 2
+
+
+def test_zoo_entry_with_the_wrong_file(cache, tiny_entry, monkeypatch):
+    entry, _ = tiny_entry
+    other, _ = srlab.build_model("rrdbnet", scale=4, num_block=1, num_feat=8, num_grow_ch=4)
+    cache.mkdir(parents=True)
+    torch.save(other.state_dict(), cache / entry.filename)
+    monkeypatch.setitem(zoo.ZOO, "tiny", zoo.ZooEntry(**{**entry.__dict__, "sha256": None, "size": None}))
+    with pytest.raises(WeightsError, match="is not tiny"):
+        srlab.load_model("tiny")
+
+
+def test_real_zoo_names_offline(cache):
+    with pytest.raises(WeightsError) as info:
+        srlab.load_model("RealESRGAN_x4plus")
+    msg = str(info.value)
+    assert "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth" in msg
+    assert str(cache / "RealESRGAN_x4plus.pth") in msg
+    with pytest.raises(WeightsError) as info:  # Google Drive only: no direct URL
+        zoo.fetch("RRDB_ESRGAN_x4")
+    msg = str(info.value)
+    assert (
+        "no direct download URL" in msg
+        and "drive.google.com" in msg
+        and str(cache / "RRDB_ESRGAN_x4.pth") in msg
+    )
+
+
+def test_zoo_entries_are_complete():
+    for e in zoo.list_entries():
+        assert e.license and e.homepage and e.arch and e.filename
+        assert e.url or e.manual_url
+        if e.sha256:
+            assert all(c in "0123456789abcdef" for c in e.sha256)
+            assert len(e.sha256) == 64 or e.sha256_is_prefix
+        for m in e.metrics:
+            assert m["source"] and isinstance(m["value"], float)
+    assert zoo.ZOO["vgg19"].sha256 == "dcbb9e9d" and zoo.ZOO["vgg19"].filename == "vgg19-dcbb9e9d.pth"
+
+
+# ------------------------------------------------------------------------------ VGG19
+def test_load_vgg19_from_a_torchvision_style_file(tmp_path, cache):
+    from srlab.models.vgg import VGG19
+
+    ref = VGG19()
+    sd = {k: v for k, v in ref.state_dict().items()}
+    sd["classifier.0.weight"] = torch.zeros(2, 2)  # torchvision's head: present in the file, ignored
+    sd["classifier.0.bias"] = torch.zeros(2)
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(sd, path)
+    model = zoo.load_vgg19(path)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    with pytest.raises(WeightsError) as info:
+        zoo.load_vgg19()  # empty cache
+    msg = str(info.value)
+    assert (
+        "srlab weights fetch vgg19" in msg and "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in msg
+    )
+    assert str(cache / "vgg19-dcbb9e9d.pth") in msg
