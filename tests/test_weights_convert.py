@@ -253,7 +253,9 @@ def test_independent_rrdbnet_loads_and_matches(kind, scale, wrapper, tmp_path):
 def test_old_arch_x1_and_x8(scale, tmp_path):
     ref = _randomize(OldArchESRGAN(scale=scale, nb=1), seed=scale)
     path = tmp_path / "old.pth"
-    torch.save(ref.state_dict(), path)
+    # 2018-era files predate PyTorch's zip format: save in the legacy (pre-1.6) serialisation
+    torch.save(ref.state_dict(), path, _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:2] != b"PK"
     assert _check_equal(ref, path, torch.rand(1, 3, 8, 9)).scale == scale
 
 
