@@ -276,18 +276,23 @@ def _convert_srcnn(sd: Mapping, scale_hint: int | None, source: str):
 
 
 # --------------------------------------------------------------------------------------------- build
-def build_from_spec(arch: str, hparams: Mapping[str, Any], *, name: str | None = None):
-    """Build ``(model, descriptor)`` from an architecture name and hyper-parameters (incl. srlab wrappers)."""
+def build_from_spec(
+    arch: str, hparams: Mapping[str, Any], *, name: str | None = None, init_weights: bool = True
+):
+    """Build ``(model, descriptor)`` from an architecture name and hyper-parameters (incl. srlab wrappers).
+
+    ``init_weights=False``: uninitialised tensors, for callers that load every tensor right after.
+    """
     from srlab.models.registry import build_model, describe
 
     if arch == "resized":
         from srlab.weights.ncnn import ResizedOutput
 
         hp = dict(hparams)
-        inner, _ = build_from_spec(hp.pop("inner_arch"), hp.pop("inner_hparams"))
+        inner, _ = build_from_spec(hp.pop("inner_arch"), hp.pop("inner_hparams"), init_weights=init_weights)
         model = ResizedOutput(inner, **hp)
         return model, describe(model, name=name)
-    model, desc = build_model(arch, **dict(hparams))
+    model, desc = build_model(arch, init_weights=init_weights, **dict(hparams))
     if name:
         desc = describe(model, name=name)
     return model, desc
@@ -338,7 +343,7 @@ def model_from_state_dict(
     """Detect, convert, build and load: ``(model, descriptor)`` for a foreign state dict."""
     arch, hp, converted, unmapped = convert_state_dict(sd, scale=scale, source=source)
     try:
-        model, desc = build_from_spec(arch, hp, name=name)
+        model, desc = build_from_spec(arch, hp, name=name, init_weights=False)
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{source}: inferred {arch} {hp} cannot be built: {exc}") from None
     load_into(model, converted, source=source, unmapped=unmapped, assign=True)

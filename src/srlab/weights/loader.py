@@ -160,7 +160,7 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, scale: int | 
     meta = decode_metadata(raw_meta, source=str(path)) if raw_meta is not None else None
     if meta is not None:
         try:
-            model, desc = build_from_spec(meta["arch"], meta["hparams"], name=name)
+            model, desc = build_from_spec(meta["arch"], meta["hparams"], name=name, init_weights=False)
         except (ConfigError, ValueError, TypeError) as exc:
             raise WeightsError(
                 f"{path}: its metadata names {meta['arch']} {meta['hparams']}, which srlab cannot build ({exc})"

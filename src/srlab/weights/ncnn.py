@@ -396,7 +396,7 @@ def load_ncnn(
         kinds = sorted({ly.type for ly in core})
         raise WeightsError(f"{src}: ncnn graph of layers {kinds} is neither an RRDBNet nor an SRVGG network")
     if method is None:
-        model, desc = build_from_spec(arch, hp, name=name or param.stem)
+        model, desc = build_from_spec(arch, hp, name=name or param.stem, init_weights=False)
         load_into(model, sd, source=src, assign=True)
         return model, desc
     final = hp["scale"] * factor
@@ -404,7 +404,7 @@ def load_ncnn(
         raise WeightsError(f"{src}: x{hp['scale']} network resized by {factor} is not an integer scale")
     from srlab.models.registry import describe
 
-    inner, _ = build_from_spec(arch, hp)
+    inner, _ = build_from_spec(arch, hp, init_weights=False)
     load_into(inner, sd, source=src, assign=True)
     model = ResizedOutput(inner, scale=int(round(final)), method=method)
     return model, describe(model, name=name or param.stem)
