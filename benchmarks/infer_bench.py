@@ -49,7 +49,7 @@ CASES = {
 }
 
 
-def _fast_variants(model, x, device, args):
+def _fast_variants(key, model, x, device, args):
     """(label, callable) candidates for the fast path on this device."""
     out = []
     model = copy.deepcopy(model)  # the fast variants change memory format / dtype in place
@@ -59,16 +59,24 @@ def _fast_variants(model, x, device, args):
         xf = x.to(dtype=dtype, memory_format=torch.channels_last)
         if args.batch > 1:
             xf = xf.repeat(args.batch, 1, 1, 1).contiguous(memory_format=torch.channels_last)
-        fn = m
         label = f"{args.precision} channels_last b{args.batch}"
-        if args.compile:
-            t0 = time.perf_counter()
-            fn = torch.compile(m, mode=args.compile_mode, dynamic=False)
-            with torch.no_grad():
-                fn(xf)
-            torch.cuda.synchronize()
-            label += f" compiled({time.perf_counter() - t0:.0f}s)"
-        out.append((label, lambda: fn(xf), args.batch))
+        out.append((label, lambda: m(xf), args.batch))
+        mf = None
+        if getattr(model, "arch", "") == "rrdbnet":
+            from srlab.models.rrdbnet import fuse_rdb
+
+            mf = fuse_rdb(copy.deepcopy(m))
+            out.append((label + " fused-RDB", lambda: mf(xf), args.batch))
+        if args.compile and key in args.compile_cases.split(","):
+            for tag, mod in (("", m), (" fused-RDB", mf)):
+                if mod is None:
+                    continue
+                t0 = time.perf_counter()
+                fn = torch.compile(mod, mode=args.compile_mode, dynamic=False)
+                with torch.no_grad():
+                    fn(xf)
+                torch.cuda.synchronize()
+                out.append((label + tag + f" compiled({time.perf_counter() - t0:.0f}s)", lambda fn=fn: fn(xf), args.batch))
     else:
         mcl = model.to(memory_format=torch.channels_last)
         xcl = x.contiguous(memory_format=torch.channels_last)
@@ -109,7 +117,7 @@ def model_case(key, device, args) -> dict:
             ref_peak_mib=peak_mib(device),
         )
         best = None
-        for label, fn, batch in _fast_variants(model, x, device, args):
+        for label, fn, batch in _fast_variants(key, model, x, device, args):
             reset_peak(device)
             t = time_fn(fn, device, warmup=args.warmup, repeats=args.repeats)
             per_img = t["median_s"] / batch
@@ -131,6 +139,7 @@ def model_case(key, device, args) -> dict:
 def large_case(key, device, args) -> dict:
     """End to end through srlab's Upscaler on a large uint8 image vs a plain sequential tile loop."""
     import numpy as np
+
     from srlab.inference import Upscaler
 
     name, hp = CASES[key]
@@ -208,6 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("--precision", choices=["fp16", "bf16"], default="fp16")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    p.add_argument("--compile-cases", default="rrdb23-x4", help="model-level cases also measured compiled")
     p.add_argument("--no-onnx", action="store_true")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)

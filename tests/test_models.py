@@ -82,3 +82,20 @@ def test_import_srlab_is_light():
     code = "import sys, srlab; bad=[m for m in ('torch','matplotlib','skimage','onnxruntime','ncnn') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fused_rdb_computes_the_same_function():
+    import copy
+
+    from srlab.models.rrdbnet import FusedResidualDenseBlock, RRDBNet, fuse_rdb
+
+    m = RRDBNet(scale=2, num_block=2, num_feat=16, num_grow_ch=8).eval()
+    with torch.no_grad():  # non-trivial weights everywhere
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    f = fuse_rdb(copy.deepcopy(m)).eval()
+    assert sum(isinstance(x, FusedResidualDenseBlock) for x in f.modules()) == 6
+    assert sum(p.numel() for p in f.parameters()) == sum(p.numel() for p in m.parameters())
+    x = torch.rand(2, 3, 20, 12)
+    with torch.no_grad():
+        assert (f(x) - m(x)).abs().max().item() < 1e-5
