@@ -190,13 +190,14 @@ def read_bin(layers: list[NcnnLayer], path: str | os.PathLike) -> None:
 
 # --------------------------------------------------------------------------------------------- wrapper
 class ResizedOutput(nn.Module):
-    """``net`` followed by a (bicubic / bilinear, no antialias) resize to ``scale`` x the input size."""
+    """``net`` followed by a resize to ``scale`` x the input size: ``bicubic`` / ``bilinear`` (no antialias,
+    ``F.interpolate``) or ``matlab`` (MATLAB ``imresize`` bicubic, antialiased when shrinking)."""
 
     arch = "resized"
 
     def __init__(self, net: nn.Module, *, scale: int, method: str = "bicubic") -> None:
         super().__init__()
-        if method not in ("bicubic", "bilinear"):
+        if method not in ("bicubic", "bilinear", "matlab"):
             raise ValueError(f"unknown resize method {method!r}")
         self.net = net
         self.scale = int(scale)
@@ -215,6 +216,10 @@ class ResizedOutput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x)
         size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
+        if self.method == "matlab":
+            from srlab.data.degrade import imresize
+
+            return imresize(y, size=size)
         return F.interpolate(y, size=size, mode=self.method, align_corners=False)
 
 
