@@ -83,6 +83,21 @@ def test_sixteen_bit_roundtrip_exact(tmp_path, ext, channels, with_alpha):
         assert np.array_equal(img.alpha, al)
 
 
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("alpha", [False, True])
+def test_sixteen_bit_tiff_plain_and_deflate(tmp_path, compress, alpha):
+    # uncompressed strips go through Pillow's raw decoder, deflate through libtiff (native-endian samples)
+    from srlab.data.io import _tiff16
+
+    a = RNG.integers(0, 65536, (5, 9, 3), dtype=np.uint16)
+    al = RNG.integers(0, 65536, (5, 9), dtype=np.uint16) if alpha else None
+    p = tmp_path / "t.tif"
+    p.write_bytes(_tiff16(a, al, compress=compress))
+    img = read_image(p)
+    assert img.bit_depth == 16 and np.array_equal(img.pixels, a)
+    assert (img.alpha is None) if al is None else np.array_equal(img.alpha, al)
+
+
 def test_sixteen_bit_png_from_pillow_reduced_is_detected(tmp_path):
     # Our own writer emits 'Up'-filtered rows; Pillow's 8-bit view must agree with our high bytes.
     a = RNG.integers(0, 65536, (5, 8, 3), dtype=np.uint16)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import sys
 import tempfile
 import threading
 import warnings
@@ -380,6 +381,10 @@ _WIDE = {
     "RGBA;16L": ("RGBA;16L", "RGBA;16B", 4),
     "LA;16B": (None, "RGBA", 2),  # 4 bytes/pixel read as 8-bit RGBA: (L hi, L lo, A hi, A lo)
 }
+# libtiff (compressed TIFF) hands over native-endian samples
+_NATIVE_LO = "16B" if sys.byteorder == "little" else "16L"
+_WIDE["RGB;16N"] = ("RGB;16N", f"RGB;{_NATIVE_LO}", 3)
+_WIDE["RGBA;16N"] = ("RGBA;16N", f"RGBA;{_NATIVE_LO}", 4)
 
 
 def _sixteen_bit_rawmode(im) -> str | None:
@@ -562,11 +567,13 @@ def _png16(a: np.ndarray, al: np.ndarray | None, icc: bytes | None) -> bytes:
     return b"".join(out)
 
 
-def _tiff16(a: np.ndarray, al: np.ndarray | None) -> bytes:
-    """A baseline little-endian uncompressed 16-bit TIFF (gray+alpha, RGB or RGBA), one strip."""
+def _tiff16(a: np.ndarray, al: np.ndarray | None, *, compress: bool = True) -> bytes:
+    """A little-endian 16-bit TIFF (gray+alpha, RGB or RGBA), one strip, deflate-compressed or not."""
     planes = a if al is None else np.concatenate([a, al[..., None]], axis=2)
     h, w, c = planes.shape
     data = np.ascontiguousarray(planes.astype("<u2")).tobytes()
+    if compress:
+        data = zlib.compress(data, 6)
     n_entries = 10 + (al is not None)
     ifd_off = 8
     ifd_size = 2 + 12 * n_entries + 4
@@ -576,7 +583,7 @@ def _tiff16(a: np.ndarray, al: np.ndarray | None) -> bytes:
         (256, 4, 1, w),  # ImageWidth (LONG)
         (257, 4, 1, h),  # ImageLength
         (258, 3, c, bps_off if c > 2 else (16 | (16 << 16) if c == 2 else 16)),  # BitsPerSample
-        (259, 3, 1, 1),  # Compression: none
+        (259, 3, 1, 8 if compress else 1),  # Compression: Adobe deflate or none
         (262, 3, 1, 2 if c >= 3 else 1),  # Photometric: RGB or BlackIsZero
         (273, 4, 1, data_off),  # StripOffsets
         (277, 3, 1, c),  # SamplesPerPixel
