@@ -1,0 +1,258 @@
+"""Result tables: per-image rows -> summaries, a paper-style Markdown table, CSV and JSON files.
+
+A *row* is a dict; evaluation rows have the fields of :data:`RESULT_FIELDS` (``model, dataset, scale, image,
+psnr_y, ssim_y, psnr_rgb, ssim_rgb, runtime_s, h, w``) and may carry more. A *header* is a JSON-able dict
+that says how the numbers were made (protocol, versions, device, models); it is written with the rows.
+
+- :func:`summarize` averages per-image rows per (model, dataset, scale) (mean of per-image values, as papers do).
+- :func:`markdown_table` prints them as papers print them: one row per model, one column per data set and
+  scale, cells ``PSNR / SSIM``.
+- :func:`write_results` writes ``results.json`` (header + summary + rows; the schema is in
+  ``docs/eval_json_schema.md``), ``results.csv`` (per-image rows), ``summary.csv`` and ``results.md``.
+
+No dependency beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "JSON_SCHEMA_VERSION",
+    "METRIC_FIELDS",
+    "RESULT_FIELDS",
+    "markdown_table",
+    "protocol_lines",
+    "read_results",
+    "summarize",
+    "write_results",
+]
+
+JSON_SCHEMA_VERSION = "srlab-eval/1"
+RESULT_FIELDS = (
+    "model",
+    "dataset",
+    "scale",
+    "image",
+    "psnr_y",
+    "ssim_y",
+    "psnr_rgb",
+    "ssim_rgb",
+    "runtime_s",
+    "h",
+    "w",
+)
+METRIC_FIELDS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lpips", "runtime_s")
+_GROUP = ("model", "dataset", "scale")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def summarize(rows: Iterable[dict], by: Sequence[str] = _GROUP) -> list[dict]:
+    """Mean of each numeric metric per group (first-seen order); ``n`` counts the rows of the group.
+
+    Rows that are already summaries (they have ``n`` and no ``image``) are returned unchanged.
+    """
+    rows = list(rows)
+    if rows and all("n" in r and "image" not in r for r in rows):
+        return rows
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in by), []).append(r)
+    out = []
+    for key, grp in groups.items():
+        s: dict[str, Any] = dict(zip(by, key))
+        s["n"] = len(grp)
+        fields = [f for f in METRIC_FIELDS if any(f in r for r in grp)]
+        fields += [f for f in grp[0] if f not in fields and f not in by and f not in ("image", "h", "w", "n")]
+        for f in fields:
+            vals = [r[f] for r in grp if _is_num(r.get(f))]
+            if vals and len(vals) == len(grp):
+                s[f] = math.fsum(vals) / len(vals)
+        out.append(s)
+    return out
+
+
+def _fmt(v: Any, digits: int) -> str:
+    if not _is_num(v):
+        return "–"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.{digits}f}"
+
+
+def markdown_table(
+    rows: Iterable[dict],
+    *,
+    channel: str = "y",
+    metrics: Sequence[str] = ("psnr", "ssim"),
+    digits: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    scales: Sequence[int] | None = None,
+    model_header: str = "Model",
+    bold_best: bool = True,
+) -> str:
+    """A Markdown table as papers print it: models as rows, ``dataset ×scale`` columns, ``PSNR / SSIM`` cells.
+
+    ``rows`` are per-image rows or :func:`summarize` output. ``channel`` picks ``psnr_y``/``ssim_y`` or the
+    ``_rgb`` fields; ``metrics`` may also name e.g. ``("lpips",)`` or ``("runtime_s",)`` (full field names
+    are used as they are). The best value of each column is bold when several models are compared
+    (highest, or lowest for ``lpips``/``runtime_s``).
+    """
+    summ = summarize(rows)
+    fields = [m if m in METRIC_FIELDS or m.endswith(("_y", "_rgb")) else f"{m}_{channel}" for m in metrics]
+    if digits is None:
+        digits = [4 if f.startswith(("ssim", "lpips", "runtime")) else 2 for f in fields]
+    models = list(models) if models else list(dict.fromkeys(r["model"] for r in summ))
+    datasets = list(datasets) if datasets else list(dict.fromkeys(r["dataset"] for r in summ))
+    scales = list(scales) if scales else sorted({int(r["scale"]) for r in summ})
+    index = {(r["model"], r["dataset"], int(r["scale"])): r for r in summ}
+    cols = [(d, s) for d in datasets for s in scales if any((m, d, s) in index for m in models)]
+    best: dict[tuple, list] = {}
+    if bold_best and len(models) > 1:
+        for d, s in cols:
+            for f in fields:
+                vals = [index[(m, d, s)].get(f) for m in models if (m, d, s) in index]
+                vals = [v for v in vals if _is_num(v)]
+                if vals:
+                    best[(d, s, f)] = min(vals) if f.startswith(("lpips", "runtime")) else max(vals)
+    names = " / ".join(f.split("_")[0].upper() if f.endswith(("_y", "_rgb")) else f for f in fields)
+    head = f"| {model_header} | " + " | ".join(f"{d} ×{s}" for d, s in cols) + " |"
+    sep = "|---|" + "|".join(":---:" for _ in cols) + "|"
+    lines = [f"{names} ({channel.upper() if channel == 'y' else 'RGB'})", "", head, sep]
+    for m in models:
+        cells = []
+        for d, s in cols:
+            r = index.get((m, d, s))
+            if r is None:
+                cells.append("–")
+                continue
+            parts = []
+            for f, dg in zip(fields, digits):
+                txt = _fmt(r.get(f), dg)
+                if (d, s, f) in best and _is_num(r.get(f)) and _fmt(best[(d, s, f)], dg) == txt:
+                    txt = f"**{txt}**"
+                parts.append(txt)
+            cells.append(" / ".join(parts))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def protocol_lines(header: dict) -> list[str]:
+    """Human-readable lines describing how the numbers were made (for the Markdown report)."""
+    out = []
+    proto = header.get("protocol") or {}
+    if proto:
+        out.append(f"- protocol: **{proto.get('name', '?')}** — {proto.get('summary', '')}".rstrip(" —"))
+        for key in ("hr", "degradation", "lr_rounding", "sr_rounding", "crop", "y_channel", "rgb", "ssim"):
+            if key in proto:
+                out.append(f"- {key.replace('_', ' ')}: {proto[key]}")
+        for key in ("grayscale", "y_models"):
+            if key in proto:
+                out.append(f"- {key.replace('_', ' ')}: {proto[key]}")
+    for key in ("srlab_version", "torch_version", "device", "created"):
+        if key in header:
+            out.append(f"- {key.replace('_', ' ')}: {header[key]}")
+    for m in header.get("models", []):
+        ck = m.get("checkpoint")
+        extra = f", checkpoint {ck} (sha256 {m.get('sha256', '?')[:16]}…)" if ck else ""
+        d = m.get("descriptor") or {}
+        out.append(
+            f"- model {m.get('label')}: {d.get('arch', '?')} x{d.get('scale', '?')}, "
+            f"{d.get('params', 0):,} params, colour {d.get('color', '?')}{extra}"
+        )
+    return out
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _csv_fields(rows: Sequence[dict], first: Sequence[str]) -> list[str]:
+    fields = [f for f in first if any(f in r for r in rows)]
+    for r in rows:
+        for k in r:
+            if k not in fields:
+                fields.append(k)
+    return fields
+
+
+def _write_csv(path: Path, rows: Sequence[dict], first: Sequence[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=_csv_fields(rows, first), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def write_results(
+    rows: Sequence[dict],
+    header: dict,
+    out_dir: str | os.PathLike,
+    *,
+    stem: str = "results",
+    title: str = "Evaluation results",
+) -> dict[str, Path]:
+    """Write ``{stem}.json``, ``{stem}.csv`` (per-image), ``summary.csv`` and ``{stem}.md`` into ``out_dir``.
+
+    Returns the paths by kind (``json``, ``csv``, ``summary_csv``, ``md``). Infinite values (PSNR of identical
+    images) are ``null`` in JSON and ``inf`` in CSV.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = list(rows)
+    summ = summarize(rows)
+    paths = {
+        "json": out / f"{stem}.json",
+        "csv": out / f"{stem}.csv",
+        "summary_csv": out / ("summary.csv" if stem == "results" else f"{stem}_summary.csv"),
+        "md": out / f"{stem}.md",
+    }
+    doc = {"schema": JSON_SCHEMA_VERSION, "header": header, "summary": summ, "rows": rows}
+    paths["json"].write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    _write_csv(paths["csv"], rows, RESULT_FIELDS)
+    _write_csv(paths["summary_csv"], summ, (*_GROUP, "n", *METRIC_FIELDS))
+    md = [f"# {title}", ""]
+    if summ:
+        md += [markdown_table(summ, channel="y"), "", markdown_table(summ, channel="rgb"), ""]
+    lines = protocol_lines(header)
+    if lines:
+        md += ["## How these numbers were made", "", *lines, ""]
+    skipped = [(d.get("name"), s) for d in header.get("datasets", []) for s in d.get("skipped", [])]
+    if skipped:
+        md += ["## Skipped images", ""]
+        md += [f"- {name}: {s.get('image')}: {s.get('reason')}" for name, s in skipped]
+        md.append("")
+    paths["md"].write_text("\n".join(md), encoding="utf-8")
+    return paths
+
+
+def read_results(path: str | os.PathLike) -> dict:
+    """Load a ``results.json`` written by :func:`write_results` (``null`` PSNR values become ``inf``)."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    if doc.get("schema") != JSON_SCHEMA_VERSION:
+        from srlab.errors import DataError
+
+        raise DataError(f"{path}: not an srlab evaluation file (schema {doc.get('schema')!r})")
+    for r in doc.get("rows", []) + doc.get("summary", []):
+        for k in ("psnr_y", "psnr_rgb"):
+            if k in r and r[k] is None:
+                r[k] = math.inf
+    return doc
