@@ -114,9 +114,10 @@ def imresize(
 
 def quantize(x: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
     """Round to the uint8 grid like MATLAB's uint8 conversion (clip, round half away from zero)."""
+    # torch.round is half-to-even; after the clamp the values are >= 0, so floor(x + 0.5) is MATLAB's rounding.
     if data_range == 255.0:
-        return x.clamp(0, 255).round()
-    return (x.clamp(0, data_range) * (255.0 / data_range)).round() * (data_range / 255.0)
+        return torch.floor(x.clamp(0, 255) + 0.5)
+    return torch.floor(x.clamp(0, data_range) * (255.0 / data_range) + 0.5) * (data_range / 255.0)
 
 
 def study_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
