@@ -55,7 +55,8 @@ _Y_WEIGHTS = (65.481, 128.553, 24.966)  # MATLAB rgb2ycbcr, for R, G, B in [0, 1
 def _to_batch(x: Any) -> tuple[torch.Tensor, bool]:
     """(N, C, H, W) float64 tensor and whether the input was a single image."""
     if isinstance(x, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(x))
+        arr = np.ascontiguousarray(x)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
         if t.dim() == 2:
             t = t.unsqueeze(-1)
         if t.dim() != 3:
