@@ -334,3 +334,21 @@ def test_callers_module_is_not_converted():
         warnings.simplefilter("ignore")
         Upscaler((m, d), precision="bf16", device="cpu")
     assert m.conv1.weight.dtype == torch.float32 and torch.equal(m.conv1.weight, w)
+
+
+def test_fused_rdb_upscaler_matches_plain():
+    import numpy as np
+
+    from srlab.inference import Upscaler
+    from srlab.models.registry import build_model
+
+    m, d = build_model("rrdbnet", scale=2, num_block=1, num_feat=8, num_grow_ch=4)
+    img = (np.random.default_rng(1).random((20, 24, 3)) * 255).astype(np.uint8)
+    plain = Upscaler((m, d), device="cpu", fuse=False)
+    fused = Upscaler((m, d), device="cpu", fuse=True)
+    assert fused.fused and not plain.fused and "fused-RDB" in fused.describe()
+    # the caller's module is untouched
+    assert type(m.body[0].rdb1).__name__ == "ResidualDenseBlock"
+    a, b = plain(img), fused(img)
+    assert a.shape == b.shape == (40, 48, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

@@ -272,7 +272,8 @@ class Upscaler:
     descriptor's receptive radius, at most ``max(R, tile / 2)``). ``batch_size``: windows per device
     call (``None``: 1 on CPU, as many as fit the memory budget on a GPU, at most 16). ``alpha``:
     ``'bicubic'`` or ``'model'``. ``backend``: ``'torch'`` or ``'onnxruntime'`` (CPU, fp32, via
-    :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile``.
+    :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile``. ``fuse``: RRDBNet dense
+    blocks without concatenations (``None``: on for CUDA).
     """
 
     def __init__(
@@ -287,6 +288,7 @@ class Upscaler:
         alpha: str = "bicubic",
         backend: str = "torch",
         compile: bool = False,
+        fuse: bool | None = None,
         progress: bool = False,
         memory_budget: int | None = None,
     ) -> None:
@@ -336,6 +338,24 @@ class Upscaler:
                 module = module.to(memory_format=torch.channels_last)
         for p in module.parameters():
             p.requires_grad_(False)
+        # RRDBNet: evaluate its dense blocks without concatenations (same function; see
+        # srlab.models.rrdbnet.FusedResidualDenseBlock). Auto: on for CUDA, where it was measured faster.
+        if fuse is None:
+            fuse = self.device.type == "cuda"
+        self.fused = False
+        if (
+            fuse
+            and backend == "torch"
+            and any(type(m).__name__ == "ResidualDenseBlock" for m in module.modules())
+        ):
+            from srlab.models.rrdbnet import fuse_rdb
+
+            if not needs_change and caller_owned:
+                module = copy.deepcopy(module)
+            module = fuse_rdb(module)
+            if self.channels_last:
+                module = module.to(memory_format=torch.channels_last)
+            self.fused = True
         self.module = module
         self.model = torch.compile(module) if compile else module
         self.memory_budget = memory_budget
@@ -345,7 +365,8 @@ class Upscaler:
         t = "auto" if self.tile is None else self.tile
         return (
             f"{self.descriptor.name} x{self.scale} on {self.device.type} {self.precision}"
-            f"{' channels_last' if self.channels_last else ''}, tile {t}, backend {self.backend}"
+            f"{' channels_last' if self.channels_last else ''}{' fused-RDB' if self.fused else ''}"
+            f"{' compiled' if self.model is not self.module else ''}, tile {t}, backend {self.backend}"
         )
 
     def _bytes_per_lr_pixel(self) -> int:
@@ -400,7 +421,9 @@ class Upscaler:
         return TilePlan(hp, wp, win_h, win_w, overlap, margin, rows, cols, bs)
 
     # ---------------------------------------------------------------- core
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def _forward(self, batch: torch.Tensor, *, keep: bool = False) -> torch.Tensor:
+        if self.device.type == "cuda" and not batch.is_cuda:
+            batch = batch.pin_memory()
         x = batch.to(self.device, self.model_dtype, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -409,11 +432,21 @@ class Upscaler:
                 y = self.model(x)
         else:
             y = self.model(x)
+        if keep:
+            return y.float()
         return y.to("cpu", torch.float32)
 
+    def _accumulate_on_device(self, out_elems: int) -> bool:
+        """On CUDA, keep the output on the GPU (no per-tile copies) when it takes under 1/4 of the budget."""
+        return self.device.type == "cuda" and out_elems * 4 * 2 < self._budget() // 4
+
     @torch.inference_mode()
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Model output for a float (C, H, W) or (N, C, H, W) tensor in [0, 1]: tiled, on the CPU, not clipped."""
+    def upscale_tensor(self, x: torch.Tensor, *, on_device: bool = False) -> torch.Tensor:
+        """Model output for a float (C, H, W) or (N, C, H, W) tensor in [0, 1]: tiled, not clipped.
+
+        The result is on the CPU, or with ``on_device=True`` wherever it was accumulated (the GPU when the
+        output fits comfortably: the post-processing then runs there too).
+        """
         if x.ndim == 4:
             return torch.stack([self.upscale_tensor(xi) for xi in x])
         if x.ndim != 3:
@@ -429,11 +462,15 @@ class Upscaler:
         if plan.height != h or plan.width != w:
             mode = "reflect" if (plan.height - h < h and plan.width - w < w) else "replicate"
             x = torch.nn.functional.pad(x[None], (0, plan.width - w, 0, plan.height - h), mode=mode)[0]
+        keep = on_device and self._accumulate_on_device(
+            self.descriptor.out_channels * plan.height * plan.width * s * s
+        )
         if plan.n_tiles == 1:
-            return self._forward(x[None])[0][..., : h * s, : w * s]
+            return self._forward(x[None], keep=keep)[0][..., : h * s, : w * s]
         wy = _axis_weights(plan.rows, plan.win_h, s, plan.overlap, plan.margin)
         wx = _axis_weights(plan.cols, plan.win_w, s, plan.overlap, plan.margin)
         out = None
+        acc_dev = self.device if keep else torch.device("cpu")
         sum_y = torch.zeros(plan.height * s)
         sum_x = torch.zeros(plan.width * s)
         for i, r in enumerate(plan.rows):
@@ -456,23 +493,23 @@ class Upscaler:
                         for i, j in chunk
                     ]
                 )  # fmt: skip
-                sr = self._forward(batch)
+                sr = self._forward(batch, keep=keep)
                 if out is None:
-                    out = torch.zeros(sr.shape[1], plan.height * s, plan.width * s)
+                    out = torch.zeros(sr.shape[1], plan.height * s, plan.width * s, device=acc_dev)
                 for (i, j), tile_out in zip(chunk, sr):
                     y0, x0 = plan.rows[i].start * s, plan.cols[j].start * s
-                    wgt = wy[i][:, None] * wx[j][None, :]
+                    wgt = (wy[i][:, None] * wx[j][None, :]).to(acc_dev)
                     out[:, y0 : y0 + tile_out.shape[1], x0 : x0 + tile_out.shape[2]] += tile_out * wgt
                 if bar is not None:
                     bar.update(len(chunk))
         finally:
             if bar is not None:
                 bar.close()
-        out /= (sum_y[:, None] * sum_x[None, :]).clamp_min(1e-12)
+        out /= (sum_y[:, None] * sum_x[None, :]).clamp_min(1e-12).to(acc_dev)
         return out[..., : h * s, : w * s]
 
     # ---------------------------------------------------------------- colour handling
-    def _run_channels(self, x: torch.Tensor) -> torch.Tensor:
+    def _run_channels(self, x: torch.Tensor, *, on_device: bool = False) -> torch.Tensor:
         """Upscale a (C, H, W) image in [0, 1] with C in {1, 3} whatever the model's channels; returns C channels."""
         from srlab.data.color import rgb_to_ycbcr, ycbcr_to_rgb
         from srlab.data.degrade import imresize
@@ -480,7 +517,7 @@ class Upscaler:
         c = x.shape[0]
         cin = self.descriptor.in_channels
         if cin == c:
-            return self.upscale_tensor(x)
+            return self.upscale_tensor(x, on_device=on_device)
         if cin == 3 and c == 1:
             return self.upscale_tensor(x.expand(3, -1, -1)).mean(dim=0, keepdim=True)
         if cin == 1 and c == 3:
@@ -505,7 +542,8 @@ class Upscaler:
 
         h, w = img.height, img.width
         x = imio.to_tensor(img.pixels)
-        sr = self._run_channels(x)
+        direct = outscale is None or outscale <= 0 or math.isclose(outscale, self.scale)
+        sr = self._run_channels(x, on_device=direct)
         a = None
         if img.alpha is not None:
             at = imio.to_tensor(img.alpha)
@@ -519,7 +557,7 @@ class Upscaler:
             if a is not None:
                 a = self._resize_to(a, size)
         depth = img.bit_depth
-        pixels = imio.from_tensor(sr, bit_depth=depth)
+        pixels = imio.from_tensor(sr, bit_depth=depth)  # quantised where sr is (GPU: 4x fewer bytes back)
         alpha = None if a is None else imio.from_tensor(a, bit_depth=depth)[..., 0]
         return imio.Image(
             pixels=pixels,

@@ -689,6 +689,8 @@ def from_tensor(t, bit_depth: int = 8) -> np.ndarray:
     if x.ndim != 3:
         raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
     m = 255.0 if bit_depth == 8 else 65535.0
-    x = torch.floor(x.to("cpu", torch.float32).clamp(0.0, 1.0) * m + 0.5)
+    # quantise on the tensor's device (a GPU result then crosses the bus as integers, not floats)
+    x = torch.floor(x.float().clamp(0.0, 1.0) * m + 0.5)
+    x = x.to(torch.uint8 if bit_depth == 8 else torch.int32).permute(1, 2, 0).cpu()
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.ascontiguousarray(x.permute(1, 2, 0).numpy().astype(dtype))
+    return np.ascontiguousarray(x.numpy().astype(dtype, copy=False))
