@@ -76,7 +76,13 @@ def _fast_variants(key, model, x, device, args):
                 with torch.no_grad():
                     fn(xf)
                 torch.cuda.synchronize()
-                out.append((label + tag + f" compiled({time.perf_counter() - t0:.0f}s)", lambda fn=fn: fn(xf), args.batch))
+                out.append(
+                    (
+                        label + tag + f" compiled({time.perf_counter() - t0:.0f}s)",
+                        lambda fn=fn: fn(xf),
+                        args.batch,
+                    )
+                )
     else:
         mcl = model.to(memory_format=torch.channels_last)
         xcl = x.contiguous(memory_format=torch.channels_last)
@@ -116,7 +122,7 @@ def model_case(key, device, args) -> dict:
             ref_tflops=flops / ref["median_s"] / 1e12,
             ref_peak_mib=peak_mib(device),
         )
-        best = None
+        best, best_fn = None, None
         for label, fn, batch in _fast_variants(key, model, x, device, args):
             reset_peak(device)
             t = time_fn(fn, device, warmup=args.warmup, repeats=args.repeats)
@@ -130,10 +136,40 @@ def model_case(key, device, args) -> dict:
             }
             print(f"  {key:10s} {label:40s} {per_img * 1e3:9.1f} ms/img")
             if best is None or cand["fast_ms"] < best["fast_ms"]:
-                best = cand
+                best, best_fn = cand, fn
     row.update(best)
     row["ratio"] = row["ref_ms"] / row["fast_ms"]
+    if args.profile and key in args.profile.split(","):
+        row["profile"] = profile_kernels(best_fn, device)
     return row
+
+
+def profile_kernels(fn, device, top: int = 12) -> list[dict]:
+    """Which kernels dominate one call of ``fn`` (torch.profiler, device time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.no_grad(), profile(activities=acts) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key, 0) > 0]
+    total = sum(getattr(e, key) for e in events) or 1
+    rows = []
+    for e in sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]:
+        rows.append(
+            {
+                "kernel": e.key[:90],
+                "ms": getattr(e, key) / 1e3,
+                "share": getattr(e, key) / total,
+                "calls": e.count,
+            }
+        )
+    print("  top kernels:")
+    for r in rows:
+        print(f"    {r['share'] * 100:5.1f}%  {r['ms']:8.2f} ms  x{r['calls']:<5d} {r['kernel']}")
+    return rows
 
 
 def large_case(key, device, args) -> dict:
@@ -173,7 +209,8 @@ def large_case(key, device, args) -> dict:
     kw = dict(device=str(device))
     if args.tile:
         kw["tile"] = args.tile
-    up = Upscaler((model, desc), precision="auto", compile=args.compile, **kw)
+    fuse = {"auto": None, "on": True, "off": False}[args.fuse]
+    up = Upscaler((model, desc), precision="auto", compile=args.compile, fuse=fuse, **kw)
     reset_peak(device)
     t0 = time.perf_counter()
     up(img)  # first call: compile / backend choice / export
@@ -219,6 +256,8 @@ def main(argv=None) -> int:
     p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
     p.add_argument("--compile-cases", default="rrdb23-x4", help="model-level cases also measured compiled")
     p.add_argument("--no-onnx", action="store_true")
+    p.add_argument("--fuse", choices=["auto", "on", "off"], default="auto", help="Upscaler fused-RDB setting")
+    p.add_argument("--profile", default="", help="model-level cases to profile (kernel time shares)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None)
