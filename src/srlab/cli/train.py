@@ -1,0 +1,102 @@
+"""``srlab train CONFIG [key=value ...]``: train a model from a YAML recipe (see ``configs/``).
+
+Multi-process (DDP): ``torchrun --nproc_per_node N -m srlab train CONFIG ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+examples:
+  srlab train srcnn_x2_paper --quick                      # a packaged recipe, short CPU budget
+  srlab train configs/esrgan_x2_study.yaml stages.gan.iterations=1000 runtime.amp=off
+  srlab train my.yaml --resume auto                       # continue the run in runs/my
+  torchrun --nproc_per_node 4 -m srlab train esrgan_x4_paper
+
+overrides are dotted keys with YAML values; '*' matches every key of a mapping
+(stages.*.batch_size=8). Unknown keys are errors that name the closest valid key.
+"""
+
+
+def _add_options(p) -> None:
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<config name>)")
+    p.add_argument(
+        "--resume",
+        metavar="auto|PATH",
+        help="continue from a checkpoint: 'auto' = the latest in the output folder (fresh start if none)",
+    )
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (overrides runtime.device)")
+    p.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="folder holding the data sets (default: $SRLAB_DATA_ROOT, ../shared/data)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="apply the config's quick: overrides (short CPU budget)"
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML recipe (resumable, mixed precision, DDP)",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", help="config file, or the name of a packaged recipe (e.g. srcnn_x2_paper)")
+    # REMAINDER so that options may follow the overrides; run() sorts them out.
+    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE", help="dotted config overrides")
+    _add_options(p)
+    p.set_defaults(func=run)
+
+
+def _split(args) -> None:
+    """Options given after the overrides land in args.overrides: parse them into args."""
+    rest = list(args.overrides or [])
+    if not any(r.startswith("-") for r in rest):
+        return
+    p = argparse.ArgumentParser(prog="srlab train", add_help=False)
+    p.add_argument("overrides", nargs="*")
+    _add_options(p)
+    ns = p.parse_intermixed_args(rest)
+    for k, v in vars(ns).items():
+        if k == "overrides":
+            args.overrides = v
+        elif v not in (None, False):
+            setattr(args, k, v)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from srlab.train.config import config_to_dict, load_config
+
+    _split(args)
+    cfg, _raw = load_config(args.config, args.overrides, quick=args.quick)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        return 0
+    from srlab.train.loop import Trainer
+
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    trainer = Trainer(cfg, out_dir=out, data_root=args.data_root, resume=args.resume, device=args.device)
+    result = trainer.run()
+    if trainer.is_main:
+        for name, s in result.stages.items():
+            best = s.get("best") or {}
+            line = f"  {name}: {s.get('iterations', 0)} iterations"
+            if best:
+                line += f", best val PSNR {best.get('psnr'):.4f} dB @ {best.get('iteration')} ({best.get('protocol')})"
+            if s.get("perceptual_weights") not in (None, "none"):
+                line += f", perceptual weights: {s['perceptual_weights']}"
+            print(line)
+        if result.completed:
+            print(f"model: {result.model_path}")
+        else:
+            print(f"stopped early; continue with: srlab train {args.config} ... --resume auto --out {out}")
+    return 0

@@ -1,0 +1,165 @@
+"""Training losses: pixel (L1, MSE, Charbonnier), VGG19 perceptual, and GAN (relativistic average, vanilla).
+
+Perceptual loss: srlab's :class:`~srlab.models.vgg.VGG19` (torchvision key layout) truncated after the
+deepest requested layer. Its weights come from the zoo (:func:`srlab.weights.zoo.load_vgg19`, ImageNet,
+torchvision's ``vgg19-dcbb9e9d.pth``) or a file; when they cannot be found training stops with the zoo's
+instructions. Random weights are used only when asked for explicitly (``perceptual_weights: random``), and
+:attr:`PerceptualLoss.weights_source` then says ``random`` so checkpoints, exports and logs record it.
+
+Layer names: ``conv5_4`` is the convolution's output *before* its ReLU (ESRGAN), ``relu3_4`` after it,
+``pool3`` the third max-pool (the study's ``features[:19]``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.errors import ConfigError, WeightsError
+
+__all__ = [
+    "PerceptualLoss",
+    "charbonnier",
+    "gan_d_loss",
+    "gan_g_loss",
+    "pixel_loss",
+]
+
+
+def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt((x - y) ** 2 + eps * eps).mean()
+
+
+def pixel_loss(kind: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean L1 / MSE / Charbonnier distance."""
+    if kind == "l1":
+        return F.l1_loss(x, y)
+    if kind == "mse":
+        return F.mse_loss(x, y)
+    if kind == "charbonnier":
+        return charbonnier(x, y)
+    raise ConfigError(f"unknown pixel loss {kind!r}; use l1, mse or charbonnier")
+
+
+def _bce(pred: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, target))
+
+
+def gan_g_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+    """Generator's adversarial loss. ``real_pred`` must be detached (D's view of the real images)."""
+    if kind == "ragan":
+        # Relativistic average GAN (ESRGAN): real should look less real than the average fake, fake more
+        # real than the average real.
+        return 0.5 * (_bce(real_pred - fake_pred.mean(), 0.0) + _bce(fake_pred - real_pred.mean(), 1.0))
+    if kind == "vanilla":
+        return _bce(fake_pred, 1.0)
+    raise ConfigError(f"unknown GAN loss {kind!r}; use ragan or vanilla")
+
+
+def gan_d_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+    """Discriminator's loss on its predictions for real and (detached) generated images."""
+    if kind == "ragan":
+        return 0.5 * (
+            _bce(real_pred - fake_pred.detach().mean(), 1.0)
+            + _bce(fake_pred - real_pred.detach().mean(), 0.0)
+        )
+    if kind == "vanilla":
+        return 0.5 * (_bce(real_pred, 1.0) + _bce(fake_pred, 0.0))
+    raise ConfigError(f"unknown GAN loss {kind!r}; use ragan or vanilla")
+
+
+def _load_vgg(weights: str | None):
+    """(VGG19, source description). ``weights``: None = zoo, 'random', or a file path."""
+    from srlab.models.vgg import VGG19
+
+    if weights == "random":
+        return VGG19(), "random"
+    try:
+        from srlab.weights.zoo import load_vgg19
+    except ImportError:  # the weights helper's module has not landed in this checkout
+        load_vgg19 = None
+    if load_vgg19 is not None:
+        vgg = load_vgg19(weights)
+        if isinstance(vgg, dict):  # a state dict
+            net = VGG19()
+            net.load_state_dict({k: v for k, v in vgg.items() if k.startswith("features.")})
+            vgg = net
+        return vgg, str(weights) if weights else "imagenet (zoo vgg19)"
+    if weights is None:
+        raise WeightsError(
+            "VGG19 ImageNet weights are needed for the perceptual loss: download torchvision's "
+            "vgg19-dcbb9e9d.pth and set losses.perceptual_weights=PATH (or perceptual_weights: random / "
+            "perceptual: none, recorded as such)"
+        )
+    try:
+        sd = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"VGG19 weights {weights} not found; check losses.perceptual_weights") from None
+    if isinstance(sd, dict) and "state_dict" in sd:
+        sd = sd["state_dict"]
+    net = VGG19()
+    missing, _ = net.load_state_dict({k: v for k, v in sd.items() if k.startswith("features.")}, strict=False)
+    if missing:
+        raise WeightsError(f"{weights}: not a VGG19 state dict (missing {missing[0]} ...)")
+    return net, str(weights)
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted distance between VGG19 features of the output and the target (frozen, eval mode)."""
+
+    def __init__(
+        self,
+        layers: dict[str, float],
+        *,
+        normalize: bool = True,
+        criterion: str = "l1",
+        weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        from srlab.models.vgg import IMAGENET_MEAN, IMAGENET_STD, layer_index
+
+        if not layers:
+            raise ConfigError(
+                "losses.perceptual_layers is empty; name at least one VGG19 layer (e.g. conv5_4)"
+            )
+        for name in layers:
+            try:
+                layer_index(name)
+            except ValueError as exc:
+                raise ConfigError(f"losses.perceptual_layers: {exc}") from None
+        if criterion not in ("l1", "mse", "charbonnier"):
+            raise ConfigError(f"unknown perceptual criterion {criterion!r}; use l1, mse or charbonnier")
+        vgg, self.weights_source = _load_vgg(weights)
+        last = max(layers, key=layer_index)
+        vgg.truncate(last)
+        vgg.eval()
+        for p in vgg.parameters():
+            p.requires_grad_(False)
+        self.vgg = vgg
+        self.layers = dict(layers)
+        self.normalize = bool(normalize)
+        self.criterion = criterion
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True):  # the VGG stays in eval mode
+        super().train(mode)
+        self.vgg.eval()
+        return self
+
+    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if self.normalize:
+            x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return self.vgg(x, list(self.layers))
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        f_sr = self._features(sr)
+        with torch.no_grad():
+            f_hr = self._features(hr.detach())
+        total = sr.new_zeros((), dtype=torch.float32)
+        for name, w in self.layers.items():
+            total = total + w * pixel_loss(self.criterion, f_sr[name].float(), f_hr[name].float())
+        return total

@@ -1,0 +1,386 @@
+"""One training stage's optimisation step: ``psnr`` (generator alone) and ``gan`` (generator + discriminator).
+
+:class:`StageRunner` owns what a stage adds around the generator: optimisers (Adam/AdamW fused on CUDA, SGD
+with per-layer learning rates), learning-rate schedules (a pure function of the iteration, so resuming needs
+only the iteration), losses, the discriminator, the generator's EMA, gradient scalers (fp16) and the
+non-finite-loss policy. :meth:`StageRunner.step` runs one iteration on a batch.
+
+The ESRGAN step (Wang et al. 2018, as in BasicSR): the generator is updated with
+``pixel + perceptual + adversarial`` against a frozen discriminator, then the discriminator is updated on the
+real batch and the detached generated batch (relativistic average: each prediction relative to the mean of
+the other kind). Real and fake go through the discriminator in separate passes (its BatchNorm sees each
+kind's own batch statistics). Under DDP the generator is wrapped in ``DistributedDataParallel`` and the
+discriminator's gradients are averaged across processes explicitly (it runs two forward passes per backward).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from srlab.errors import ConfigError, SrlabError
+from srlab.train.config import OptimConfig, ScheduleConfig, StageConfig
+from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss, pixel_loss
+
+__all__ = ["NonFiniteLossError", "StageRunner", "build_optimizer", "lr_at"]
+
+
+class NonFiniteLossError(SrlabError):
+    """A loss became NaN or infinite."""
+
+
+def lr_at(s: ScheduleConfig, base: float, it: int, total: int) -> float:
+    """Learning rate of a group with base ``base`` for the step after ``it`` completed iterations."""
+    if s.type == "constant":
+        lr = base
+    elif s.type == "multistep":
+        lr = base * s.gamma ** sum(1 for m in s.milestones if it >= m)
+    elif s.type == "step":
+        lr = base * (s.gamma ** (it // s.step_size) if s.step_size > 0 else 1.0)
+    elif s.type == "cosine":
+        t = min(max(it - s.warmup, 0), max(total - s.warmup, 1)) / max(total - s.warmup, 1)
+        lr = s.eta_min + (base - s.eta_min) * 0.5 * (1.0 + math.cos(math.pi * t))
+    else:  # pragma: no cover - validated by the schema
+        raise ConfigError(f"unknown schedule {s.type!r}")
+    if s.warmup > 0 and it < s.warmup:
+        lr *= (it + 1) / s.warmup
+    return lr
+
+
+def build_optimizer(params: list[tuple[str, nn.Parameter]], cfg: OptimConfig, *, cuda: bool, path: str):
+    """Optimiser over named parameters; ``param_lr`` maps name prefixes to their own learning rate."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    order: list[float] = []
+    prefixes = sorted(cfg.param_lr, key=len, reverse=True)
+    used = set()
+    for name, p in params:
+        if not p.requires_grad:
+            continue
+        lr = cfg.lr
+        for pre in prefixes:
+            if name == pre or name.startswith(pre + "."):
+                lr = cfg.param_lr[pre]
+                used.add(pre)
+                break
+        if lr not in groups:
+            groups[lr] = []
+            order.append(lr)
+        groups[lr].append(p)
+    unused = [p for p in cfg.param_lr if p not in used]
+    if unused:
+        names = sorted({n.rsplit(".", 1)[0] for n, _ in params})
+        raise ConfigError(f"{path}.param_lr: {unused[0]!r} matches no parameter (layers: {', '.join(names)})")
+    param_groups = [{"params": groups[lr], "lr": lr, "base_lr": lr} for lr in order]
+    fused = cfg.fused if cfg.fused is not None else cuda
+    if cfg.type in ("adam", "adamw"):
+        cls = torch.optim.Adam if cfg.type == "adam" else torch.optim.AdamW
+        kw = {"betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
+        if fused and cuda:
+            kw["fused"] = True
+        return cls(param_groups, **kw)
+    if cfg.type == "sgd":
+        return torch.optim.SGD(param_groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"{path}.type: unknown optimiser {cfg.type!r}")  # pragma: no cover
+
+
+class _Upsampled(nn.Module):
+    """Runs an SRCNN on inputs that are already interpolated (the paper's sub-images)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_upsampled(x)
+
+
+class StageRunner:
+    """Optimisation state and step of one stage (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: StageConfig,
+        generator: nn.Module,
+        *,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        seed: int,
+        pre_upsampled: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
+        ddp: bool = False,
+        local_rank: int | None = None,
+        log=None,
+    ) -> None:
+        from srlab.models.registry import build_model
+
+        self.name, self.cfg, self.device = name, cfg, device
+        self.amp_dtype = amp_dtype
+        self.cuda = device.type == "cuda"
+        self.channels_last = channels_last and self.cuda
+        self.ddp = ddp
+        self.g = generator
+        self.skipped = 0
+        say = log or (lambda _m: None)
+        if pre_upsampled and not hasattr(generator, "forward_upsampled"):
+            raise ConfigError("data.pre_upsample is set but the model has no forward_upsampled (SRCNN only)")
+        g_train: nn.Module = _Upsampled(generator) if pre_upsampled else generator
+        if self.channels_last:
+            generator.to(memory_format=torch.channels_last)
+        if ddp:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            g_train = DDP(g_train, device_ids=[local_rank] if self.cuda else None, broadcast_buffers=False)
+        if compile:
+            g_train = torch.compile(g_train)
+        self.g_train = g_train
+
+        self.opt_g = build_optimizer(
+            list(generator.named_parameters()), cfg.optim, cuda=self.cuda, path=f"stages.{name}.optim"
+        )
+        fp16 = amp_dtype == torch.float16 and self.cuda
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.losses = cfg.losses
+        self.perceptual: PerceptualLoss | None = None
+        self.perceptual_source = "none"
+        if cfg.losses.perceptual != "none":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + 7)
+                self.perceptual = PerceptualLoss(
+                    cfg.losses.perceptual_layers,
+                    normalize=cfg.losses.perceptual_normalize,
+                    criterion=cfg.losses.perceptual_criterion,
+                    weights=cfg.losses.perceptual_weights,
+                ).to(device)
+            self.perceptual_source = self.perceptual.weights_source
+            if self.perceptual_source == "random":
+                say(
+                    f"stage {name}: WARNING the perceptual loss uses RANDOM VGG19 weights "
+                    "(perceptual_weights: random); this is recorded in checkpoints and exports"
+                )
+            if self.channels_last:
+                self.perceptual.to(memory_format=torch.channels_last)
+
+        self.d: nn.Module | None = None
+        self.opt_d = None
+        self.scaler_d = None
+        if cfg.kind == "gan":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + 1)
+                d, _ = build_model(cfg.discriminator.name, **cfg.discriminator.hparams)
+            self.d = d.to(device)
+            if self.channels_last:
+                self.d.to(memory_format=torch.channels_last)
+            self.d_train = torch.compile(self.d) if compile else self.d
+            self.opt_d = build_optimizer(
+                list(self.d.named_parameters()), cfg.optim_d, cuda=self.cuda, path=f"stages.{name}.optim_d"
+            )
+            self.scaler_d = torch.amp.GradScaler("cuda", enabled=fp16)
+            if ddp:
+                import torch.distributed as dist
+
+                for t in self.d.state_dict().values():
+                    dist.broadcast(t, 0)
+
+        self.ema: nn.Module | None = None
+        if cfg.ema > 0:
+            self.ema = copy.deepcopy(generator).eval()
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def set_lr(self, it: int) -> float:
+        total = self.cfg.iterations
+        for g in self.opt_g.param_groups:
+            g["lr"] = lr_at(self.cfg.schedule, g["base_lr"], it, total)
+        if self.opt_d is not None:
+            sd = self.cfg.schedule_d or self.cfg.schedule
+            for g in self.opt_d.param_groups:
+                g["lr"] = lr_at(sd, g["base_lr"], it, total)
+        return float(self.opt_g.param_groups[0]["lr"])
+
+    def eval_model(self) -> nn.Module:
+        """The generator to validate and export: the EMA when enabled."""
+        return self.ema if self.ema is not None else self.g
+
+    def _all_finite(self, *losses: torch.Tensor) -> bool:
+        ok = torch.stack([torch.isfinite(x.detach().float()).all() for x in losses]).all().float()
+        if self.ddp:
+            import torch.distributed as dist
+
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item() > 0)
+
+    def _nonfinite(self, it: int, parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        if self.cfg.skip_nonfinite:
+            self.skipped += 1
+            self.opt_g.zero_grad(set_to_none=True)
+            if self.opt_d is not None:
+                self.opt_d.zero_grad(set_to_none=True)
+            return None
+        vals = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items())
+        raise NonFiniteLossError(
+            f"stage {self.name}: the loss became non-finite at iteration {it + 1} ({vals}); lower the learning "
+            "rate, set grad_clip, or set skip_nonfinite: true to skip such steps"
+        )
+
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            e = [p for p in self.ema.parameters()]
+            g = [p.detach() for p in self.g.parameters()]
+            torch._foreach_lerp_(e, g, 1.0 - self.cfg.ema)
+            for be, bg in zip(self.ema.buffers(), self.g.buffers()):
+                be.copy_(bg)
+
+    def _gen_losses(self, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        L = self.losses
+        parts: dict[str, torch.Tensor] = {}
+        srf = sr.float()
+        if L.pixel != "none" and L.pixel_weight:
+            parts["l_pix"] = L.pixel_weight * pixel_loss(L.pixel, srf, hr)
+        if self.perceptual is not None and L.perceptual_weight:
+            with self.autocast():
+                parts["l_percep"] = L.perceptual_weight * self.perceptual(sr, hr)
+        return parts
+
+    # --------------------------------------------------------------------------------------------- step
+    def step(self, lr: torch.Tensor, hr: torch.Tensor, it: int) -> dict[str, torch.Tensor] | None:
+        """One optimisation step; returns the (detached) losses, or None when a non-finite step was skipped."""
+        if self.channels_last:
+            lr = lr.contiguous(memory_format=torch.channels_last)
+            hr = hr.contiguous(memory_format=torch.channels_last)
+        if self.d is None:
+            return self._step_psnr(lr, hr, it)
+        return self._step_gan(lr, hr, it)
+
+    def _backward_step(self, loss, opt, scaler, params) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+
+    def _step_psnr(self, lr, hr, it):
+        with self.autocast():
+            sr = self.g_train(lr)
+        parts = self._gen_losses(sr, hr)
+        total = sum(parts.values())
+        if not self._all_finite(total):
+            return self._nonfinite(it, parts)
+        self._backward_step(total, self.opt_g, self.scaler_g, self.g.parameters())
+        self._update_ema()
+        out = {k: v.detach() for k, v in parts.items()}
+        out["l_total"] = total.detach()
+        return out
+
+    def _step_gan(self, lr, hr, it):
+        L = self.losses
+        d = self.d
+        # --- generator, discriminator frozen
+        for p in d.parameters():
+            p.requires_grad_(False)
+        with self.autocast():
+            sr = self.g_train(lr)
+        parts = self._gen_losses(sr, hr)
+        with self.autocast():
+            real_pred = self.d_train(hr).detach()
+            fake_pred = self.d_train(sr)
+        parts["l_gan"] = L.gan_weight * gan_g_loss(L.gan, real_pred.float(), fake_pred.float())
+        total_g = sum(parts.values())
+        if not self._all_finite(total_g):
+            for p in d.parameters():
+                p.requires_grad_(True)
+            return self._nonfinite(it, parts)
+        self._backward_step(total_g, self.opt_g, self.scaler_g, self.g.parameters())
+        self._update_ema()
+        # --- discriminator
+        for p in d.parameters():
+            p.requires_grad_(True)
+        with self.autocast():
+            real_pred = self.d_train(hr)
+            fake_pred = self.d_train(sr.detach())
+        l_d = gan_d_loss(L.gan, real_pred.float(), fake_pred.float())
+        if not self._all_finite(l_d):
+            return self._nonfinite(it, {"l_d": l_d})
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(l_d).backward()
+        if self.ddp:
+            self._average_d_grads()
+        if self.cfg.grad_clip > 0:
+            self.scaler_d.unscale_(self.opt_d)
+            torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.grad_clip)
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        out = {k: v.detach() for k, v in parts.items()}
+        out["l_g_total"] = total_g.detach()
+        out["l_d"] = l_d.detach()
+        out["d_real"] = real_pred.detach().float().mean()
+        out["d_fake"] = fake_pred.detach().float().mean()
+        return out
+
+    def _average_d_grads(self) -> None:
+        import torch.distributed as dist
+
+        grads = [p.grad for p in self.d.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        off = 0
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[off : off + n].view_as(g))
+            off += n
+
+    # ---------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        st = {
+            "opt_g": self.opt_g.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "skipped": self.skipped,
+        }
+        if self.d is not None:
+            st["opt_d"] = self.opt_d.state_dict()
+            st["scaler_d"] = self.scaler_d.state_dict()
+        return st
+
+    def model_states(self) -> dict:
+        out = {}
+        if self.d is not None:
+            out["d"] = self.d.state_dict()
+        if self.ema is not None:
+            out["ema"] = self.ema.state_dict()
+        return out
+
+    def load_state_dict(self, st: dict, models: dict) -> None:
+        self.opt_g.load_state_dict(st["opt_g"])
+        if st.get("scaler_g"):
+            self.scaler_g.load_state_dict(st["scaler_g"])
+        self.skipped = int(st.get("skipped", 0))
+        if self.d is not None:
+            if "d" not in models or "opt_d" not in st:
+                raise SrlabError(f"the checkpoint of stage {self.name} has no discriminator state")
+            self.d.load_state_dict(models["d"])
+            self.opt_d.load_state_dict(st["opt_d"])
+            if st.get("scaler_d"):
+                self.scaler_d.load_state_dict(st["scaler_d"])
+        if self.ema is not None:
+            if "ema" in models:
+                self.ema.load_state_dict(models["ema"])
+            else:
+                self.ema.load_state_dict(self.g.state_dict())
