@@ -265,14 +265,15 @@ def test_tiny_esrgan_runs_both_stages_resumes_bitwise_and_exports_a_loadable_gen
     assert model(x).shape == (1, 3, 32, 32)
 
 
-def test_missing_vgg_weights_stop_training_unless_random_is_explicit(root, tmp_path):
-    over = {
-        "stages.gan.losses.perceptual_weights": str(tmp_path / "no_vgg19.pth"),
-        "stages.psnr.iterations": 1,
-    }
+def test_missing_vgg_weights_stop_training_unless_random_is_explicit(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "cache"))  # an empty weights cache
+    with pytest.raises(WeightsError, match=r"vgg19.*srlab weights fetch vgg19.*perceptual_weights: random"):
+        _run(_cfg(ESRGAN, **{"stages.gan.losses.perceptual_weights": None}), tmp_path / "z", root)
+    assert not (tmp_path / "z" / "checkpoints").exists()  # refused before the psnr stage ran
+    over = {"stages.gan.losses.perceptual_weights": str(tmp_path / "no_vgg19.pth")}
     with pytest.raises(WeightsError, match="no_vgg19.pth"):
         _run(_cfg(ESRGAN, **over), tmp_path / "x", root)
-    assert [si for si, _it, _p in list_checkpoints(tmp_path / "x" / "checkpoints")] == [0]  # stage psnr only
+    assert not (tmp_path / "x" / "checkpoints").exists()
 
 
 def test_nonfinite_loss_stops_with_a_clear_message_and_never_writes_a_nan_checkpoint(root, tmp_path):

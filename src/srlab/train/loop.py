@@ -251,6 +251,13 @@ class Trainer:
         if self.log is not None and self.log.enabled:
             self._say(f"tensorboard: {self.log.tb_status}")
 
+        # --- everything a later stage needs must be there before the first one starts
+        from srlab.train.losses import check_perceptual_weights
+
+        for st in cfg.stages.values():
+            if st.losses.perceptual != "none":
+                check_perceptual_weights(st.losses.perceptual_weights)
+
         # --- data
         d = cfg.data
         train_dir = resolve_data_path(d.train, self.data_root)

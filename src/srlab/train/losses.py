@@ -70,39 +70,42 @@ def gan_d_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> t
 
 
 def _load_vgg(weights: str | None):
-    """(VGG19, source description). ``weights``: None = zoo, 'random', or a file path."""
+    """(VGG19, source description). ``weights``: None = the zoo's ImageNet file, 'random', or a file path."""
     from srlab.models.vgg import VGG19
+    from srlab.weights.zoo import load_vgg19
 
     if weights == "random":
         return VGG19(), "random"
     try:
-        from srlab.weights.zoo import load_vgg19
-    except ImportError:  # the weights helper's module has not landed in this checkout
-        load_vgg19 = None
-    if load_vgg19 is not None:
         vgg = load_vgg19(weights)
-        if isinstance(vgg, dict):  # a state dict
-            net = VGG19()
-            net.load_state_dict({k: v for k, v in vgg.items() if k.startswith("features.")})
-            vgg = net
-        return vgg, str(weights) if weights else "imagenet (zoo vgg19)"
-    if weights is None:
+    except WeightsError as exc:
         raise WeightsError(
-            "VGG19 ImageNet weights are needed for the perceptual loss: download torchvision's "
-            "vgg19-dcbb9e9d.pth and set losses.perceptual_weights=PATH (or perceptual_weights: random / "
-            "perceptual: none, recorded as such)"
+            f"perceptual loss: {exc} (or set losses.perceptual_weights to a file; "
+            "'perceptual_weights: random' / 'perceptual: none' train without ImageNet features, recorded as such)"
+        ) from None
+    return vgg, str(weights) if weights else "imagenet (zoo vgg19)"
+
+
+def check_perceptual_weights(weights: str | None) -> None:
+    """Fail now (WeightsError with how to get them) if the VGG19 weights a stage will need are missing."""
+    if weights == "random":
+        return
+    from pathlib import Path
+
+    if weights is None:
+        from srlab.weights.zoo import require
+
+        try:
+            require("vgg19", verify=False)
+        except WeightsError as exc:
+            raise WeightsError(
+                f"perceptual loss: {exc} (or set losses.perceptual_weights to a file; 'perceptual_weights: "
+                "random' / 'perceptual: none' train without ImageNet features, recorded as such)"
+            ) from None
+    elif not Path(weights).expanduser().is_file():
+        raise WeightsError(
+            f"perceptual loss: VGG19 weights {weights} not found; check losses.perceptual_weights"
         )
-    try:
-        sd = torch.load(weights, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"VGG19 weights {weights} not found; check losses.perceptual_weights") from None
-    if isinstance(sd, dict) and "state_dict" in sd:
-        sd = sd["state_dict"]
-    net = VGG19()
-    missing, _ = net.load_state_dict({k: v for k, v in sd.items() if k.startswith("features.")}, strict=False)
-    if missing:
-        raise WeightsError(f"{weights}: not a VGG19 state dict (missing {missing[0]} ...)")
-    return net, str(weights)
 
 
 class PerceptualLoss(nn.Module):

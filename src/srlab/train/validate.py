@@ -23,31 +23,25 @@ __all__ = ["ValImage", "ValSet", "resolve_data_root", "resolve_data_path", "run_
 
 
 def resolve_data_root(data_root: str | Path | None = None) -> Path:
-    """The data root: the argument, else $SRLAB_DATA_ROOT, else ./../shared/data or ./shared/data, else a cache."""
-    try:
-        from srlab.data.registry import resolve_data_root as _reg
-    except ImportError:
-        _reg = None
-    if _reg is not None:
-        return Path(_reg(data_root))
-    import os
+    """The data root: the argument, else $SRLAB_DATA_ROOT, else ../shared/data, else the cache."""
+    from srlab.data.registry import resolve_data_root as _resolve
 
-    if data_root:
-        return Path(data_root)
-    env = os.environ.get("SRLAB_DATA_ROOT")
-    if env:
-        return Path(env)
-    for cand in (Path("..") / "shared" / "data", Path("shared") / "data"):
-        if cand.is_dir():
-            return cand.resolve()
-    return Path.home() / ".cache" / "srlab" / "data"
+    return Path(_resolve(data_root))
 
 
 def resolve_data_path(path: str | Path, data_root: str | Path | None = None, *, hr: bool = True) -> Path:
-    """An absolute path, or ``path`` under the data root; a known set's ``HR/`` sub-folder when it has one."""
+    """A folder of images: an absolute path; else ``path`` under the data root (its ``HR/`` sub-folder when it
+    has one); else a known set name found by :func:`srlab.data.registry.find_dataset` (DataError saying where
+    to get it when it is not there)."""
+    from srlab.data.registry import find_dataset, get_spec
+
     p = Path(path).expanduser()
     if not p.is_absolute():
-        p = resolve_data_root(data_root) / p
+        root = resolve_data_root(data_root)
+        cand = root / p
+        if not cand.is_dir() and hr and get_spec(str(path)) is not None:
+            return find_dataset(str(path), root).hr_dir
+        p = cand
     if hr and (p / "HR").is_dir():
         p = p / "HR"
     return p
