@@ -263,6 +263,22 @@ def test_tiny_esrgan_runs_both_stages_resumes_bitwise_and_exports_a_loadable_gen
     assert desc.scale == 4 and desc.hparams["num_block"] == 1
     x = torch.rand(1, 3, 8, 8)
     assert model(x).shape == (1, 3, 32, 32)
+    # and through the upscale command
+    from srlab.cli import main
+
+    src = root / "val" / "000.png"
+    rc = main(
+        [
+            "upscale",
+            str(src),
+            "-o",
+            str(tmp_path / "up.png"),
+            "-m",
+            str(tmp_path / "a" / "model.safetensors"),
+            "-q",
+        ]
+    )
+    assert rc == 0 and Image.open(tmp_path / "up.png").size == (160, 160)
 
 
 def test_missing_vgg_weights_stop_training_unless_random_is_explicit(root, tmp_path, monkeypatch):
