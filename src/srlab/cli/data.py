@@ -1,0 +1,60 @@
+"""``srlab data list|fetch``: which known data sets are on disk, and download those with a direct URL."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="list known data sets (found/complete/missing) or fetch one")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    common = dict(
+        default=None, help="data root (default: $SRLAB_DATA_ROOT, ../shared/data, ~/.cache/srlab/data)"
+    )
+    lp = dsub.add_parser("list", help="show each known set: found/complete/missing and where to get it")
+    lp.add_argument("--data-root", **common)
+    lp.add_argument(
+        "--set-path", action="append", default=[], metavar="NAME=DIR", help="use DIR for set NAME"
+    )
+    lp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fp = dsub.add_parser("fetch", help="download and extract a set that has a direct URL")
+    fp.add_argument("name", help="set name, e.g. Set5 or DIV2K_valid_HR")
+    fp.add_argument("--data-root", **common)
+    fp.add_argument("--force", action="store_true", help="download again even if the set is complete")
+    fp.add_argument("--keep-archive", action="store_true", help="keep the archive under DATA_ROOT/downloads")
+    p.set_defaults(func=run, _parser=p)
+
+
+def run(args) -> int:
+    from srlab.data.registry import (
+        DATASETS,
+        dataset_status,
+        fetch_dataset,
+        parse_set_paths,
+        resolve_data_root,
+    )
+
+    if args.data_command == "fetch":
+        fetch_dataset(args.name, args.data_root, force=args.force, keep_archive=args.keep_archive)
+        return 0
+    if args.data_command != "list":
+        args._parser.print_help()
+        return 2
+    root = resolve_data_root(args.data_root)
+    rows = dataset_status(root, set_paths=parse_set_paths(args.set_path))
+    if args.json:
+        import json
+
+        print(json.dumps({"data_root": str(root), "datasets": rows}, indent=1))
+        return 0
+    print(f"data root: {root}")
+    print(f"{'name':22s} {'role':5s} {'status':10s} {'images':>13s}  location / where to get it")
+    for r in rows:
+        exp = r["expected"]
+        count = f"{r['found']}/{exp}" if exp is not None else str(r["found"])
+        if r["path"]:
+            where = r["path"]
+        elif r["download"]:
+            where = f"srlab data fetch {r['name']}  ({DATASETS[r['name']].url})"
+        else:
+            where = f"get it from {r['url']}"
+        print(f"{r['name']:22s} {r['role']:5s} {r['status']:10s} {count:>13s}  {where}")
+    return 0
