@@ -72,7 +72,7 @@ def test_missing_and_unknown_sets_say_what_to_do(tmp_path):
         R.find_dataset("Urban100", tmp_path)
     with pytest.raises(DataError, match=r"Manga109 not found.*manga109.org"):
         R.find_dataset("Manga109", tmp_path)
-    with pytest.raises(DataError, match=r"did you mean 'Set1[45]'\?.*--set-path Set15=FOLDER"):
+    with pytest.raises(DataError, match=r"did you mean 'Set1?[45]'\?.*--set-path Set15=FOLDER"):
         R.find_dataset("Set15", tmp_path)
 
 
