@@ -447,7 +447,7 @@ def _evaluate_loop(
         size = (spec_crop if hr_crop is None else (hr_crop or None)) if protocol == "study" else None
         info = {
             "name": ds.name,
-            "path": str(ds.hr_dir),
+            "path": str(ds.hr_dir.resolve()),
             "expected": ds.expected,
             "found": len(ds.files),
             "used": {},
@@ -513,9 +513,10 @@ def _evaluate_loop(
                 else:  # the study resized float32 [0, 1] tensors
                     lr = deg((hr / 255.0).float(), s).double() * 255.0
                 for label, m in active:
-                    sr, sr_y, runtime = _run_model(
-                        m, lr, s, deg.interpolation, dev, None if m.per_scale else net_threads
-                    )
+                    threads = None if m.per_scale else net_threads
+                    if used == 0 and not m.per_scale:  # warm-up (allocations, cuDNN autotuning): not timed
+                        _run_model(m, lr, s, deg.interpolation, dev, threads)
+                    sr, sr_y, runtime = _run_model(m, lr, s, deg.interpolation, dev, threads)
                     if protocol == "standard":
                         sr = quantize(sr)
                         sr_y = quantize(sr_y) if sr_y is not None else None
@@ -551,7 +552,9 @@ def _finish(
     rows, skipped, ds_info, model_info, labels, scales, channels, protocol, crop, hr_crop, root, dev, messages
 ):
     proto = dict(PROTOCOLS[protocol])
-    crop_txt = "the scale" if crop is None and protocol == "standard" else str(0 if crop is None else crop)
+    crop_txt = (
+        "s (the scale)" if crop is None and protocol == "standard" else str(0 if crop is None else crop)
+    )
     proto["crop"] = proto["crop"].format(crop=crop_txt)
     if protocol == "study":
         hc = 128 if hr_crop is None else hr_crop
@@ -560,7 +563,7 @@ def _finish(
         "protocol": proto,
         "scales": scales,
         "channels": list(channels),
-        "data_root": str(root),
+        "data_root": str(Path(root).resolve()),
         "datasets": ds_info,
         "models": [model_info[lb] for lb in labels if lb in model_info],
         "device": _device_name(dev),
