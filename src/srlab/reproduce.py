@@ -108,6 +108,7 @@ TRAINED = ("srcnn", "esrgan_psnr", "esrgan_gan")
 METRIC_CHANNEL = {"study": "rgb", "standard": "y"}
 INTERP_OF = {"study": "bilinear", "standard": "bicubic"}
 DEGRADATION_OF = {"study": "study", "standard": "bicubic"}
+SHORT_DEG = {"study": "study (bilinear)", "standard": "standard (MATLAB bicubic)"}
 DEGRADATION_TEXT = {
     "study": "bilinear /2 without antialiasing, float LR (the study's)",
     "standard": "MATLAB bicubic /2, LR rounded to uint8",
@@ -117,17 +118,17 @@ DEGRADATION_TEXT = {
 SAMPLE_TEST = ("astronaut", "chelsea", "coffee", "rocket")
 SAMPLE_VAL = ("ihc",)
 SAMPLE_TRAIN = (
-    "hubble_deep_field",
-    "motorcycle_left",
-    "retina",
+    "coins",
+    "page",
+    "text",
     "camera",
     "brick",
     "grass",
     "gravel",
     "moon",
-    "coins",
-    "page",
-    "text",
+    "motorcycle_left",
+    "hubble_deep_field",
+    "retina",
 )
 
 
@@ -138,6 +139,8 @@ class QuickSettings:
 
     test_crop: int = 128  # HR test crops of the sample images (the study's size)
     crops_per_image: int = 4  # natural-role crops per test image
+    test_images: int = 0  # how many of the sample test photos (0 = all four)
+    train_images: int = 0  # how many of the sample training images (0 = all)
     val_crops: int = 2
     max_role_images: int = 24  # cap per role with --data-root (evenly spaced subset)
     patch: int = 32  # HR training patch
@@ -333,7 +336,8 @@ def prepare_quick_samples(ctx: Context) -> None:
     q = ctx.quick
     data = ctx.out / "data"
     train = _fresh_dir(data / "samples-train")
-    for name in SAMPLE_TRAIN:
+    train_names = SAMPLE_TRAIN[: q.train_images] if q.train_images else SAMPLE_TRAIN
+    for name in train_names:
         _write_png(train / f"{name}.png", _read_rgb(_sample_path(name)))
     val = _fresh_dir(data / "samples-val")
     for name in SAMPLE_VAL:
@@ -342,7 +346,8 @@ def prepare_quick_samples(ctx: Context) -> None:
             _write_png(val / f"{name}_c{i}.png", a[y : y + q.test_crop, x : x + q.test_crop])
     nat = _fresh_dir(data / "natural")
     sources = []
-    for name in SAMPLE_TEST:
+    test_names = SAMPLE_TEST[: q.test_images] if q.test_images else SAMPLE_TEST
+    for name in test_names:
         a = _read_rgb(_sample_path(name))
         for i, (y, x) in enumerate(_crop_positions(*a.shape[:2], q.test_crop, q.crops_per_image)):
             _write_png(nat / f"{name}_c{i}.png", a[y : y + q.test_crop, x : x + q.test_crop])
@@ -351,8 +356,8 @@ def prepare_quick_samples(ctx: Context) -> None:
     ctx.train_set = {
         "name": "scikit-image samples",
         "path": str(train),
-        "images": list(SAMPLE_TRAIN),
-        "note": f"{len(SAMPLE_TRAIN)} whole images (greyscale ones replicated to RGB), random {q.patch}x{q.patch} HR patches",
+        "images": list(train_names),
+        "note": f"{len(train_names)} whole images (greyscale ones replicated to RGB), random {q.patch}x{q.patch} HR patches",
     }
     ctx.val_set = str(val)
     ctx.roles["natural"] = {
@@ -361,14 +366,14 @@ def prepare_quick_samples(ctx: Context) -> None:
         "n": n,
         "source": (
             f"{n} {q.test_crop}x{q.test_crop} crops (centre + quadrant centres) of scikit-image's "
-            f"{', '.join(SAMPLE_TEST)} (held out of training)"
+            f"{', '.join(test_names)} (held out of training)"
         ),
         "study_set": ROLE_INFO["natural"]["study_set"],
         "substituted": True,
     }
     ctx.notes.append(
         "**Natural role substituted**: the study tested on 128x128 centre crops of DIV2K valid; without "
-        f"--data-root this run uses {n} crops of scikit-image's sample photos ({', '.join(SAMPLE_TEST)})."
+        f"--data-root this run uses {n} crops of scikit-image's sample photos ({', '.join(test_names)})."
     )
     for role in ("faces", "anime"):
         _missing_role(ctx, role, "the quick profile without --data-root uses no face or anime images")
@@ -1269,7 +1274,7 @@ def run_curves(ctx: Context) -> None:
                 acc += max((int(x["iteration"]) for x in rows if x["stage"] == st), default=0)
             for row in rows:
                 tag = row["tag"]
-                if not (tag.startswith("l_") or tag == "val_psnr") or tag == "l_total":
+                if not (tag.startswith("l_") or tag == "val_psnr") or tag.endswith("total"):
                     continue
                 name = f"{row['stage']} {tag}" if len(order) > 1 else tag
                 xs, ys = series.setdefault(name, ([], []))
@@ -1408,9 +1413,7 @@ def cross_table(ctx: Context) -> tuple[list[str], list[list[str]]]:
         else:
             m = ctx.models[lb]
             title = _short_title(ctx, lb)
-            trained = (
-                f"{m['protocol']} ({DEGRADATION_OF[m['protocol']]})" if m["protocol"] else "its own data"
-            )
+            trained = SHORT_DEG[m["protocol"]] if m["protocol"] else "its own data"
         line = [title, trained]
         for proto in PROTOCOLS:
             ch = METRIC_CHANNEL[proto]
@@ -1585,7 +1588,12 @@ def build_report(ctx: Context, command: str, wall: float):
         "interpolation there is a finding (the study's own SRCNN does), not a bug."
     )
     h, rows = cross_table(ctx)
-    doc.table(h, rows, caption="Every model under both protocols (PSNR / SSIM)")
+    doc.table(
+        h,
+        rows,
+        caption="Every model under both protocols (PSNR / SSIM)",
+        align=["l", "l"] + ["r"] * (len(h) - 2),
+    )
     _findings(ctx, doc)
 
     # ---- figures
@@ -1770,7 +1778,7 @@ def _findings(ctx: Context, doc) -> None:
             continue
         verdict = "beats" if s > b else "does **not** beat"
         lines.append(
-            f"{proto} protocol, natural: SRCNN (trained on {DEGRADATION_OF[proto]}) {s:.2f} dB {verdict} "
+            f"{proto} protocol, natural: SRCNN (trained on {SHORT_DEG[proto]}) {s:.2f} dB {verdict} "
             f"{INTERP_OF[proto]} {b:.2f} dB ({s - b:+.2f} dB)."
         )
     if lines:

