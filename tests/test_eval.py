@@ -251,7 +251,9 @@ def test_y_model_and_scale_skip(data_root, tmp_path):
     rgb = evaluate(["bicubic"], ["Mini"], [2], set_paths=sets, log=lambda m: None)
     plain = {r["image"]: r for r in rgb.rows}
     assert rows["comic"]["psnr_rgb"] == pytest.approx(plain["comic"]["psnr_rgb"], abs=0.05)
-    assert rows["bridge"]["psnr_rgb"] == plain["bridge"]["psnr_rgb"]  # grey: same channel, same numbers
+    # grey: the same channel either way (the baseline runs in float64, the Y model in float32)
+    assert rows["bridge"]["psnr_rgb"] == pytest.approx(plain["bridge"]["psnr_rgb"], abs=1e-3)
+    assert rows["bridge"]["psnr_y"] == rows["bridge"]["psnr_rgb"]
 
 
 def test_study_protocol_matches_a_direct_computation(tmp_path):

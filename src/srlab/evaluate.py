@@ -267,12 +267,14 @@ def _run_model(
         want = int(getattr(desc, "in_channels", 3))
         if want != x.shape[1]:
             raise ConfigError(f"model {m.label} takes {want} input channels; expected 3 (RGB) or colour 'y'")
-    inp = (x / 255.0).to(device=device, dtype=torch.float32).contiguous()
+    # Interpolation baselines run in float64 (MATLAB's double: identical on CPU and GPU); networks in float32.
+    dtype = torch.float64 if m.per_scale else torch.float32
+    inp = (x / 255.0).to(device=device, dtype=dtype).contiguous()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
     with torch.inference_mode(), _threads(threads):
-        out = m.module(inp)
+        out = upsample(inp, scale, m.module.method) if m.per_scale else m.module(inp)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     runtime = time.perf_counter() - t0

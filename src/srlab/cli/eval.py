@@ -56,7 +56,7 @@ def register(sub) -> None:
         metavar="NAME=DIR",
         help="use DIR for set NAME (repeatable; NAME may be a new set name)",
     )
-    p.add_argument("--out", default=None, help="output folder (default: results/eval-<time>)")
+    p.add_argument("--out", default=None, help="output folder (default: out/eval-<time>)")
     p.add_argument("--save-images", action="store_true", help="also write the SR images under OUT/images/")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default: cpu)")
     p.add_argument(
@@ -81,7 +81,7 @@ def run(args) -> int:
     from srlab.evaluate import evaluate
     from srlab.report.tables import markdown_table, summarize, write_results
 
-    out = Path(args.out) if args.out else Path("results") / time.strftime("eval-%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     res = evaluate(
         args.models,
         args.datasets,
