@@ -281,3 +281,35 @@ def test_study_protocol_matches_a_direct_computation(tmp_path):
         assert rows[k]["psnr_rgb"] == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-4)
         assert rows[k]["h"] == rows[k]["w"] == 128
     assert res.header["protocol"]["name"] == "study"
+
+
+def test_checkpoint_path_y_model_through_the_cli(data_root, tmp_path, capsys):
+    """A saved Y-channel SRCNN evaluated by path: header carries path + sha256; numbers match the model."""
+    import hashlib
+    import shutil
+
+    from srlab.models.registry import build_model
+    from srlab.weights.io import save_model
+
+    model, _ = build_model("srcnn", scale=2, num_channels=1, n1=8, n2=4, f1=3, f2=1, f3=3)
+    ckpt = save_model(tmp_path / "tiny_srcnn_y.safetensors", model)
+    d = tmp_path / "one"
+    d.mkdir()
+    shutil.copy(data_root / "Set5" / "HR" / "bird.png", d)
+    out = tmp_path / "o"
+    args = ["eval", "--models", f"bicubic,{ckpt}", "--datasets", "One", "--set-path", f"One={d}"]
+    assert main([*args, "--scale", "2,3", "--out", str(out), "--no-progress"]) == 0
+    assert "model tiny_srcnn_y is x2; not evaluated at x3" in capsys.readouterr().err
+    doc = json.loads((out / "results.json").read_text())
+    m = next(x for x in doc["header"]["models"] if x["label"] == "tiny_srcnn_y")
+    assert m["checkpoint"] == str(ckpt.resolve())
+    assert m["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert m["descriptor"]["color"] == "y" and m["descriptor"]["scale"] == 2
+    row = next(r for r in doc["rows"] if r["model"] == "tiny_srcnn_y")
+    hr = np.asarray(Image.open(d / "bird.png"))
+    t = torch.from_numpy(hr.copy()).permute(2, 0, 1)[None].double()
+    lr = quantize(imresize(t, 0.5))
+    with torch.no_grad():
+        sr_y = model((rgb_to_ycbcr(lr)[:, :1] / 255).float()).double() * 255
+    ref = metrics_batch(quantize(sr_y), rgb_to_ycbcr(t)[:, :1], crop=2, channels=("y",))
+    assert row["psnr_y"] == pytest.approx(float(ref["psnr_y"][0]), abs=1e-9)

@@ -41,7 +41,7 @@ from srlab import __version__
 from srlab.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.data.degrade import get_degradation, modcrop, quantize, upsample
 from srlab.data.registry import Dataset, find_dataset, resolve_data_root
-from srlab.errors import ConfigError, ImageError
+from srlab.errors import ConfigError, ImageError, SrlabError
 from srlab.metrics import SSIM_WINDOW, metrics_batch
 
 __all__ = [
@@ -147,6 +147,22 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _weights_file(spec: str, path: Path) -> Path | None:
+    """The file a model's weights came from: the path itself, the cached zoo file or the packaged ncnn .bin."""
+    if path.is_file():
+        return path
+    try:
+        from srlab.weights import ncnn, zoo
+
+        if spec in zoo.ZOO:
+            return zoo.require(spec, verify=False)
+        if spec in ncnn.PACKAGE_MODELS:
+            return ncnn.package_model_files(spec)[1]
+    except (ImportError, SrlabError):
+        return None
+    return None
+
+
 def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -> EvalModel:
     """``bicubic``/``bilinear`` at ``scale``, else a checkpoint path or zoo name through the weights loader."""
     from srlab.models.registry import build_model
@@ -164,14 +180,9 @@ def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -
     module, desc = load_model(spec, device=str(device))
     path = Path(spec).expanduser()
     ckpt = sha = None
-    if path.is_file():
-        ckpt, sha = str(path.resolve()), _sha256(path)
-    else:
-        for attr in ("checkpoint", "path"):
-            p = getattr(module, f"srlab_{attr}", None) or getattr(desc, attr, None)
-            if p and Path(p).is_file():
-                ckpt, sha = str(p), _sha256(Path(p))
-                break
+    file = _weights_file(spec, path)
+    if file is not None:
+        ckpt, sha = str(file.resolve()), _sha256(file)
     label = path.stem if path.suffix else spec
     if hasattr(module, "eval"):
         module = module.eval()
