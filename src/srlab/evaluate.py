@@ -42,7 +42,7 @@ from srlab.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.data.degrade import get_degradation, modcrop, quantize, upsample
 from srlab.data.registry import Dataset, find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError, SrlabError
-from srlab.metrics import SSIM_WINDOW, metrics_batch
+from srlab.metrics import SSIM_WINDOW, lpips_distance, metrics_batch, require_lpips
 
 __all__ = [
     "INTERPOLATION_MODELS",
@@ -336,6 +336,7 @@ def evaluate(
     save_dir: str | Path | None = None,
     progress: bool | None = None,
     channels: Sequence[str] = ("y", "rgb"),
+    lpips: bool = False,
     log: Callable[[str], None] = print,
 ) -> EvalResult:
     """Evaluate every model on every data set at every scale. Returns rows + a header describing the run.
@@ -345,7 +346,8 @@ def evaluate(
 
     ``crop``: border crop (default: the scale for ``standard``, 0 for ``study``). ``hr_crop``: the study's
     centre crop size (default 128, or the whole image for sets stored at the study's size; 0 disables it).
-    ``channels``: the metric channels (``("y",)`` alone is about 4x faster).
+    ``channels``: the metric channels (``("y",)`` alone is about 4x faster). ``lpips``: add an ``lpips``
+    column (RGB, same border crop) -- needs the optional ``lpips`` package and its weights.
     ``save_dir``: write each SR image (uint8 PNG) to ``save_dir/<model>/<dataset>/x<s>/<name>.png``.
     """
 
@@ -361,6 +363,8 @@ def evaluate(
         raise ConfigError("no model given; e.g. --models bicubic")
     if not datasets:
         raise ConfigError("no data set given; e.g. --datasets Set5,Set14")
+    if lpips:
+        require_lpips()
     dev = _resolve_device(device)
     deg = get_degradation("bicubic" if protocol == "standard" else "study")
     root = resolve_data_root(data_root)
@@ -398,57 +402,39 @@ def evaluate(
     # an idle machine and 10x faster on a busy one (OpenMP barrier waits). Networks get all the threads.
     all_threads = torch.get_num_threads()
     with _threads(1 if dev.type == "cpu" else None):
-        rows, skipped, ds_info, model_info = _evaluate_loop(
-            found,
-            keys,
-            labels,
-            loaded,
-            scales,
-            protocol,
-            deg,
-            dev,
-            crop,
-            hr_crop,
-            channels,
-            save_dir,
-            progress,
-            say,
-            all_threads if dev.type == "cpu" else None,
+        opts = _Opts(
+            protocol=protocol,
+            deg=deg,
+            dev=dev,
+            crop=crop,
+            hr_crop=hr_crop,
+            channels=channels,
+            save_dir=save_dir,
+            progress=progress,
+            say=say,
+            net_threads=all_threads if dev.type == "cpu" else None,
+            lpips=lpips,
         )
-    return _finish(
-        rows,
-        skipped,
-        ds_info,
-        model_info,
-        labels,
-        scales,
-        channels,
-        protocol,
-        crop,
-        hr_crop,
-        root,
-        dev,
-        messages,
-    )
+        rows, skipped, ds_info, model_info = _evaluate_loop(found, keys, labels, loaded, scales, opts)
+    return _finish(rows, skipped, ds_info, model_info, labels, scales, opts, root, messages)
 
 
-def _evaluate_loop(
-    found,
-    keys,
-    labels,
-    loaded,
-    scales,
-    protocol,
-    deg,
-    dev,
-    crop,
-    hr_crop,
-    channels,
-    save_dir,
-    progress,
-    say,
-    net_threads,
-):
+@dataclass
+class _Opts:
+    protocol: str
+    deg: Any
+    dev: torch.device
+    crop: int | None
+    hr_crop: int | None
+    channels: tuple[str, ...]
+    save_dir: str | Path | None
+    progress: bool | None
+    say: Callable[[str], None]
+    net_threads: int | None
+    lpips: bool
+
+
+def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
     from tqdm import tqdm
 
     rows: list[dict] = []
@@ -457,7 +443,7 @@ def _evaluate_loop(
     model_info: dict[str, dict] = {}
     for ds in found:
         spec_crop = ds.spec.study_crop if ds.spec else 128
-        size = (spec_crop if hr_crop is None else (hr_crop or None)) if protocol == "study" else None
+        size = (spec_crop if o.hr_crop is None else (o.hr_crop or None)) if o.protocol == "study" else None
         info = {
             "name": ds.name,
             "path": str(ds.hr_dir.resolve()),
@@ -469,19 +455,19 @@ def _evaluate_loop(
         }
         ds_info.append(info)
         if not ds.complete:
-            say(f"note: {ds.name} has {len(ds.files)} of {ds.expected} images in {ds.hr_dir}")
+            o.say(f"note: {ds.name} has {len(ds.files)} of {ds.expected} images in {ds.hr_dir}")
         cache: dict[Path, tuple[np.ndarray, list[str]] | str] = {}
         for s in scales:
-            bcrop = (s if protocol == "standard" else 0) if crop is None else int(crop)
+            bcrop = (s if o.protocol == "standard" else 0) if o.crop is None else int(o.crop)
             active: list[tuple[str, EvalModel]] = []
             for key, label in zip(keys, labels):
                 if key.startswith("interp:"):
-                    m = load_eval_model(label, s, dev)
+                    m = load_eval_model(label, s, o.dev)
                 else:
                     m = loaded[int(key[6:])]
                     ms = int(getattr(m.descriptor, "scale", s))
                     if ms != s:
-                        say(f"skip: model {label} is x{ms}; not evaluated at x{s}")
+                        o.say(f"skip: model {label} is x{ms}; not evaluated at x{s}")
                         continue
                 model_info.setdefault(label, m.info())
                 active.append((label, m))
@@ -492,7 +478,7 @@ def _evaluate_loop(
                 ds.files,
                 desc=f"{ds.name} x{s}",
                 unit="img",
-                disable=None if progress is None else not progress,
+                disable=None if o.progress is None else not o.progress,
                 leave=False,
             )
             for path in bar:
@@ -504,40 +490,46 @@ def _evaluate_loop(
                         cache[path] = str(exc)
                     else:
                         for n in cache[path][1]:
-                            say(f"note: {ds.name}/{path.name}: {n}")
+                            o.say(f"note: {ds.name}/{path.name}: {n}")
                 entry = cache[path]
                 if isinstance(entry, str):
                     if s == scales[0]:
-                        say(f"skip: {ds.name}/{path.name}: {entry}")
+                        o.say(f"skip: {ds.name}/{path.name}: {entry}")
                         rec = {"image": path.name, "reason": entry}
                         info["skipped"].append(rec)
                         skipped.append({"dataset": ds.name, **rec})
                     continue
-                hr_np, reason = prepare_image(entry[0], s, protocol, hr_crop=size, crop=bcrop)
+                hr_np, reason = prepare_image(entry[0], s, o.protocol, hr_crop=size, crop=bcrop)
                 if hr_np is None:
-                    say(f"skip: {ds.name}/{path.name} at x{s}: {reason}")
+                    o.say(f"skip: {ds.name}/{path.name} at x{s}: {reason}")
                     rec = {"image": path.name, "scale": s, "reason": reason}
                     info["skipped"].append(rec)
                     skipped.append({"dataset": ds.name, **rec})
                     continue
-                hr = torch.from_numpy(hr_np).permute(2, 0, 1).unsqueeze(0).to(dev, torch.float64).contiguous()
-                if protocol == "standard":
-                    lr = quantize(deg(hr, s))
+                hr = (
+                    torch.from_numpy(hr_np)
+                    .permute(2, 0, 1)
+                    .unsqueeze(0)
+                    .to(o.dev, torch.float64)
+                    .contiguous()
+                )
+                if o.protocol == "standard":
+                    lr = quantize(o.deg(hr, s))
                 else:  # the study resized float32 [0, 1] tensors
-                    lr = deg((hr / 255.0).float(), s).double() * 255.0
+                    lr = o.deg((hr / 255.0).float(), s).double() * 255.0
                 for label, m in active:
-                    threads = None if m.per_scale else net_threads
+                    threads = None if m.per_scale else o.net_threads
                     if used == 0 and not m.per_scale:  # warm-up (allocations, cuDNN autotuning): not timed
-                        _run_model(m, lr, s, deg.interpolation, dev, threads)
-                    sr, sr_y, runtime = _run_model(m, lr, s, deg.interpolation, dev, threads)
-                    if protocol == "standard":
+                        _run_model(m, lr, s, o.deg.interpolation, o.dev, threads)
+                    sr, sr_y, runtime = _run_model(m, lr, s, o.deg.interpolation, o.dev, threads)
+                    if o.protocol == "standard":
                         sr = quantize(sr)
                         sr_y = quantize(sr_y) if sr_y is not None else None
                     else:
                         sr = sr.clamp(0, 255)
                         sr_y = sr_y.clamp(0, 255) if sr_y is not None else None
-                    res = metrics_batch(sr, hr, crop=bcrop, channels=channels)
-                    if sr_y is not None and hr.shape[1] == 3 and "y" in channels:
+                    res = metrics_batch(sr, hr, crop=bcrop, channels=o.channels)
+                    if sr_y is not None and hr.shape[1] == 3 and "y" in o.channels:
                         ry = metrics_batch(sr_y, rgb_to_ycbcr(hr)[:, :1], crop=bcrop, channels=("y",))
                         res.update(ry)
                     row = {"model": label, "dataset": ds.name, "scale": s, "image": name}
@@ -548,22 +540,29 @@ def _evaluate_loop(
                             if k in res
                         }
                     )
+                    if o.lpips:
+                        c = bcrop
+                        hh, ww = hr.shape[-2:]
+                        row["lpips"] = float(
+                            lpips_distance(
+                                sr[..., c : hh - c, c : ww - c], hr[..., c : hh - c, c : ww - c], device=o.dev
+                            )
+                        )
                     row.update(runtime_s=runtime, h=int(hr.shape[-2]), w=int(hr.shape[-1]))
                     rows.append(row)
-                    if save_dir is not None:
-                        img = sr if protocol == "standard" else sr.round()
-                        _save(Path(save_dir) / label / ds.name / f"x{s}" / f"{name}.png", img)
+                    if o.save_dir is not None:
+                        img = sr if o.protocol == "standard" else quantize(sr)
+                        _save(Path(o.save_dir) / label / ds.name / f"x{s}" / f"{name}.png", img)
                 used += 1
             bar.close()
             info["used"][str(s)] = used
-            say(f"{ds.name} x{s}: {used} of {len(ds.files)} images evaluated")
+            o.say(f"{ds.name} x{s}: {used} of {len(ds.files)} images evaluated")
 
     return rows, skipped, ds_info, model_info
 
 
-def _finish(
-    rows, skipped, ds_info, model_info, labels, scales, channels, protocol, crop, hr_crop, root, dev, messages
-):
+def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, messages):
+    protocol, crop, hr_crop, channels, dev = o.protocol, o.crop, o.hr_crop, o.channels, o.dev
     proto = dict(PROTOCOLS[protocol])
     crop_txt = (
         "s (the scale)" if crop is None and protocol == "standard" else str(0 if crop is None else crop)
@@ -576,6 +575,7 @@ def _finish(
         "protocol": proto,
         "scales": scales,
         "channels": list(channels),
+        "lpips": "LPIPS (lpips package, AlexNet), RGB in [-1, 1], same border crop" if o.lpips else None,
         "data_root": str(Path(root).resolve()),
         "datasets": ds_info,
         "models": [model_info[lb] for lb in labels if lb in model_info],

@@ -44,6 +44,7 @@ __all__ = [
     "lpips_distance",
     "metrics_batch",
     "psnr",
+    "require_lpips",
     "ssim",
 ]
 
@@ -334,13 +335,18 @@ def lpips_available() -> bool:
     return importlib.util.find_spec("lpips") is not None
 
 
+def require_lpips() -> None:
+    """Raise :class:`SrlabError` with install instructions unless the ``lpips`` package is importable."""
+    if not lpips_available():
+        raise SrlabError(_LPIPS_HINT)
+
+
 def lpips_distance(sr: Any, hr: Any, *, net: str = "alex", data_range: float = 255.0, device: str = "cpu"):
     """LPIPS (Zhang et al. 2018) distance, lower is better. RGB only (a grey image is replicated).
 
     Raises :class:`SrlabError` with install instructions when the ``lpips`` package or its weights are missing.
     """
-    if not lpips_available():
-        raise SrlabError(_LPIPS_HINT)
+    require_lpips()
     key = (net, str(device))
     model = _LPIPS_NETS.get(key)
     if model is None:

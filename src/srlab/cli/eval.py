@@ -68,6 +68,9 @@ def register(sub) -> None:
         default=None,
         help="study protocol: centre-crop size (default 128, whole image for sets at the study's size; 0 = none)",
     )
+    p.add_argument(
+        "--lpips", action="store_true", help="also LPIPS (needs the optional lpips package and its weights)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -94,6 +97,7 @@ def run(args) -> int:
         hr_crop=args.hr_crop,
         save_dir=out / "images" if args.save_images else None,
         progress=False if args.no_progress else None,
+        lpips=args.lpips,
         log=lambda msg: print(msg, file=sys.stderr),
     )
     res.header["command"] = "srlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "srlab eval"
