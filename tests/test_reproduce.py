@@ -226,24 +226,26 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
                 assert cb.stages[st].iterations == max(1, round(ca.stages[st].iterations * 0.5))
 
 
-def test_identity_init_passes_the_interpolated_input_through(tmp_path):
+def test_quick_init_makes_interpolators(tmp_path):
     import torch
 
     from srlab.data.degrade import upsample
     from srlab.reproduce import _build_config, _identity_init, plan_runs
     from srlab.weights.loader import load_model
 
-    ctx = _ctx(tmp_path, srcnn_features=(64, 32))
+    ctx = _ctx(tmp_path, srcnn_features=(64, 32), rrdb_blocks=2, rrdb_features=32, rrdb_growth=16)
     ctx.train_set, ctx.val_set = {"name": "x", "path": str(tmp_path)}, None
-    spec = plan_runs(ctx)[0]
-    cfg, _ = _build_config(spec, False)
-    m, _ = load_model(_identity_init(cfg, tmp_path / "init.safetensors"))
     x = torch.rand(1, 3, 12, 10)
-    with torch.no_grad():
-        y = m(x)
     ref = upsample(x, 2, "bilinear")
-    mse = float(((y - ref) ** 2).mean())
-    assert 10 * math.log10(1 / mse) > 40
+    for spec in plan_runs(ctx)[:2]:  # SRCNN and RRDBNet, study protocol
+        assert spec.identity_init
+        cfg, _ = _build_config(spec, False)
+        m, _ = load_model(_identity_init(cfg, tmp_path / f"{spec.family}.safetensors"))
+        with torch.no_grad():
+            y = m(x)
+        # RRDBNet's zero-padded border differs; inside, both are the study's bilinear interpolation
+        inner = (y - ref)[..., 2:-2, 2:-2]
+        assert 10 * math.log10(1 / float((inner**2).mean())) > 40, spec.family
 
 
 def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):

@@ -652,11 +652,15 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                     "esrgan_x2_study",
                     o,
                     {"psnr": "esrgan_psnr", "gan": "esrgan_gan"},
+                    identity_init=True,
                     notes=[
+                        "initialised as a bilinear interpolator (RGB carried in three channels, trunk "
+                        "contribution scaled by 0.01) so that a few hundred iterations improve on "
+                        "interpolation; the study started from random",
                         f"RRDBNet {q.rrdb_blocks} blocks, {q.rrdb_features} features (the study: 16 blocks, 64); "
                         f"PSNR stage {it_p} iterations (L1), then GAN stage {it_g} iterations initialised from it "
                         "(the study trained its GAN from scratch); a U-Net discriminator because the VGG-style "
-                        f"one needs 128x128 inputs and the quick patches are {q.patch}x{q.patch}"
+                        f"one needs 128x128 inputs and the quick patches are {q.patch}x{q.patch}",
                     ],
                 )
             )
@@ -668,6 +672,7 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                 RunSpec(f"srcnn_trained-{proto}", "srcnn", proto, "srcnn_x2_study", o, {"train": "srcnn"})
             )
             o = {**_protocol_overrides(proto, "esrgan"), **base_s, **_scale_iters("esrgan_x2_study", f)}
+            o.update(_perceptual_override("gan"))
             o.update(_study_val(val, proto))
             runs.append(
                 RunSpec(
@@ -722,6 +727,7 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                 "model.hparams.scale": SCALE,
                 "data.train": ctx.train_set.get("esrgan", {}).get("path", train_path),
                 **_scale_iters("esrgan_x4_paper", f),
+                **_perceptual_override("gan"),
             }
             o.update(_study_val(val, proto))
             runs.append(
@@ -736,6 +742,12 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                 )
             )
     return runs
+
+
+def _perceptual_override(stage: str) -> dict[str, Any]:
+    """Random VGG19 for the recipes' perceptual loss when ImageNet VGG19 is not cached (the report says so)."""
+    w = _perceptual_weights_choice()
+    return {f"stages.{stage}.losses.perceptual_weights": w} if w else {}
 
 
 def _perceptual_weights_choice() -> str | None:
@@ -816,7 +828,13 @@ def _config_hash(raw: dict) -> str:
 
 
 def _identity_init(cfg, path: Path) -> Path:
-    """An SRCNN whose channels 0-2 pass the interpolated input straight through (others small, random)."""
+    """Quick-profile initial weights that make the untrained network an interpolator (see the report).
+
+    SRCNN: channels 0-2 of each layer pass the interpolated input straight through (delta filters), the
+    other channels start small and random. RRDBNet: ``conv_first``/``conv_hr``/``conv_last`` carry RGB in
+    channels 0-2, the trunk's contribution starts small, and each ``conv_upN`` applies the [1 2 1]/4 tent to
+    the nearest-upsampled features -- exactly bilinear interpolation away from the border.
+    """
     import torch
 
     from srlab.models.registry import build_model
@@ -826,20 +844,52 @@ def _identity_init(cfg, path: Path) -> Path:
         torch.manual_seed(cfg.seed)
         m, _ = build_model(cfg.model.name, **cfg.model.hparams)
     c = m.in_channels
-    with torch.no_grad():
-        for conv in (m.conv1, m.conv2):
-            conv.weight.mul_(0.1)
-            k = conv.weight.shape[-1]
-            conv.weight[:c] = 0
-            for i in range(c):
-                conv.weight[i, i, k // 2, k // 2] = 1.0
-            conv.bias.zero_()
-        k = m.conv3.weight.shape[-1]
+
+    def delta(conv, scale_rest: float = 0.1, value: float = 1.0, kernel=None) -> None:
+        # output channels 0..c-1 read only their own input channel; the others start small
+        conv.weight.mul_(scale_rest)
+        k = conv.weight.shape[-1]
+        conv.weight[:c] = 0
         for i in range(c):
-            m.conv3.weight[i, :c] = 0
-            m.conv3.weight[i, i, k // 2, k // 2] = 1.0
-        m.conv3.bias.zero_()
-    save_model(path, m, metadata={"note": "identity-initialised SRCNN (srlab reproduce, quick profile)"})
+            if kernel is None:
+                conv.weight[i, i, k // 2, k // 2] = value
+            else:
+                conv.weight[i, i] = kernel
+        if conv.bias is not None:
+            conv.bias[:c] = 0
+
+    with torch.no_grad():
+        if m.arch == "srcnn":
+            for conv in (m.conv1, m.conv2):
+                conv.weight.mul_(0.1)
+                k = conv.weight.shape[-1]
+                conv.weight[:c] = 0
+                for i in range(c):
+                    conv.weight[i, i, k // 2, k // 2] = 1.0
+                conv.bias.zero_()
+            k = m.conv3.weight.shape[-1]
+            for i in range(c):
+                m.conv3.weight[i, :c] = 0
+                m.conv3.weight[i, i, k // 2, k // 2] = 1.0
+            m.conv3.bias.zero_()
+        elif m.arch == "rrdbnet" and not m.pixel_unshuffle:
+            tent = torch.tensor([1.0, 2.0, 1.0])
+            tent = torch.outer(tent, tent) / 16.0
+            delta(m.conv_first)
+            m.conv_body.weight.mul_(0.01)
+            m.conv_body.bias.zero_()
+            for i in range(len(m.up_factors)):
+                delta(getattr(m, f"conv_up{i + 1}"), kernel=tent)
+            delta(m.conv_hr)
+            m.conv_last.weight.zero_()
+            m.conv_last.bias.zero_()
+            for i in range(c):
+                m.conv_last.weight[i, i, 1, 1] = 1.0
+        else:  # pragma: no cover - the quick profile builds only these two
+            raise ConfigError(f"no interpolation initialisation for {m.arch}")
+    save_model(
+        path, m, metadata={"note": f"interpolation-initialised {m.arch} (srlab reproduce, quick profile)"}
+    )
     return path
 
 
@@ -859,7 +909,7 @@ def run_training(ctx: Context, runs: list[RunSpec], progress: bool) -> None:
         if not final.is_file():
             status = "resumed" if (run_dir / "checkpoints").is_dir() else "trained"
             if spec.identity_init:
-                init = _identity_init(cfg, run_dir / "init_identity.safetensors")
+                init = _identity_init(cfg, run_dir / "init_interpolator.safetensors")
                 first = cfg.stage_names()[0]
                 cfg.stages[first].init = str(init)
             ctx.say(f"[train] {spec.key}: {status} in {_rel(run_dir)}")
