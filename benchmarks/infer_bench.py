@@ -65,7 +65,7 @@ def _fast_variants(key, model, x, device, args):
         if getattr(model, "arch", "") == "rrdbnet":
             from srlab.models.rrdbnet import fuse_rdb
 
-            mf = fuse_rdb(copy.deepcopy(m))
+            mf = fuse_rdb(copy.deepcopy(m)).to(memory_format=torch.channels_last)
             out.append((label + " fused-RDB", lambda: mf(xf), args.batch))
         if args.compile and key in args.compile_cases.split(","):
             for tag, mod in (("", m), (" fused-RDB", mf)):
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=4, help="CUDA fast path batch of tiles")
     p.add_argument("--precision", choices=["fp16", "bf16"], default="fp16")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    p.add_argument("--compile-mode", default="default")
     p.add_argument("--compile-cases", default="rrdb23-x4", help="model-level cases also measured compiled")
     p.add_argument("--no-onnx", action="store_true")
     p.add_argument("--fuse", choices=["auto", "on", "off"], default="auto", help="Upscaler fused-RDB setting")

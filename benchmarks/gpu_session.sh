@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One prepared GPU session (the `device` tool or any CUDA machine): inference and training benchmarks,
+# each part under its own time limit, results as JSON + logs in $OUT (default ./bench_out).
+#   bash benchmarks/gpu_session.sh            # on the GPU machine, from the repository root
+#   SMOKE=1 bash benchmarks/gpu_session.sh    # tiny settings, to check the script on a CPU first
+set -u
+OUT=${OUT:-bench_out}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+start=$(date +%s)
+TOTAL=${TOTAL:-100000}  # whole-session budget in seconds: a step gets at most what is left
+step() {  # step NAME LIMIT_S CMD...
+  local name=$1 limit=$2; shift 2
+  local left=$(( TOTAL - ($(date +%s) - start) - 5 ))
+  if [ "$left" -lt 30 ]; then echo "=== $name skipped: ${left}s left"; return; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "=== $name (limit ${limit}s, t=$(( $(date +%s) - start ))s)"
+  timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "^ *$" | tail -40
+  echo "=== $name exit ${PIPESTATUS[0]}"
+}
+if [ "${SMOKE:-0}" = 1 ]; then
+  INF="--device cpu --size 32 --large 64x48 --ref-tile 32 --repeats 1 --warmup 1 --no-onnx"
+  CASES=srcnn-x2,rrdb16-x2; LCASES=rrdb16-x2; CCASES=rrdb16-x2
+  TRN="--device cpu --batch 1 --blocks 1 --steps 1 --repeats 1 --warmup 1"
+else
+  INF="--repeats 5"
+  CASES=srcnn-x2,rrdb16-x2,rrdb23-x2,rrdb23-x4,srvgg-x4; LCASES=rrdb23-x4; CCASES=rrdb23-x4
+  TRN=""
+fi
+(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv || true) | tee "$OUT/gpu.txt"
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
+step infer_eager 150 $PY benchmarks/infer_bench.py $INF --cases $CASES --large-cases $LCASES \
+  --profile "${CCASES}" --out "$OUT/infer_eager.json"
+step train_eager 110 $PY benchmarks/train_bench.py $TRN --out "$OUT/train_eager.json"
+step infer_compiled 130 $PY benchmarks/infer_bench.py $INF --cases $CCASES --compile --compile-cases $CCASES \
+  --large-cases "" --out "$OUT/infer_compiled.json"
+step train_compiled 170 $PY benchmarks/train_bench.py $TRN --cases esrgan --compile --out "$OUT/train_compiled.json"
+step large_compiled 120 $PY benchmarks/infer_bench.py $INF --cases "" --large-cases $LCASES --compile \
+  --out "$OUT/large_compiled.json"
+echo "total $(( $(date +%s) - start ))s"
