@@ -344,11 +344,30 @@ def test_fused_rdb_upscaler_matches_plain():
 
     m, d = build_model("rrdbnet", scale=2, num_block=1, num_feat=8, num_grow_ch=4)
     img = (np.random.default_rng(1).random((20, 24, 3)) * 255).astype(np.uint8)
-    plain = Upscaler((m, d), device="cpu", fuse=False)
-    fused = Upscaler((m, d), device="cpu", fuse=True)
+    plain = Upscaler((m, d), device="cpu", fuse=False, backend="torch")
+    fused = Upscaler((m, d), device="cpu", fuse=True, backend="torch")
     assert fused.fused and not plain.fused and "fused-RDB" in fused.describe()
     # the caller's module is untouched
     assert type(m.body[0].rdb1).__name__ == "ResidualDenseBlock"
     a, b = plain(img), fused(img)
     assert a.shape == b.shape == (40, 48, 3)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_auto_backend_picks_onnxruntime_for_rrdbnet_on_cpu(tmp_path, monkeypatch):
+    import numpy as np
+
+    pytest.importorskip("onnxruntime")
+    from srlab.inference import Upscaler
+    from srlab.models.registry import build_model
+
+    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path))
+    m, d = build_model("rrdbnet", scale=2, num_block=1, num_feat=8, num_grow_ch=4)
+    auto = Upscaler((m, d), device="cpu")
+    assert auto.backend == "onnxruntime" and list(tmp_path.glob("onnx/*.onnx"))
+    torch_up = Upscaler((m, d), device="cpu", backend="torch")
+    s, _ = build_model("srcnn-955-x2")
+    assert Upscaler(s, device="cpu").backend == "torch"
+    assert Upscaler((m, d), device="cpu", precision="bf16").backend == "torch"
+    img = (np.random.default_rng(2).random((24, 20, 3)) * 255).astype(np.uint8)
+    assert np.abs(auto(img).astype(int) - torch_up(img).astype(int)).max() <= 1

@@ -259,6 +259,22 @@ def pick_precision(precision: str, device: torch.device, desc: ModelDescriptor) 
     return p
 
 
+# Architectures that ONNX Runtime runs faster than PyTorch on a CPU, as measured by
+# benchmarks/infer_bench.py on the 2-core development CPU (RRDBNet: about 2x; SRCNN and SRVGG: PyTorch
+# is faster). ``backend='auto'`` uses ONNX Runtime for these when it is installed and fp32 is asked for.
+ORT_FASTER_ON_CPU = frozenset({"rrdbnet"})
+
+
+def _auto_backend(module, desc: ModelDescriptor, device, precision: str) -> str:
+    if precision not in ("auto", "fp32") or getattr(module, "arch", None) not in ORT_FASTER_ON_CPU:
+        return "torch"
+    if pick_device(device).type != "cpu":
+        return "torch"
+    from srlab.export import onnxruntime_available
+
+    return "onnxruntime" if onnxruntime_available() else "torch"
+
+
 # ----------------------------------------------------------------------------------------- the upscaler
 
 
@@ -271,7 +287,7 @@ class Upscaler:
     side in LR pixels, so a window is ``tile + 2 overlap`` (``None``: ``max(8, 2 R)`` where R is the
     descriptor's receptive radius, at most ``max(R, tile / 2)``). ``batch_size``: windows per device
     call (``None``: 1 on CPU, as many as fit the memory budget on a GPU, at most 16). ``alpha``:
-    ``'bicubic'`` or ``'model'``. ``backend``: ``'torch'`` or ``'onnxruntime'`` (CPU, fp32, via
+    ``'bicubic'`` or ``'model'``. ``backend``: ``'auto'``, ``'torch'`` or ``'onnxruntime'`` (CPU, fp32, via
     :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile``. ``fuse``: RRDBNet dense
     blocks without concatenations (``None``: on for CUDA).
     """
@@ -286,7 +302,7 @@ class Upscaler:
         device: str | torch.device = "auto",
         batch_size: int | None = None,
         alpha: str = "bicubic",
-        backend: str = "torch",
+        backend: str = "auto",
         compile: bool = False,
         fuse: bool | None = None,
         progress: bool = False,
@@ -309,21 +325,34 @@ class Upscaler:
         self.tile_overlap = tile_overlap
         self.batch_size = batch_size
         self.progress = progress
-        self.backend = backend
+        auto = backend == "auto"
+        if auto:
+            backend = _auto_backend(module, desc, device, precision)
         if backend == "onnxruntime":
             from srlab.export import cached_onnx
 
             if str(device) not in ("auto", "cpu"):
                 raise ConfigError("the onnxruntime backend runs on the CPU; use --device cpu")
-            self.device = torch.device("cpu")
-            self.precision = "fp32"
-            module = cached_onnx(module.eval())
-            caller_owned = False
+            try:
+                onnx_module = cached_onnx(module.eval())
+            except Exception as exc:  # noqa: BLE001 - auto falls back; an explicit request reports
+                if not auto:
+                    raise
+                warnings.warn(f"ONNX export failed ({exc}); running with PyTorch", stacklevel=2)
+                backend = "torch"
+            else:
+                self.device = torch.device("cpu")
+                self.precision = "fp32"
+                module = onnx_module
+                caller_owned = False
+        self.backend = backend
+        if backend == "onnxruntime":
+            pass
         elif backend == "torch":
             self.device = pick_device(device)
             self.precision = pick_precision(precision, self.device, desc)
         else:
-            raise ConfigError(f"unknown backend {backend!r}; use 'torch' or 'onnxruntime'")
+            raise ConfigError(f"unknown backend {backend!r}; use 'auto', 'torch' or 'onnxruntime'")
         gpu = self.device.type in ("cuda", "mps")
         self.model_dtype = _DTYPES[self.precision] if gpu else torch.float32
         self.autocast_dtype = _DTYPES[self.precision] if (not gpu and self.precision != "fp32") else None
