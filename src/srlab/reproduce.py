@@ -144,18 +144,18 @@ class QuickSettings:
     val_crops: int = 2
     max_role_images: int = 24  # cap per role with --data-root (evenly spaced subset)
     patch: int = 32  # HR training patch
-    srcnn_iters: int = 600
+    srcnn_iters: int = 300
     srcnn_batch: int = 16
     srcnn_features: tuple[int, int] = (64, 32)
     srcnn_lr: float = 1e-3
-    rrdb_blocks: int = 2
+    rrdb_blocks: int = 1
     rrdb_features: int = 32
     rrdb_growth: int = 16
-    psnr_iters: int = 300
-    psnr_batch: int = 16
-    psnr_lr: float = 5e-4
+    psnr_iters: int = 400
+    psnr_batch: int = 8
+    psnr_lr: float = 2e-4
     gan_iters: int = 100
-    gan_batch: int = 8
+    gan_batch: int = 4
     gan_lr: float = 1e-4
     d_features: int = 32
     val_every: int = 0  # 0: four validations per stage
@@ -241,7 +241,9 @@ class Context:
     panels: dict[str, dict] = field(default_factory=dict)
     figures: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    threads: list[dict] = field(default_factory=list)  # CPU threads chosen per phase (see _adapt_threads)
     perceptual: set = field(default_factory=set)
+    base_threads: int = 1
 
 
 def _rel(p: Path | str) -> str:
@@ -643,7 +645,7 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                     },
                 }
             )
-            o.update(_val_overrides(val, min(it_p, it_g), q))
+            o.update(_val_overrides(val, max(it_p, it_g), q))
             runs.append(
                 RunSpec(
                     f"esrgan_trained-{proto}",
@@ -893,6 +895,49 @@ def _identity_init(cfg, path: Path) -> Path:
     return path
 
 
+def _busy_cores(window: float = 0.5) -> float | None:
+    """Cores kept busy by other processes right now (from /proc/stat over ``window`` seconds), or None."""
+
+    def snap():
+        with open("/proc/stat", encoding="ascii") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v), idle
+
+    try:
+        t1, i1 = snap()
+        time.sleep(window)
+        t2, i2 = snap()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t2 <= t1:
+        return None
+    return (1.0 - (i2 - i1) / (t2 - t1)) * (os.cpu_count() or 1)
+
+
+def _adapt_threads(ctx: Context, phase: str) -> None:
+    """On the CPU, use only the cores other processes leave free: OpenMP threads that share a core with
+    another busy process wait on each other, and a 2-core step can then run several times slower than with
+    one thread. Numbers do not depend on it beyond float rounding."""
+    import torch
+
+    if ctx.device not in ("cpu", "auto") or (ctx.device == "auto" and torch.cuda.is_available()):
+        return
+    cores = os.cpu_count() or 1
+    base = ctx.base_threads
+    busy = _busy_cores()
+    if busy is None:
+        return
+    k = max(1, min(base, cores - int(round(busy))))
+    if k != torch.get_num_threads():
+        torch.set_num_threads(k)
+    ctx.threads.append({"phase": phase, "threads": k, "busy_cores": round(busy, 2), "cores": cores})
+    if k < base:
+        ctx.say(
+            f"    (other processes keep {busy:.1f} of {cores} cores busy: using {k} thread{'s' * (k > 1)})"
+        )
+
+
 def run_training(ctx: Context, runs: list[RunSpec], progress: bool) -> None:
     from srlab.train.loop import train
     from srlab.weights.io import read_metadata
@@ -907,6 +952,7 @@ def run_training(ctx: Context, runs: list[RunSpec], progress: bool) -> None:
         t0 = time.time()
         status = "reused"
         if not final.is_file():
+            _adapt_threads(ctx, spec.key)
             status = "resumed" if (run_dir / "checkpoints").is_dir() else "trained"
             if spec.identity_init:
                 init = _identity_init(cfg, run_dir / "init_interpolator.safetensors")
@@ -1155,6 +1201,7 @@ def run_evaluation(ctx: Context, progress: bool) -> None:
         raise DataError("no test set found for any role; see the report's data section")
     specs = ["bilinear", "bicubic"] + [ctx.models[lb]["path"] for lb in _model_order(ctx)]
     for proto in PROTOCOLS:
+        _adapt_threads(ctx, f"eval-{proto}")
         t0 = time.time()
         ctx.say(f"[eval] {proto} protocol: {len(specs)} models x {', '.join(datasets)}")
         res = evaluate(
@@ -1791,6 +1838,15 @@ def build_report(ctx: Context, command: str, wall: float):
     doc.heading("Environment")
     doc.table(["", ""], [[k, str(v)] for k, v in env.items()], align=["l", "l"])
     doc.table(["step", "wall time"], [[k.removesuffix("_s"), f"{v:.1f} s"] for k, v in ctx.timings.items()])
+    if ctx.threads:
+        doc.paragraph(
+            "CPU threads per phase: srlab used the cores that other processes left free when the phase "
+            "started (busy cores measured from /proc/stat over 0.5 s)."
+        )
+        doc.table(
+            ["phase", "torch threads", "cores busy with other work", "cores"],
+            [[t["phase"], str(t["threads"]), f"{t['busy_cores']:.2f}", str(t["cores"])] for t in ctx.threads],
+        )
     doc.heading("Files")
     doc.bullets(
         [
@@ -1945,6 +2001,16 @@ def reproduce(
         log,
     )
     ctx.factor = (budget / prof.nominal_minutes) if budget else 1.0
+    import torch
+
+    ctx.base_threads = torch.get_num_threads()
+    try:
+        return _reproduce(ctx, prof, root, budget, command, progress, log)
+    finally:
+        torch.set_num_threads(ctx.base_threads)
+
+
+def _reproduce(ctx, prof, root, budget, command, progress, log) -> dict[str, Any]:
     t_all = time.time()
 
     t0 = time.time()
@@ -2012,6 +2078,7 @@ def reproduce(
         "report_html": str(html),
         "environment": environment(),
         "quick_settings": _plain(ctx.quick),
+        "threads": ctx.threads,
     }
     (ctx.out / "reproduce.json").write_text(json.dumps(_plain(summary), indent=1), encoding="utf-8")
     log(f"[report] {_rel(md)}, {_rel(html)} ({wall / 60:.1f} min)")
