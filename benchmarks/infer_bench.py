@@ -7,7 +7,8 @@ Cases (``--cases``): SRCNN x2, RRDBNet x2/x4 with 16 and 23 blocks, SRVGG x4, ea
 Reference: fp32, eager, contiguous NCHW, batch 1 -- what the official ESRGAN test.py and BasicSR do; for the
 large image, the reference walks the image in non-overlapping tiles one at a time (Real-ESRGAN's tiler).
 Fast path: CUDA -> fp16/bf16 + channels_last (+ torch.compile with ``--compile``), tiles batched; CPU -> the
-fastest of fp32 channels_last / bf16 autocast / ONNX Runtime (each measured, the choice printed).
+fastest of fp32 PyTorch / fp32 channels_last / bf16 autocast / ONNX Runtime (each measured and printed;
+``srlab upscale --backend auto`` follows this measurement: ONNX Runtime for RRDBNet, PyTorch fp32 otherwise).
 
 Prints a table (ratio vs reference, Mpx/s of output, achieved TFLOP/s from counted conv FLOPs, peak memory)
 and writes JSON with ``--out``. Weights are random: speed does not depend on them.
@@ -84,7 +85,8 @@ def _fast_variants(key, model, x, device, args):
                     )
                 )
     else:
-        mcl = model.to(memory_format=torch.channels_last)
+        out.append(("fp32 (PyTorch, contiguous)", lambda: model(x), 1))
+        mcl = copy.deepcopy(model).to(memory_format=torch.channels_last)
         xcl = x.contiguous(memory_format=torch.channels_last)
         out.append(("fp32 channels_last", lambda: mcl(xcl), 1))
 
