@@ -212,11 +212,14 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    variants = (
-        ["reference", "srlab"]
-        + ([] if cuda else ["srlab-bf16"])
-        + (["srlab-compile"] if args.compile else [])
-    )
+    variants = ["reference", "srlab"]
+    variants += ["srlab-bf16"] if args.cpu_bf16 and not cuda else []
+    variants += ["srlab-compile"] if args.compile else []
+    if args.variants:
+        variants = args.variants.split(",")
+        bad = [v for v in variants if v not in ("reference", "srlab", "srlab-bf16", "srlab-compile")]
+        if bad:
+            ap.error(f"unknown variant {bad[0]!r}")
     g = torch.Generator().manual_seed(0)
     hr = torch.rand(args.batch, 3, args.hr, args.hr, generator=g).to(device)
     lr = F.interpolate(hr, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from srlab.errors import ConfigError, SrlabError, WeightsError
 from srlab.train.checkpoint import list_checkpoints, load_checkpoint
 from srlab.train.config import ScheduleConfig, config_from_dict, configs_dir, load_config
 from srlab.train.loop import Trainer
-from srlab.train.recipes import NonFiniteLossError, build_optimizer, lr_at
+from srlab.train.recipes import NonFiniteLossError, StageRunner, build_optimizer, lr_at
 
 
 def _write_images(folder, n, size, seed):
@@ -292,20 +293,34 @@ def test_missing_vgg_weights_stop_training_unless_random_is_explicit(root, tmp_p
     assert not (tmp_path / "x" / "checkpoints").exists()
 
 
-def test_nonfinite_loss_stops_with_a_clear_message_and_never_writes_a_nan_checkpoint(root, tmp_path):
+def test_nonfinite_loss_stops_with_a_clear_message_and_never_writes_a_nan_checkpoint(
+    root, tmp_path, monkeypatch
+):
     bad = {
         "stages.train.optim.lr": 1e30,
         "stages.train.iterations": 6,
         "checkpoint.every": 1,
         "val.set": None,
     }
-    with pytest.raises(NonFiniteLossError, match=r"non-finite at iteration \d+ .*skip_nonfinite"):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at iteration (\d+) .*skip_nonfinite") as e1:
         _run(_cfg(SRCNN, **bad), tmp_path / "n", root)
+    first = re.search(r"iteration (\d+)", str(e1.value)).group(1)
+    assert "last good checkpoint" in str(e1.value)
     for _si, _it, p in list_checkpoints(tmp_path / "n" / "checkpoints"):
         g = load_checkpoint(p)["models"]["g"]
         assert all(torch.isfinite(t).all() for t in g.values())
     res = _run(_cfg(SRCNN, **bad, **{"stages.train.skip_nonfinite": True}), tmp_path / "s", root)
     assert res.completed and res.stages["train"]["skipped_steps"] > 0
+    # the deferred check (CUDA's default: no host sync per step) names the same iteration and, checked before
+    # every save, still never lets a NaN checkpoint through
+    init = StageRunner.__init__
+    monkeypatch.setattr(
+        StageRunner, "__init__", lambda self, *a, **k: init(self, *a, **{**k, "sync_checks": False})
+    )
+    with pytest.raises(NonFiniteLossError, match=rf"non-finite at iteration {first};"):
+        _run(_cfg(SRCNN, **{**bad, "checkpoint.every": 3, "log.every": 5}), tmp_path / "d", root)
+    for _si, _it, p in list_checkpoints(tmp_path / "d" / "checkpoints"):
+        assert all(torch.isfinite(t).all() for t in load_checkpoint(p)["models"]["g"].values())
 
 
 def test_cli_reports_config_errors_in_one_line(root, tmp_path, capsys):

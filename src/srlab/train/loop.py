@@ -430,7 +430,7 @@ class Trainer:
             dynamic_ncols=True,
             disable=(None if (self.is_main and cfg.log.progress) else True),
         )
-        acc: dict[str, float] = {}
+        acc: dict[str, torch.Tensor] = {}  # loss sums on the device (no per-step host sync)
         acc_n = 0
         t_log = time.time()
         it_log = it
@@ -438,9 +438,11 @@ class Trainer:
         try:
             while it < total:
                 if self.stop_budget and self.done_this_run >= self.stop_budget:
+                    runner.check_finite()
                     if last_ckpt_it != it:
                         result.last_checkpoint = self._save(si, name, it, runner, best, result, done=False)
                     self._say(f"stopping after {self.done_this_run} iterations (runtime.stop_after)")
+                    summary["iterations"] = it
                     return True
                 runner.set_lr(it)
                 start = offset + (it * self.world + self.rank) * st.batch_size
@@ -456,23 +458,21 @@ class Trainer:
                     )
                 else:
                     lr_b = lr_b.to(dev, non_blocking=True)
-                try:
-                    losses = runner.step(lr_b, hr_b, it)
-                except NonFiniteLossError as exc:
-                    last = find_latest(self.ckpt_dir)
-                    where = f"; the last good checkpoint is {last}" if last else ""
-                    raise NonFiniteLossError(f"{exc}{where}") from None
+                losses = runner.step(lr_b, hr_b, it)
                 it += 1
                 self.done_this_run += 1
                 bar.update(1)
                 if losses is not None:
                     for k, v in losses.items():
-                        acc[k] = acc.get(k, 0.0) + float(v)
+                        acc[k] = acc[k] + v.float() if k in acc else v.float()
                     acc_n += 1
                 log_now = it % max(1, cfg.log.every) == 0 or it == total
                 if log_now and self.is_main:
                     dt = time.time() - t_log
-                    rows = {k: v / max(acc_n, 1) for k, v in acc.items()}
+                    runner.check_finite()
+                    keys = list(acc)
+                    vals = torch.stack([acc[k] for k in keys]).cpu().tolist() if keys else []
+                    rows = {k: v / max(acc_n, 1) for k, v in zip(keys, vals)}
                     rows["lr"] = float(runner.opt_g.param_groups[0]["lr"])
                     rows["it_per_s"] = (it - it_log) / dt if dt > 0 else 0.0
                     rows["mpx_per_s"] = (
@@ -486,14 +486,22 @@ class Trainer:
                     )
                     acc, acc_n, t_log, it_log = {}, 0, time.time(), it
                 elif log_now:
+                    runner.check_finite()
                     acc, acc_n = {}, 0
                 val_now = cfg.val.set and cfg.val.every > 0 and it % cfg.val.every == 0 and it < total
                 if val_now:
+                    runner.check_finite()
                     self._validate(si, name, it, runner, best)
                 ck_now = cfg.checkpoint.every > 0 and it % cfg.checkpoint.every == 0 and it < total
                 if ck_now:
+                    runner.check_finite()
                     result.last_checkpoint = self._save(si, name, it, runner, best, result, done=False)
                     last_ckpt_it = it
+            runner.check_finite()
+        except NonFiniteLossError as exc:
+            last = find_latest(self.ckpt_dir)
+            where = f"; the last good checkpoint is {last}" if last else "; no checkpoint was written"
+            raise NonFiniteLossError(f"{exc}{where}") from None
         finally:
             bar.close()
         # --- end of stage

@@ -115,6 +115,7 @@ class StageRunner:
         compile: bool = False,
         ddp: bool = False,
         local_rank: int | None = None,
+        sync_checks: bool | None = None,
         log=None,
     ) -> None:
         from srlab.models.registry import build_model
@@ -126,6 +127,9 @@ class StageRunner:
         self.ddp = ddp
         self.g = generator
         self.skipped = 0
+        # Per-step host synchronisation for the NaN check only where it is free (CPU) or needed (skipping).
+        self.sync_checks = (not self.cuda or cfg.skip_nonfinite) if sync_checks is None else bool(sync_checks)
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
         say = log or (lambda _m: None)
         if pre_upsampled and not hasattr(generator, "forward_upsampled"):
             raise ConfigError("data.pre_upsample is set but the model has no forward_upsampled (SRCNN only)")
@@ -136,6 +140,9 @@ class StageRunner:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             g_train = DDP(g_train, device_ids=[local_rank] if self.cuda else None, broadcast_buffers=False)
+        self._g_eager = g_train
+        self._compile_pending = bool(compile)
+        self._say = say
         if compile:
             g_train = torch.compile(g_train)
         self.g_train = g_train
@@ -213,13 +220,37 @@ class StageRunner:
         """The generator to validate and export: the EMA when enabled."""
         return self.ema if self.ema is not None else self.g
 
-    def _all_finite(self, *losses: torch.Tensor) -> bool:
-        ok = torch.stack([torch.isfinite(x.detach().float()).all() for x in losses]).all().float()
+    def _all_finite(self, it: int, *losses: torch.Tensor) -> bool:
+        """Whether the losses are finite. Synchronises (and, under DDP, agrees across ranks) only when a
+        decision is needed now: on CPU, or with skip_nonfinite. Otherwise the flag stays on the device and
+        :meth:`check_finite` raises later (the caller checks before logging, validating and saving)."""
+        ok = torch.stack([torch.isfinite(x.detach().float()).all() for x in losses]).all()
+        if not self.sync_checks:
+            bad_now = ~ok
+            self._first_bad = torch.where(bad_now & (self._first_bad < 0), it, self._first_bad)
+            return True
+        okf = ok.float()
         if self.ddp:
             import torch.distributed as dist
 
-            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        return bool(ok.item() > 0)
+            dist.all_reduce(okf, op=dist.ReduceOp.MIN)
+        return bool(okf.item() > 0)
+
+    def check_finite(self) -> None:
+        """Raise NonFiniteLossError if a deferred check saw a non-finite loss (all ranks raise together)."""
+        if self.sync_checks:
+            return
+        first = self._first_bad.clone()
+        if self.ddp:
+            import torch.distributed as dist
+
+            dist.all_reduce(first, op=dist.ReduceOp.MAX)
+        it = int(first.item())
+        if it >= 0:
+            raise NonFiniteLossError(
+                f"stage {self.name}: the loss became non-finite at iteration {it + 1}; lower the learning rate, "
+                "set grad_clip, or set skip_nonfinite: true to skip such steps"
+            )
 
     def _nonfinite(self, it: int, parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         if self.cfg.skip_nonfinite:
@@ -257,7 +288,35 @@ class StageRunner:
 
     # --------------------------------------------------------------------------------------------- step
     def step(self, lr: torch.Tensor, hr: torch.Tensor, it: int) -> dict[str, torch.Tensor] | None:
-        """One optimisation step; returns the (detached) losses, or None when a non-finite step was skipped."""
+        """One optimisation step; returns the (detached) losses, or None when a non-finite step was skipped.
+
+        With ``compile``, a compilation failure on the first step (e.g. PyTorch cannot compile the backward
+        of SRCNN's replicate padding) falls back to eager execution with a message, once.
+        """
+        if not self._compile_pending:
+            return self._step(lr, hr, it)
+        self._compile_pending = False
+        try:
+            return self._step(lr, hr, it)
+        except (SrlabError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - dynamo/inductor raise many kinds
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            first = lines[0][:160] if lines else ""
+            self._say(
+                f"stage {self.name}: torch.compile failed ({type(exc).__name__}: {first}); running eagerly"
+            )
+            self.g_train = self._g_eager
+            if self.d is not None:
+                self.d_train = self.d
+                for p in self.d.parameters():
+                    p.requires_grad_(True)
+            self.opt_g.zero_grad(set_to_none=True)
+            if self.opt_d is not None:
+                self.opt_d.zero_grad(set_to_none=True)
+            return self._step(lr, hr, it)
+
+    def _step(self, lr: torch.Tensor, hr: torch.Tensor, it: int) -> dict[str, torch.Tensor] | None:
         if self.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
             hr = hr.contiguous(memory_format=torch.channels_last)
@@ -279,7 +338,7 @@ class StageRunner:
             sr = self.g_train(lr)
         parts = self._gen_losses(sr, hr)
         total = sum(parts.values())
-        if not self._all_finite(total):
+        if not self._all_finite(it, total):
             return self._nonfinite(it, parts)
         self._backward_step(total, self.opt_g, self.scaler_g, self.g.parameters())
         self._update_ema()
@@ -301,7 +360,7 @@ class StageRunner:
             fake_pred = self.d_train(sr)
         parts["l_gan"] = L.gan_weight * gan_g_loss(L.gan, real_pred.float(), fake_pred.float())
         total_g = sum(parts.values())
-        if not self._all_finite(total_g):
+        if not self._all_finite(it, total_g):
             for p in d.parameters():
                 p.requires_grad_(True)
             return self._nonfinite(it, parts)
@@ -314,7 +373,7 @@ class StageRunner:
             real_pred = self.d_train(hr)
             fake_pred = self.d_train(sr.detach())
         l_d = gan_d_loss(L.gan, real_pred.float(), fake_pred.float())
-        if not self._all_finite(l_d):
+        if not self._all_finite(it, l_d):
             return self._nonfinite(it, {"l_d": l_d})
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(l_d).backward()
