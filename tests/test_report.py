@@ -67,11 +67,15 @@ def test_figures_write_pngs(tmp_path):
     c = save_training_curves(
         tmp_path / "curves.png",
         {
-            "srcnn": {"loss_pix": (its, 1.0 / (its + 1)), "val_psnr": ([0, 150, 299], [24.0, 26.0, 27.0])},
+            "srcnn": {"psnr l_pix": (its, 1.0 / (its + 1)), "val_psnr": ([0, 150, 299], [24.0, 26.0, 27.0])},
             "esrgan": {"loss_g": (its, np.full(300, np.nan))},  # all-NaN series are skipped, not fatal
         },
     )
     assert _read_png(c).std() > 5
+    from srlab.report.figures import is_validation_series
+
+    assert is_validation_series("val_psnr") and is_validation_series("gan val_psnr")
+    assert not is_validation_series("psnr l_pix") and not is_validation_series("l_d")
     d = save_distribution(
         tmp_path / "dist.png", {"bicubic": [25.0, 26.0, 27.5], "srcnn": [26.0, 27.0], "x": []}
     )

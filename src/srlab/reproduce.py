@@ -138,23 +138,23 @@ class QuickSettings:
     """Sizes of the quick profile (tests shrink them; the report prints them)."""
 
     test_crop: int = 128  # HR test crops of the sample images (the study's size)
-    crops_per_image: int = 4  # natural-role crops per test image
+    crops_per_image: int = 3  # natural-role crops per test image
     test_images: int = 0  # how many of the sample test photos (0 = all four)
     train_images: int = 0  # how many of the sample training images (0 = all)
     val_crops: int = 2
     max_role_images: int = 24  # cap per role with --data-root (evenly spaced subset)
     patch: int = 32  # HR training patch
-    srcnn_iters: int = 300
+    srcnn_iters: int = 600
     srcnn_batch: int = 16
     srcnn_features: tuple[int, int] = (64, 32)
     srcnn_lr: float = 1e-3
     rrdb_blocks: int = 1
     rrdb_features: int = 32
     rrdb_growth: int = 16
-    psnr_iters: int = 400
+    psnr_iters: int = 800
     psnr_batch: int = 8
     psnr_lr: float = 2e-4
-    gan_iters: int = 100
+    gan_iters: int = 150
     gan_batch: int = 4
     gan_lr: float = 1e-4
     d_features: int = 32
@@ -896,23 +896,33 @@ def _identity_init(cfg, path: Path) -> Path:
 
 
 def _busy_cores(window: float = 0.5) -> float | None:
-    """Cores kept busy by other processes right now (from /proc/stat over ``window`` seconds), or None."""
+    """Cores kept busy by *other* processes right now (/proc/stat minus this process, over ``window`` s).
+
+    This process's own CPU time is subtracted: OpenMP worker threads keep spinning for a while after the
+    last operation and would otherwise count as someone else's load.
+    """
 
     def snap():
         with open("/proc/stat", encoding="ascii") as f:
             v = [int(x) for x in f.readline().split()[1:]]
         idle = v[3] + (v[4] if len(v) > 4 else 0)
-        return sum(v), idle
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        own = int(fields[11]) + int(fields[12])  # utime + stime (clock ticks, all threads)
+        return sum(v), idle, own
 
     try:
-        t1, i1 = snap()
+        t1, i1, o1 = snap()
         time.sleep(window)
-        t2, i2 = snap()
+        t2, i2, o2 = snap()
     except (OSError, ValueError, IndexError):
         return None
     if t2 <= t1:
         return None
-    return (1.0 - (i2 - i1) / (t2 - t1)) * (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    busy = (1.0 - (i2 - i1) / (t2 - t1)) * cores
+    own = (o2 - o1) / ((t2 - t1) / cores)  # /proc/stat's total advances `cores` ticks per tick of wall time
+    return max(0.0, busy - own)
 
 
 def _adapt_threads(ctx: Context, phase: str) -> None:
@@ -1263,9 +1273,10 @@ def run_panels(ctx: Context, progress: bool) -> None:
         pdir = _fresh_dir(ctx.out / "data" / f"panel-{role}")
         shutil.copyfile(best, pdir / best.name)
         for proto in PROTOCOLS:
-            interp = INTERP_OF[proto]
-            labels = [interp] + _model_order(ctx, proto)
-            specs = [interp] + [ctx.models[lb]["path"] for lb in labels[1:]]
+            # the study's figures show bicubic; the study protocol's own interpolation is bilinear
+            interps = ["bilinear", "bicubic"] if proto == "study" else ["bicubic"]
+            labels = interps + _model_order(ctx, proto)
+            specs = interps + [ctx.models[lb]["path"] for lb in labels[len(interps) :]]
             save = ctx.out / "eval" / proto / "panel-images"
             res = evaluate(
                 specs,
@@ -1754,8 +1765,10 @@ def build_report(ctx: Context, command: str, wall: float):
     for proto in PROTOCOLS:
         for lb in ["bilinear", "bicubic"] + _model_order(ctx):
             spec = lb if lb in ("bilinear", "bicubic") else ctx.models[lb]["path"]
-            lines.append(f"# {_short_title(ctx, lb)} — {proto} protocol")
-            lines.append(eval_command(ctx, proto, [spec]))
+            m = ctx.models.get(lb)
+            trained = f", trained on {SHORT_DEG[m['protocol']]}" if m and m["protocol"] else ""
+            lines.append(f"# {_short_title(ctx, lb)}{trained} — {proto} protocol")
+            lines.append(eval_command(ctx, proto, [spec]).replace(" \\\n    ", " "))
     doc.code("\n".join(lines), "bash")
 
     # ---- data

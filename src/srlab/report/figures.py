@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "Tile",
     "choose_inset",
+    "is_validation_series",
     "save_distribution",
     "save_panel",
     "save_training_curves",
@@ -166,6 +167,11 @@ def save_panel(
     return out
 
 
+def is_validation_series(name: str) -> bool:
+    """True for validation metrics (``val_psnr``, ``gan val_psnr``), False for losses (``psnr l_pix``)."""
+    return name.split()[-1].lower().startswith("val")
+
+
 def save_training_curves(
     path: str | Path,
     runs: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
@@ -175,8 +181,9 @@ def save_training_curves(
 ) -> Path:
     """Training losses and validation PSNR against iteration.
 
-    ``runs`` maps a run label to ``{series name: (iterations, values)}``. Series whose name contains
-    ``psnr`` go to the validation panel; all others are plotted as losses (log scale when positive).
+    ``runs`` maps a run label to ``{series name: (iterations, values)}``. Series whose name's last word
+    starts with ``val`` (``val_psnr``, ``gan val_psnr``) go to the validation panel; all others are plotted
+    as losses (log scale when positive).
     """
     plt = _plt()
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -192,7 +199,7 @@ def save_training_curves(
             ok = np.isfinite(ys_a)
             if not ok.any():
                 continue
-            if "psnr" in name.lower():
+            if is_validation_series(name):
                 ax_val.plot(xs_a[ok], ys_a[ok], "-o", ms=3, color=color_of[run], label=f"{run}: {name}")
                 any_val = True
             else:
