@@ -203,8 +203,8 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
 
     for profile in ("quick", "study", "paper"):
         ctx = _ctx(tmp_path, profile=profile)
-        ctx.train_set = {"name": "x", "path": str(tmp_path)}
-        ctx.val_set = None
+        ctx.train_set = {"name": "x", "path": "some/relative/train"}
+        ctx.val_set = "some/val"
         runs = plan_runs(ctx)
         assert {r.protocol for r in runs} == {"study", "standard"}
         rows = sorted(row for r in runs for row in r.outputs.values())
@@ -213,6 +213,8 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
             cfg, _ = _build_config(spec, progress=False)  # validates every override against the schema
             assert cfg.data.degradation == ("study" if spec.protocol == "study" else "bicubic")
             assert cfg.protocol == spec.protocol and cfg.scale == 2
+            # absolute: the trainer would resolve a relative path against the data root
+            assert Path(cfg.data.train).is_absolute() and Path(cfg.val.set).is_absolute()
             if spec.family == "srcnn":
                 assert cfg.model.hparams["upsampler"] == (
                     "bilinear" if spec.protocol == "study" else "bicubic"

@@ -556,8 +556,9 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
     """The training runs of the profile (both protocols)."""
     q, f, p = ctx.quick, ctx.factor, ctx.profile.name
     runs: list[RunSpec] = []
-    train_path = ctx.train_set["path"]
-    val = ctx.val_set
+    # absolute paths: the trainer resolves relative ones against the data root
+    train_path = str(Path(ctx.train_set["path"]).resolve())
+    val = str(Path(ctx.val_set).resolve()) if ctx.val_set else None
     for proto in PROTOCOLS:
         if p == "quick":
             it_s = _scaled(q.srcnn_iters, f)
@@ -727,7 +728,7 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                 **_protocol_overrides(proto, "esrgan"),
                 "scale": SCALE,
                 "model.hparams.scale": SCALE,
-                "data.train": ctx.train_set.get("esrgan", {}).get("path", train_path),
+                "data.train": str(Path(ctx.train_set.get("esrgan", {}).get("path", train_path)).resolve()),
                 **_scale_iters("esrgan_x4_paper", f),
                 **_perceptual_override("gan"),
             }
