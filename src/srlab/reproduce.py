@@ -142,7 +142,7 @@ class QuickSettings:
     test_images: int = 0  # how many of the sample test photos (0 = all four)
     train_images: int = 0  # how many of the sample training images (0 = all)
     val_crops: int = 2
-    max_role_images: int = 24  # cap per role with --data-root (evenly spaced subset)
+    max_role_images: int = 16  # cap per role with --data-root (evenly spaced subset)
     patch: int = 32  # HR training patch
     srcnn_iters: int = 600
     srcnn_batch: int = 16
@@ -415,7 +415,7 @@ def _layout_hint(name: str) -> str:
     spec = get_spec(name)
     if not spec or not spec.layouts:
         return ""
-    return f"put it under DATA_ROOT/{spec.layouts[0].hr}/"
+    return f"Put it under DATA_ROOT/{spec.layouts[0].hr}/"
 
 
 def _subset(files: list, cap: int) -> list:
