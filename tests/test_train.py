@@ -43,7 +43,15 @@ SRCNN = {
     "data": {"train": "small", "mode": "random", "crop": 24},
     "val": {"set": "val", "every": 4, "ssim": False},
     "stages": {
-        "train": {"iterations": 8, "batch_size": 4, "optim": {"lr": 1e-3}, "losses": {"pixel": "mse"}}
+        "train": {
+            "iterations": 8,
+            "batch_size": 4,
+            "optim": {"lr": 1e-3},
+            "schedule": {"type": "cosine", "warmup": 2},
+            "losses": {"pixel": "mse"},
+            "grad_clip": 0.5,
+            "ema": 0.9,
+        }
     },
     "checkpoint": {"every": 4},
     "log": {"every": 2, "progress": False, "tensorboard": False},

@@ -569,8 +569,9 @@ class Trainer:
             value = mean[self.cfg.val.metric]
             improved = not best or value > best["value"]
             self._say(
-                f"val {name} @{it}: PSNR {mean['psnr']:.4f} dB, SSIM {mean['ssim']:.4f} "
-                f"({self.cfg.val.protocol}, {len(self.val)} images){' *best*' if improved else ''}"
+                f"val {name} @{it}: PSNR {mean['psnr']:.4f} dB"
+                + (f", SSIM {mean['ssim']:.4f} " if math.isfinite(mean["ssim"]) else " ")
+                + f"({self.cfg.val.protocol}, {len(self.val)} images){' *best*' if improved else ''}"
             )
             if improved:
                 best.clear()
