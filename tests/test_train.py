@@ -231,6 +231,7 @@ def test_srcnn_resume_is_bitwise_identical(root, tmp_path):
     sa, sb = ca["stage_state"]["opt_g"]["state"], cb["stage_state"]["opt_g"]["state"]
     assert all(torch.equal(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"]) for k in sa)
     assert ca["iteration"] == 8 and ca["stage_done"]
+    assert ca["data"] == {"seed": 0, "samples_seen": 32, "epoch": 5, "position_in_epoch": 2, "items": 6}
     # logs: resumed rows replace nothing twice -- one row per (iteration, tag)
     rows = (tmp_path / "b" / "scalars.csv").read_text().splitlines()[1:]
     keys = [tuple(r.split(",")[:3]) for r in rows]
@@ -354,3 +355,14 @@ def test_cli_reports_config_errors_in_one_line(root, tmp_path, capsys):
         ]
     )
     assert rc == 0 and (tmp_path / "o" / "model.safetensors").exists()
+    # LR synthesised batch-wise on the training device
+    args = [
+        "train",
+        str(p),
+        "--data-root",
+        str(root),
+        "--out",
+        str(tmp_path / "dev"),
+        "data.lr_on_device=true",
+    ]
+    assert main([*args, "stages.train.iterations=2", "val.set=null"]) == 0

@@ -642,6 +642,8 @@ class Trainer:
                 "iteration": it,
                 "stage_done": done,
                 "world_size": self.world,
+                # where the data stream stands (a function of the iteration; recorded for the reader)
+                "data": self._data_position(si, it),
                 "models": models,
                 "stage_state": runner.state_dict(),
                 "rng": rngs,
@@ -653,6 +655,19 @@ class Trainer:
             self._prune()
         self._barrier()
         return path
+
+    def _data_position(self, si: int, it: int) -> dict:
+        stages = list(self.cfg.stages.values())
+        offset = sum(s.iterations * s.batch_size * self.world for s in stages[:si])
+        pos = offset + it * stages[si].batch_size * self.world
+        n = self.stream.n
+        return {
+            "seed": self.cfg.seed,
+            "samples_seen": pos,
+            "epoch": pos // n,
+            "position_in_epoch": pos % n,
+            "items": n,
+        }
 
     def _prune(self) -> None:
         keep = self.cfg.checkpoint.keep
