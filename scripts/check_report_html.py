@@ -76,7 +76,7 @@ def _chromium(binary: str, args: list[str], timeout: float) -> subprocess.Comple
         )
 
 
-def probe(binary: str, html_path: Path, timeout: float = 120) -> dict:
+def probe(binary: str, html_path: Path, width: int = 1280, timeout: float = 120) -> dict:
     """Load a copy of the page with the probe script; return {'images': [...], 'height': px, 'title': str}."""
     text = html_path.read_text(encoding="utf-8", errors="replace")
     low = text.lower()
@@ -87,7 +87,12 @@ def probe(binary: str, html_path: Path, timeout: float = 120) -> dict:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(probed)
-        proc = _chromium(binary, ["--virtual-time-budget=10000", "--dump-dom", Path(tmp).as_uri()], timeout)
+        # same viewport width as the screenshot, so the measured page height is the screenshot's
+        proc = _chromium(
+            binary,
+            [f"--window-size={width},1000", "--virtual-time-budget=10000", "--dump-dom", Path(tmp).as_uri()],
+            timeout,
+        )
     finally:
         os.unlink(tmp)
     m = re.search(r"SRLAB-CHECK-BEGIN(.*?)SRLAB-CHECK-END", proc.stdout, re.S)
@@ -150,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        result = probe(binary, args.html)
+        result = probe(binary, args.html, args.width)
     except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
         print(f"check_report_html: {exc}", file=sys.stderr)
         return 2

@@ -138,7 +138,7 @@ def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
     assert checked == 10  # 5 rows (bilinear, bicubic, SRCNN, ESRGAN x2) x 2 protocols
 
 
-def test_second_run_reuses_the_trained_models(tiny_report):
+def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
     from srlab.reproduce import (
         QuickSettings,
         _build_config,
@@ -163,6 +163,15 @@ def test_second_run_reuses_the_trained_models(tiny_report):
     h1 = [_config_hash(_build_config(r, False)[1]) for r in plan_runs(ctx)]
     h2 = [_config_hash(_build_config(r, False)[1]) for r in plan_runs(ctx2)]
     assert [a == b for a, b in zip(h1, h2)] == [False, True, False, True]  # SRCNN changed, ESRGAN not
+    # a report folder that moved keeps its identity
+    moved = tmp_path / "moved" / "rep"
+    ctx3 = _ctx(tmp_path)
+    ctx3.out = moved
+    ctx3.train_set = {"path": str(moved / "data" / "samples-train")}
+    ctx3.val_set = str(moved / "data" / "samples-val")
+    h3 = [_config_hash(_build_config(r, False)[1], moved) for r in plan_runs(ctx3)]
+    h1o = [_config_hash(_build_config(r, False)[1], out) for r in plan_runs(ctx)]
+    assert h3 == h1o
 
 
 def test_data_root_roles_substitute_and_list_missing(tmp_path):

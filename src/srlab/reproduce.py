@@ -821,13 +821,18 @@ def _build_config(spec: RunSpec, progress: bool):
     return cfg, raw
 
 
-def _config_hash(raw: dict) -> str:
+def _config_hash(raw: dict, out: Path | None = None) -> str:
+    """Identity of a training run: the recipe without logging/runtime keys; paths inside the report folder
+    count relative to it, so a moved or copied report folder still resumes."""
     keep = {
         k: v
         for k, v in raw.items()
         if k not in ("quick", "description", "notes", "log", "checkpoint", "runtime")
     }
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    text = json.dumps(keep, sort_keys=True, default=str)
+    if out is not None:
+        text = text.replace(str(Path(out).resolve()), "<OUT>")
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _identity_init(cfg, path: Path) -> Path:
@@ -957,7 +962,7 @@ def run_training(ctx: Context, runs: list[RunSpec], progress: bool) -> None:
     models_dir.mkdir(parents=True, exist_ok=True)
     for spec in runs:
         cfg, raw = _build_config(spec, progress)
-        h = _config_hash(raw)
+        h = _config_hash(raw, ctx.out)
         run_dir = ctx.out / "runs" / f"{spec.key}-{h}"
         final = run_dir / "model.safetensors"
         t0 = time.time()
@@ -1678,6 +1683,11 @@ def build_report(ctx: Context, command: str, wall: float):
         doc.heading(f"{proto.capitalize()} protocol", 3)
         doc.paragraph(
             f"Protocol **{proto}**: {spec}. Metrics on **{ch}**"
+            + (
+                " (the role folders already hold the test crops, so `srlab eval` runs with `--hr-crop 0`)"
+                if proto == "study"
+                else ""
+            )
             + (", no border crop." if proto == "study" else f", border crop {SCALE}.")
             + (
                 " The study's numbers were made under this protocol."
@@ -1850,7 +1860,9 @@ def build_report(ctx: Context, command: str, wall: float):
 
     # ---- environment
     doc.heading("Environment")
-    doc.table(["", ""], [[k, str(v)] for k, v in env.items()], align=["l", "l"])
+    env["torch_threads"] = ctx.base_threads
+    env["gpus"] = ", ".join(env["gpus"]) or "none"
+    doc.table(["", "version / value"], [[k, str(v)] for k, v in env.items()], align=["l", "l"])
     doc.table(["step", "wall time"], [[k.removesuffix("_s"), f"{v:.1f} s"] for k, v in ctx.timings.items()])
     if ctx.threads:
         doc.paragraph(
@@ -2090,7 +2102,7 @@ def _reproduce(ctx, prof, root, budget, command, progress, log) -> dict[str, Any
         "readme": readme,
         "report_md": str(md),
         "report_html": str(html),
-        "environment": environment(),
+        "environment": {**environment(), "torch_threads": ctx.base_threads},
         "quick_settings": _plain(ctx.quick),
         "threads": ctx.threads,
     }
