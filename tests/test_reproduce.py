@@ -207,6 +207,32 @@ def test_data_root_roles_substitute_and_list_missing(tmp_path):
     assert any("Natural role substituted" in n for n in ctx.notes)
 
 
+def test_data_root_faces_and_anime_roles(tmp_path):
+    from srlab.data.io import write_image
+    from srlab.reproduce import prepare_data_root
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data"
+    write_image(root / "DIV2K_train_crop128" / "0001.png", rng.integers(0, 255, (128, 128, 3), np.uint8))
+    for i in range(5):  # FFHQ's layout: thumbnails128x128/00000/*.png
+        write_image(
+            root / "thumbnails128x128" / "00000" / f"{i:05d}.png",
+            rng.integers(0, 255, (128, 128, 3), np.uint8),
+        )
+    for i in range(2):
+        write_image(
+            root / "selfie2anime" / "testB" / f"{i}.jpg", rng.integers(0, 255, (256, 256, 3), np.uint8)
+        )
+    ctx = _ctx(tmp_path, data_root=root, max_role_images=3)
+    prepare_data_root(ctx)
+    assert ctx.val_set is None and [m["role"] for m in ctx.missing] == ["natural"]
+    faces, anime = ctx.roles["faces"], ctx.roles["anime"]
+    assert faces["dataset"] == "FFHQ_thumbnails128" and faces["n"] == 3  # evenly spaced subset, copied
+    assert len(list(Path(faces["path"]).glob("*.png"))) == 3 and "3 of the 5" in faces["source"]
+    assert anime["dataset"] == "selfie2anime" and anime["n"] == 2
+    assert Path(anime["path"]) == root / "selfie2anime" / "testB"  # whole set: used in place
+
+
 def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
     from srlab.reproduce import _build_config, plan_runs
 
