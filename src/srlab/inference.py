@@ -260,9 +260,11 @@ def pick_precision(precision: str, device: torch.device, desc: ModelDescriptor) 
 
 
 # Architectures that ONNX Runtime runs faster than PyTorch on a CPU, as measured by
-# benchmarks/infer_bench.py on the 2-core development CPU (RRDBNet: about 2x; SRCNN and SRVGG: PyTorch
-# is faster). ``backend='auto'`` uses ONNX Runtime for these when it is installed and fp32 is asked for.
-ORT_FASTER_ON_CPU = frozenset({"rrdbnet"})
+# benchmarks/infer_bench.py on the 2-core development CPU (benchmarks/results/cpu/infer_cpu.json, 64x64,
+# 2 threads: RRDBNet x4 1135 vs 1588 ms, RRDBNet-16 x2 716 vs 874 ms, SRVGG x4 44 vs 62 ms; SRCNN x2
+# 48 vs 28 ms, so SRCNN stays on PyTorch). ``backend='auto'`` uses ONNX Runtime for these when it is
+# installed and fp32 is asked for.
+ORT_FASTER_ON_CPU = frozenset({"rrdbnet", "srvgg"})
 
 
 def _auto_backend(module, desc: ModelDescriptor, device, precision: str) -> str:

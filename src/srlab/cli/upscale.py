@@ -55,7 +55,7 @@ def register(sub) -> None:
         "--backend",
         default="auto",
         choices=["auto", "torch", "onnxruntime"],
-        help="auto: ONNX Runtime on the CPU for RRDBNet (measured faster; exported once into the cache), else PyTorch",
+        help="auto: ONNX Runtime on the CPU for RRDBNet and SRVGG (measured faster; exported once into the cache), else PyTorch",
     )
     p.add_argument(
         "--alpha", default="bicubic", choices=["bicubic", "model"], help="how to upscale transparency"
