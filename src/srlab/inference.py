@@ -348,12 +348,10 @@ class Upscaler:
                 module = onnx_module
                 caller_owned = False
         self.backend = backend
-        if backend == "onnxruntime":
-            pass
-        elif backend == "torch":
+        if backend == "torch":
             self.device = pick_device(device)
             self.precision = pick_precision(precision, self.device, desc)
-        else:
+        elif backend != "onnxruntime":  # onnxruntime set device and precision above
             raise ConfigError(f"unknown backend {backend!r}; use 'auto', 'torch' or 'onnxruntime'")
         gpu = self.device.type in ("cuda", "mps")
         self.model_dtype = _DTYPES[self.precision] if gpu else torch.float32

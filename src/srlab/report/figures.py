@@ -27,6 +27,17 @@ __all__ = [
 _PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 
 
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` (creating its folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 def _plt():
     from srlab.errors import SrlabError
 
@@ -160,11 +171,7 @@ def save_panel(
     if footnote:
         fig.text(0.5, 0.01, footnote, ha="center", va="bottom", fontsize=7, color="#444444", wrap=True)
     fig.tight_layout(rect=(0, 0.03 if footnote else 0, 1, 1))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
+    return _save(fig, path, dpi)
 
 
 def is_validation_series(name: str) -> bool:
@@ -229,11 +236,7 @@ def save_training_curves(
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
+    return _save(fig, path, dpi)
 
 
 def save_distribution(
@@ -272,11 +275,7 @@ def save_distribution(
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
+    return _save(fig, path, dpi)
 
 
 def grid_shape(n: int) -> tuple[int, int]:
