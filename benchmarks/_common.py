@@ -1,5 +1,6 @@
 """Shared helpers for the benchmark scripts: timing (CUDA events / perf_counter, warm-up excluded, median of
-repeats), convolution FLOP counting, peak memory, device info and JSON/table output."""
+repeats; several variants interleaved round by round so that a slow spell of a shared machine hits them all
+alike), convolution FLOP counting, peak memory, device info and JSON/table output."""
 
 from __future__ import annotations
 
@@ -44,6 +45,50 @@ def time_fn(fn: Callable[[], object], device: torch.device, *, warmup: int = 2, 
             fn()
             times.append(time.perf_counter() - t0)
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+
+
+def _time_once(fn: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device,
+    *,
+    warmup: int = 2,
+    repeats: int = 5,
+    before: Callable[[str], None] | None = None,
+) -> dict[str, dict]:
+    """Time several variants round-robin: each round runs every variant once, in an order rotated by one
+    per round, so drifts of a shared machine (other jobs, clock changes) hit all variants alike.
+
+    Returns per label: median_s, min_s, max_s, times (all repeats). ``before(label)`` runs untimed before
+    each timed call (e.g. resetting peak-memory counters)."""
+    labels = list(fns)
+    for label in labels:
+        for _ in range(warmup):
+            fns[label]()
+    sync(device)
+    times: dict[str, list[float]] = {k: [] for k in labels}
+    for r in range(repeats):
+        k = r % len(labels)
+        for label in labels[k:] + labels[:k]:
+            if before is not None:
+                before(label)
+            times[label].append(_time_once(fns[label], device))
+    return {
+        k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "times": v}
+        for k, v in times.items()
+    }
 
 
 def conv_flops(model: nn.Module, *inputs: torch.Tensor) -> int:

@@ -30,12 +30,18 @@ else
 fi
 (nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv || true) | tee "$OUT/gpu.txt"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
-step infer_eager 150 $PY benchmarks/infer_bench.py $INF --cases $CASES --large-cases $LCASES \
+# Ordered by what the targets need; each step capped so the whole fits a 10-minute device call.
+# 1. eager model-level + 1080p end to end (fused fp16 channels_last), with a kernel profile
+step infer_eager 120 $PY benchmarks/infer_bench.py $INF --cases $CASES --large-cases $LCASES \
   --profile "${CCASES}" --out "$OUT/infer_eager.json"
-step train_eager 110 $PY benchmarks/train_bench.py $TRN --out "$OUT/train_eager.json"
-step infer_compiled 130 $PY benchmarks/infer_bench.py $INF --cases $CCASES --compile --compile-cases $CCASES \
-  --large-cases "" --out "$OUT/infer_compiled.json"
-step train_compiled 170 $PY benchmarks/train_bench.py $TRN --cases esrgan --compile --out "$OUT/train_compiled.json"
+# 2. training: reference vs srlab eager, fused dense blocks eager, and compiled+fused with CUDA graphs
+step train 200 $PY benchmarks/train_bench.py $TRN --cases esrgan,srcnn \
+  --variants reference,srlab,srlab-fused,srlab-compile-fused --compile-mode "${TRAIN_MODE:-reduce-overhead}" \
+  --out "$OUT/train.json"
+# 3. 1080p end to end compiled (default mode; fused blocks are on by default on CUDA)
 step large_compiled 120 $PY benchmarks/infer_bench.py $INF --cases "" --large-cases $LCASES --compile \
-  --out "$OUT/large_compiled.json"
+  --compile-mode "${LARGE_MODE:-default}" --out "$OUT/large_compiled.json"
+# 4. model-level compiled tiles, max-autotune kernels if time is left
+step infer_compiled 120 $PY benchmarks/infer_bench.py $INF --cases $CCASES --compile --compile-cases $CCASES \
+  --compile-mode "${TILE_MODE:-max-autotune-no-cudagraphs}" --large-cases "" --out "$OUT/infer_compiled.json"
 echo "total $(( $(date +%s) - start ))s"

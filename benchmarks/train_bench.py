@@ -14,10 +14,14 @@ Variants, in one process on the same random batch:
 - ``srlab-bf16`` (CPU, ``--cpu-bf16``): the same with bf16 autocast. Measured on the 2-core EPYC dev box
   (AVX-512 BF16): the SRCNN step is ~60x *slower* than fp32 -- autocast training convolutions fall back to
   ``_slow_conv2d`` (bf16 pays on that CPU for inference only) -- which is why srlab trains in fp32 on CPUs;
-- ``srlab-compile`` (``--compile``): plus ``torch.compile`` of G and D (compile time reported, excluded).
+- ``srlab-compile`` (``--compile``): plus ``torch.compile`` of G and D (compile time reported, excluded),
+  in ``--compile-mode`` (``reduce-overhead``: CUDA graphs);
+- ``srlab-fused`` / ``srlab-compile-fused`` (``--variants``): RRDBNet dense blocks evaluated without
+  concatenations (``runtime.fused_blocks``: same function and parameters).
 
-Timing: warm-up steps excluded, CUDA synchronised around each repeat of ``--steps`` steps, median of
-``--repeats``. Throughput is iterations/s and HR output megapixels/s (batch x HR^2 x it/s). The VGG19
+Timing: warm-up steps excluded, CUDA events around each repeat of ``--steps`` steps, median of
+``--repeats``; the variants of a case are built first and timed interleaved, round by round, so that load
+on a shared machine hits them alike (min and max are printed beside the median). Throughput is iterations/s and HR output megapixels/s (batch x HR^2 x it/s). The VGG19
 weights are random (speed does not depend on them). Prints a table; ``--out FILE`` writes JSON.
 
     python benchmarks/train_bench.py                       # CPU: shrunken settings
@@ -35,7 +39,16 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import device_info, peak_mib, pick_device, print_table, reset_peak, time_fn, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    device_info,
+    peak_mib,
+    pick_device,
+    print_table,
+    reset_peak,
+    sync,
+    time_interleaved,
+    write_json,
+)
 from srlab.models.registry import build_model  # noqa: E402
 from srlab.train.config import load_config  # noqa: E402
 from srlab.train.loop import pick_amp  # noqa: E402
@@ -110,6 +123,9 @@ class SrlabStep:
 
 
 # ------------------------------------------------------------------------------------------- cases
+VARIANTS = ("reference", "srlab", "srlab-fused", "srlab-bf16", "srlab-compile", "srlab-compile-fused")
+
+
 def build_case(case: str, variant: str, args, device):
     torch.manual_seed(0)
     if case == "srcnn":
@@ -138,6 +154,7 @@ def build_case(case: str, variant: str, args, device):
         ).to(device)
         return RefESRGAN(g, d.to(device), vgg, st), None
     amp = pick_amp("bf16" if variant == "srlab-bf16" else "auto", device, desc)
+    compiled = variant.startswith("srlab-compile")
     runner = StageRunner(
         name,
         st,
@@ -146,40 +163,62 @@ def build_case(case: str, variant: str, args, device):
         amp_dtype=amp,
         seed=0,
         channels_last=True,
-        compile=variant == "srlab-compile",
+        compile=compiled,
+        compile_mode=args.compile_mode if compiled else "default",
+        fused_blocks=variant.endswith("fused") and case == "esrgan",
     )
     return SrlabStep(runner), amp
 
 
-def run_case(case, variant, args, device, lr, hr):
-    step, amp = build_case(case, variant, args, device)
-    compile_s = None
-    if variant == "srlab-compile":  # first call compiles
-        t0 = time.perf_counter()
-        step.step(lr, hr)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        compile_s = time.perf_counter() - t0
-    reset_peak(device)
+def run_case(case, variants, args, device, lr, hr) -> list[dict]:
+    """Build every variant of one case, then time their steps interleaved (see _common.time_interleaved)."""
+    steps, amps, compile_s, peaks = {}, {}, {}, {}
+    for v in variants:
+        steps[v], amps[v] = build_case(case, v, args, device)
+        compile_s[v] = None
+        if v.startswith("srlab-compile"):  # first call compiles
+            t0 = time.perf_counter()
+            steps[v].step(lr, hr)
+            sync(device)
+            compile_s[v] = time.perf_counter() - t0
 
-    def many():
-        for _ in range(args.steps):
-            step.step(lr, hr)
+    def many(v):
+        def run():
+            for _ in range(args.steps):
+                steps[v].step(lr, hr)
 
-    t = time_fn(many, device, warmup=args.warmup, repeats=args.repeats)
-    per = t["median_s"] / args.steps
-    its = 1.0 / per
-    prec = "fp32" if variant == "reference" or amp is None else str(amp).replace("torch.", "")
-    return {
-        "case": case,
-        "variant": variant,
-        "precision": prec,
-        "ms_per_step": per * 1000,
-        "it_per_s": its,
-        "mpx_per_s": its * hr.shape[0] * hr.shape[-1] * hr.shape[-2] / 1e6,
-        "peak_mib": peak_mib(device),
-        "compile_s": compile_s,
-    }
+        return run
+
+    fns = {v: many(v) for v in variants}
+    for v, fn in fns.items():  # peak memory of one run each (CUDA); also a warm-up
+        fn()
+        sync(device)
+        reset_peak(device)
+        fn()
+        sync(device)
+        peaks[v] = peak_mib(device)
+    t = time_interleaved(fns, device, warmup=args.warmup, repeats=args.repeats)
+    rows = []
+    for v in variants:
+        per = t[v]["median_s"] / args.steps
+        its = 1.0 / per
+        amp = amps[v]
+        prec = "fp32" if v == "reference" or amp is None else str(amp).replace("torch.", "")
+        rows.append(
+            {
+                "case": case,
+                "variant": v,
+                "precision": prec,
+                "ms_per_step": per * 1000,
+                "min_ms": t[v]["min_s"] / args.steps * 1000,
+                "max_ms": t[v]["max_s"] / args.steps * 1000,
+                "it_per_s": its,
+                "mpx_per_s": its * hr.shape[0] * hr.shape[-1] * hr.shape[-2] / 1e6,
+                "peak_mib": peaks[v],
+                "compile_s": compile_s[v],
+            }
+        )
+    return rows
 
 
 def main(argv=None) -> int:
@@ -195,7 +234,13 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="also time srlab + torch.compile")
-    ap.add_argument("--variants", help="comma-separated subset of reference,srlab,srlab-bf16,srlab-compile")
+    ap.add_argument("--variants", help="comma-separated subset of " + ",".join(VARIANTS))
+    ap.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+        help="torch.compile mode of the srlab-compile variants (reduce-overhead: CUDA graphs)",
+    )
     ap.add_argument("--cpu-bf16", action="store_true", help="on CPU, also time bf16 autocast (slow)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", help="write JSON here")
@@ -217,7 +262,7 @@ def main(argv=None) -> int:
     variants += ["srlab-compile"] if args.compile else []
     if args.variants:
         variants = args.variants.split(",")
-        bad = [v for v in variants if v not in ("reference", "srlab", "srlab-bf16", "srlab-compile")]
+        bad = [v for v in variants if v not in VARIANTS]
         if bad:
             ap.error(f"unknown variant {bad[0]!r}")
     g = torch.Generator().manual_seed(0)
@@ -225,13 +270,16 @@ def main(argv=None) -> int:
     lr = F.interpolate(hr, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=False)
     rows = []
     for case in args.cases.split(","):
-        base = None
-        for v in variants:
-            r = run_case(case, v, args, device, lr, hr)
-            base = base or r["ms_per_step"]
+        case_rows = run_case(case, variants, args, device, lr, hr)
+        base = case_rows[0]["ms_per_step"]
+        for r in case_rows:
             r["speedup"] = base / r["ms_per_step"]
-            rows.append(r)
-            print(f"{case:7s} {v:14s} {r['ms_per_step']:9.1f} ms/step", flush=True)
+            print(
+                f"{case:7s} {r['variant']:14s} {r['ms_per_step']:9.1f} ms/step "
+                f"(min {r['min_ms']:.1f}, max {r['max_ms']:.1f})",
+                flush=True,
+            )
+        rows += case_rows
     print(
         f"\ntraining step throughput on {device_info(device).get('gpu', device)} -- x2, batch {args.batch}, "
         f"HR {args.hr}, RRDB {args.blocks} blocks (ESRGAN = G + D + VGG19 pool3)"
@@ -243,6 +291,8 @@ def main(argv=None) -> int:
             ("variant", "variant", "s"),
             ("precision", "precision", "s"),
             ("ms_per_step", "ms/step", ".1f"),
+            ("min_ms", "min", ".1f"),
+            ("max_ms", "max", ".1f"),
             ("it_per_s", "it/s", ".2f"),
             ("mpx_per_s", "Mpx/s", ".2f"),
             ("speedup", "x ref", ".2f"),

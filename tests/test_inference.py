@@ -366,8 +366,50 @@ def test_auto_backend_picks_onnxruntime_for_rrdbnet_on_cpu(tmp_path, monkeypatch
     auto = Upscaler((m, d), device="cpu")
     assert auto.backend == "onnxruntime" and list(tmp_path.glob("onnx/*.onnx"))
     torch_up = Upscaler((m, d), device="cpu", backend="torch")
-    s, _ = build_model("srcnn-955-x2")
-    assert Upscaler(s, device="cpu").backend == "torch"
+    s, sd = build_model("srcnn-955-x2")
+    assert Upscaler((s, sd), device="cpu").backend == "onnxruntime"
+    bic, bd = build_model("bicubic", scale=2)
+    assert Upscaler((bic, bd), device="cpu").backend == "torch"  # no convolutions: nothing to gain
+    assert Upscaler((s, sd), device="cpu", backend="torch").channels_last  # NHWC measured faster on CPU
     assert Upscaler((m, d), device="cpu", precision="bf16").backend == "torch"
     img = (np.random.default_rng(2).random((24, 20, 3)) * 255).astype(np.uint8)
     assert np.abs(auto(img).astype(int) - torch_up(img).astype(int)).max() <= 1
+
+
+def test_compile_modes_reach_torch_compile_and_bad_ones_are_refused(monkeypatch, tmp_path):
+    import numpy as np
+
+    from srlab.errors import ConfigError
+    from srlab.inference import Upscaler
+    from srlab.models.registry import build_model
+
+    seen = []
+
+    def fake_compile(mod, mode=None, **kw):  # recorded, not compiled: fast on a CPU
+        seen.append(mode)
+        return mod
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    m, d = build_model("rrdbnet", scale=2, num_block=1, num_feat=8, num_grow_ch=4)
+    up = Upscaler((m, d), device="cpu", compile="max-autotune")
+    # compile asks for PyTorch even where ONNX Runtime would be the automatic CPU choice
+    assert up.backend == "torch" and seen == ["max-autotune"] and "compiled(max-autotune)" in up.describe()
+    Upscaler((m, d), device="cpu", compile=True)
+    assert seen[-1] is None  # torch's default mode
+    with pytest.raises(ConfigError, match="compile mode"):
+        Upscaler((m, d), device="cpu", compile="fastest")
+    with pytest.raises(ConfigError, match="torch backend"):
+        Upscaler((m, d), device="cpu", compile=True, backend="onnxruntime")
+    # and from the command line, with the dense-block switch
+    from PIL import Image
+
+    from srlab.cli import main
+    from srlab.weights.io import save_model
+
+    w = save_model(tmp_path / "tiny.safetensors", m)
+    Image.fromarray((np.random.default_rng(0).random((12, 10, 3)) * 255).astype(np.uint8)).save(
+        tmp_path / "a.png"
+    )
+    rc = main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "-m", str(w),
+               "--compile", "reduce-overhead", "--fuse", "on", "-q"])  # fmt: skip
+    assert rc == 0 and seen[-1] == "reduce-overhead" and Image.open(tmp_path / "o.png").size == (20, 24)

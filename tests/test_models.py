@@ -84,6 +84,33 @@ def test_import_srlab_is_light():
     assert out.strip() == "[]"
 
 
+def test_fused_training_blocks_match_forward_and_gradients():
+    import copy
+
+    from srlab.models.rrdbnet import RRDBNet, set_fused_training
+
+    torch.manual_seed(3)
+    m = RRDBNet(scale=2, num_block=2, num_feat=16, num_grow_ch=8)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    f = copy.deepcopy(m)
+    assert set_fused_training(f) == 6
+    assert list(f.state_dict()) == list(m.state_dict())  # same layout: checkpoints unchanged
+    x = torch.rand(2, 3, 20, 12)
+    target = torch.rand(2, 3, 40, 24)
+    ya, yb = m(x), f(x)
+    assert (ya - yb).abs().max().item() < 1e-5
+    torch.nn.functional.l1_loss(ya, target).backward()
+    torch.nn.functional.l1_loss(yb, target).backward()
+    for (name, pa), pb in zip(m.named_parameters(), f.parameters()):
+        scale = pa.grad.abs().max().item() + 1e-12
+        assert (pa.grad - pb.grad).abs().max().item() / scale < 1e-4, name
+    set_fused_training(f, False)
+    assert not any(getattr(mod, "fused", False) for mod in f.modules())
+    assert (f(x) - ya).abs().max().item() < 1e-6
+
+
 def test_fused_rdb_computes_the_same_function():
     import copy
 

@@ -366,3 +366,38 @@ def test_cli_reports_config_errors_in_one_line(root, tmp_path, capsys):
         "data.lr_on_device=true",
     ]
     assert main([*args, "stages.train.iterations=2", "val.set=null"]) == 0
+
+
+def test_fused_blocks_train_the_same_generator_and_compile_modes_reach_torch_compile(
+    root, tmp_path, monkeypatch
+):
+    # fused dense blocks: same function and parameters, so the same training run within float rounding
+    plain = _run(_cfg(ESRGAN, **{"stages.gan.iterations": 2}), tmp_path / "plain", root)
+    fused = _run(
+        _cfg(ESRGAN, **{"stages.gan.iterations": 2, "runtime.fused_blocks": True}), tmp_path / "fused", root
+    )
+    assert plain.completed and fused.completed
+    a, b = (
+        _weights(tmp_path / "plain" / "model.safetensors"),
+        _weights(tmp_path / "fused" / "model.safetensors"),
+    )
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, worst
+    # the compile mode is handed to torch.compile for G and D (recorded, not compiled: fast on a CPU)
+    seen = []
+
+    def fake_compile(mod, mode=None, **kw):
+        seen.append((type(mod).__name__, mode))
+        return mod
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    cfg = _cfg(
+        ESRGAN,
+        **{"stages.psnr.iterations": 1, "stages.gan.iterations": 1, "runtime.compile": True,
+           "runtime.compile_mode": "reduce-overhead"},
+    )  # fmt: skip
+    assert _run(cfg, tmp_path / "c", root).completed
+    assert ("RRDBNet", "reduce-overhead") in seen and ("VGGStyleDiscriminator", "reduce-overhead") in seen
+    with pytest.raises(ConfigError, match="compile_mode"):
+        _cfg(ESRGAN, **{"runtime.compile_mode": "fastest"})

@@ -260,11 +260,14 @@ def pick_precision(precision: str, device: torch.device, desc: ModelDescriptor) 
 
 
 # Architectures that ONNX Runtime runs faster than PyTorch on a CPU, as measured by
-# benchmarks/infer_bench.py on the 2-core development CPU (benchmarks/results/cpu/infer_cpu.json, 64x64,
-# 2 threads: RRDBNet x4 1135 vs 1588 ms, RRDBNet-16 x2 716 vs 874 ms, SRVGG x4 44 vs 62 ms; SRCNN x2
-# 48 vs 28 ms, so SRCNN stays on PyTorch). ``backend='auto'`` uses ONNX Runtime for these when it is
-# installed and fp32 is asked for.
-ORT_FASTER_ON_CPU = frozenset({"rrdbnet", "srvgg"})
+# benchmarks/infer_bench.py on the 2-core development CPU (benchmarks/results/cpu/, 2 threads, PyTorch
+# already in channels_last; interleaved repeats): through the Upscaler SRCNN x2 640x480 1451 vs 1849 ms,
+# 128x128 81 vs 140 ms; SRVGG x4 128x96 137 vs 174 ms; RRDBNet about equal to 1.2x. ``backend='auto'``
+# uses ONNX Runtime for these when it is installed and fp32 is asked for.
+ORT_FASTER_ON_CPU = frozenset({"rrdbnet", "srvgg", "srcnn"})
+
+#: ``torch.compile`` modes accepted by ``Upscaler(compile=...)`` and ``srlab upscale --compile MODE``.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _auto_backend(module, desc: ModelDescriptor, device, precision: str) -> str:
@@ -290,7 +293,8 @@ class Upscaler:
     descriptor's receptive radius, at most ``max(R, tile / 2)``). ``batch_size``: windows per device
     call (``None``: 1 on CPU, as many as fit the memory budget on a GPU, at most 16). ``alpha``:
     ``'bicubic'`` or ``'model'``. ``backend``: ``'auto'``, ``'torch'`` or ``'onnxruntime'`` (CPU, fp32, via
-    :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile``. ``fuse``: RRDBNet dense
+    :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile`` (``True`` or a mode name:
+    ``'default'``, ``'reduce-overhead'`` (CUDA graphs), ``'max-autotune'``...). ``fuse``: RRDBNet dense
     blocks without concatenations (``None``: on for CUDA).
     """
 
@@ -305,7 +309,7 @@ class Upscaler:
         batch_size: int | None = None,
         alpha: str = "bicubic",
         backend: str = "auto",
-        compile: bool = False,
+        compile: bool | str = False,
         fuse: bool | None = None,
         progress: bool = False,
         memory_budget: int | None = None,
@@ -329,7 +333,9 @@ class Upscaler:
         self.progress = progress
         auto = backend == "auto"
         if auto:
-            backend = _auto_backend(module, desc, device, precision)
+            backend = "torch" if compile else _auto_backend(module, desc, device, precision)
+        elif compile and backend == "onnxruntime":
+            raise ConfigError("compile needs the torch backend; use --backend torch (or auto)")
         if backend == "onnxruntime":
             from srlab.export import cached_onnx
 
@@ -356,14 +362,19 @@ class Upscaler:
         gpu = self.device.type in ("cuda", "mps")
         self.model_dtype = _DTYPES[self.precision] if gpu else torch.float32
         self.autocast_dtype = _DTYPES[self.precision] if (not gpu and self.precision != "fp32") else None
-        self.channels_last = self.device.type == "cuda"
-        needs_change = self.device.type != "cpu" or self.model_dtype != torch.float32 or self.channels_last
+        # channels_last: on CUDA (tensor-core layouts; weights converted too) and on CPU, where oneDNN's NHWC
+        # convolutions measured faster than NCHW for SRVGG and RRDBNet (benchmarks/infer_bench.py, 2-core
+        # CPU). On CPU only the input is converted -- the layout propagates through the convolutions and
+        # the caller's module is left as it is (measured the same speed as converting the weights).
+        self.channels_last = self.device.type in ("cuda", "cpu") and backend == "torch"
+        convert_weights = self.channels_last and self.device.type == "cuda"
+        needs_change = self.device.type != "cpu" or self.model_dtype != torch.float32 or convert_weights
         if caller_owned and needs_change:
             module = copy.deepcopy(module)  # never move or convert the caller's module
         module = module.eval()
         if needs_change and backend == "torch":
             module = module.to(self.device, self.model_dtype)
-            if self.channels_last:
+            if convert_weights:
                 module = module.to(memory_format=torch.channels_last)
         for p in module.parameters():
             p.requires_grad_(False)
@@ -382,11 +393,21 @@ class Upscaler:
             if not needs_change and caller_owned:
                 module = copy.deepcopy(module)
             module = fuse_rdb(module)
-            if self.channels_last:
+            if convert_weights:
                 module = module.to(memory_format=torch.channels_last)
             self.fused = True
         self.module = module
-        self.model = torch.compile(module) if compile else module
+        self.compile_mode = None
+        if compile:
+            mode = "default" if compile is True else str(compile)
+            if mode not in COMPILE_MODES:
+                raise ConfigError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
+            self.compile_mode = mode
+        self.model = (
+            torch.compile(module, mode=None if self.compile_mode == "default" else self.compile_mode)
+            if self.compile_mode
+            else module
+        )
         self.memory_budget = memory_budget
 
     # ---------------------------------------------------------------- planning
@@ -395,7 +416,7 @@ class Upscaler:
         return (
             f"{self.descriptor.name} x{self.scale} on {self.device.type} {self.precision}"
             f"{' channels_last' if self.channels_last else ''}{' fused-RDB' if self.fused else ''}"
-            f"{' compiled' if self.model is not self.module else ''}, tile {t}, backend {self.backend}"
+            f"{f' compiled({self.compile_mode})' if self.compile_mode else ''}, tile {t}, backend {self.backend}"
         )
 
     def _bytes_per_lr_pixel(self) -> int:

@@ -55,7 +55,23 @@ def register(sub) -> None:
         "--backend",
         default="auto",
         choices=["auto", "torch", "onnxruntime"],
-        help="auto: ONNX Runtime on the CPU for RRDBNet and SRVGG (measured faster; exported once into the cache), else PyTorch",
+        help="auto: ONNX Runtime on the CPU for SRCNN, SRVGG and RRDBNet (measured faster; exported once "
+        "into the cache), else PyTorch",
+    )
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="MODE",
+        help="torch.compile the model (slow first image, faster after; MODE: default, reduce-overhead, "
+        "max-autotune, max-autotune-no-cudagraphs)",
+    )
+    p.add_argument(
+        "--fuse",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="RRDBNet dense blocks without concatenations (same function; auto: on for CUDA)",
     )
     p.add_argument(
         "--alpha", default="bicubic", choices=["bicubic", "model"], help="how to upscale transparency"
@@ -186,6 +202,8 @@ def run(args) -> int:
         batch_size=args.batch_size,
         alpha=args.alpha,
         backend=args.backend,
+        compile=args.compile or False,
+        fuse={"auto": None, "on": True, "off": False}[args.fuse],
         progress=not args.quiet,
     )
     scale = args.outscale if args.outscale is not None else up.scale

@@ -28,13 +28,50 @@ class ResidualDenseBlock(nn.Module):
             m.weight.data *= 0.1
             nn.init.zeros_(m.bias)
 
+    #: evaluate without concatenations from the block's own parameters (see :meth:`forward_fused`);
+    #: set for a whole model with :func:`set_fused_training`.
+    fused: bool = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return self.forward_fused(x)
         x1 = self.lrelu(self.conv1(x))
         x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
         return x5 * 0.2 + x
+
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function as :meth:`forward`, grouped by input instead of by output (as
+        :class:`FusedResidualDenseBlock`), with the regrouped weights sliced from this block's own
+        parameters on every call -- so it trains (gradients reach conv1..conv5 as usual) and the
+        state dict keeps its layout. No concatenated activation is ever written; the weight copies are
+        tiny (about 0.1 M parameters per block)."""
+        convs = (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)
+        nf, gc = self.conv1.in_channels, self.conv1.out_channels
+        bounds = [(0, nf)] + [(nf + i * gc, nf + (i + 1) * gc) for i in range(4)]
+        partial = None
+        for src, (lo, hi) in enumerate(bounds):
+            w = torch.cat([c.weight[:, lo:hi] for c in convs[src:]], dim=0)
+            if src == 0:
+                bias = torch.cat([c.bias for c in convs])
+                partial = F.conv2d(x, w, bias, padding=1)
+            else:
+                feats = F.leaky_relu(partial[:, :gc], 0.2)
+                partial = partial[:, gc:] + F.conv2d(feats, w, None, padding=1)
+        return partial * 0.2 + x
+
+
+def set_fused_training(model: nn.Module, on: bool = True) -> int:
+    """Switch every ResidualDenseBlock of ``model`` to (or from) its concatenation-free evaluation, keeping
+    its parameters (trainable, same state dict). Returns how many blocks were switched."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, ResidualDenseBlock):
+            m.fused = bool(on)
+            n += 1
+    return n
 
 
 class RRDB(nn.Module):

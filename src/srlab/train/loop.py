@@ -394,6 +394,8 @@ class Trainer:
             pre_upsampled=bool(cfg.data.pre_upsample),
             channels_last=cfg.runtime.channels_last,
             compile=cfg.runtime.compile,
+            compile_mode=cfg.runtime.compile_mode,
+            fused_blocks=cfg.runtime.fused_blocks,
             ddp=self.world > 1,
             local_rank=self.local_rank,
             log=self._say,

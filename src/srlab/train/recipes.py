@@ -113,6 +113,8 @@ class StageRunner:
         pre_upsampled: bool = False,
         channels_last: bool = False,
         compile: bool = False,
+        compile_mode: str = "default",
+        fused_blocks: bool = False,
         ddp: bool = False,
         local_rank: int | None = None,
         sync_checks: bool | None = None,
@@ -134,6 +136,15 @@ class StageRunner:
         if pre_upsampled and not hasattr(generator, "forward_upsampled"):
             raise ConfigError("data.pre_upsample is set but the model has no forward_upsampled (SRCNN only)")
         g_train: nn.Module = _Upsampled(generator) if pre_upsampled else generator
+        if fused_blocks:
+            from srlab.models.rrdbnet import set_fused_training
+
+            if not set_fused_training(generator, True):
+                say(f"stage {name}: runtime.fused_blocks is set but the generator has no dense blocks; ignored")
+        # reduce-overhead (CUDA graphs) reuses output buffers between calls: steps are marked and the
+        # discriminator's outputs cloned (they are used after the next call of D).
+        self._cudagraphs = bool(compile) and compile_mode in ("reduce-overhead", "max-autotune")
+        cmode = None if compile_mode == "default" else compile_mode
         if self.channels_last:
             generator.to(memory_format=torch.channels_last)
         if ddp:
@@ -144,7 +155,7 @@ class StageRunner:
         self._compile_pending = bool(compile)
         self._say = say
         if compile:
-            g_train = torch.compile(g_train)
+            g_train = torch.compile(g_train, mode=cmode)
         self.g_train = g_train
 
         self.opt_g = build_optimizer(
@@ -183,7 +194,7 @@ class StageRunner:
             self.d = d.to(device)
             if self.channels_last:
                 self.d.to(memory_format=torch.channels_last)
-            self.d_train = torch.compile(self.d) if compile else self.d
+            self.d_train = torch.compile(self.d, mode=cmode) if compile else self.d
             self.opt_d = build_optimizer(
                 list(self.d.named_parameters()), cfg.optim_d, cuda=self.cuda, path=f"stages.{name}.optim_d"
             )
@@ -316,7 +327,13 @@ class StageRunner:
                 self.opt_d.zero_grad(set_to_none=True)
             return self._step(lr, hr, it)
 
+    def _d(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.d_train(x)
+        return out.clone() if self._cudagraphs and self.d_train is not self.d else out
+
     def _step(self, lr: torch.Tensor, hr: torch.Tensor, it: int) -> dict[str, torch.Tensor] | None:
+        if self._cudagraphs and self.cuda:
+            torch.compiler.cudagraph_mark_step_begin()
         if self.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
             hr = hr.contiguous(memory_format=torch.channels_last)
@@ -354,10 +371,12 @@ class StageRunner:
             p.requires_grad_(False)
         with self.autocast():
             sr = self.g_train(lr)
+        # under CUDA graphs the generator's output buffer may be reused by a later replay: keep a copy for D
+        sr_d = sr.detach().clone() if self._cudagraphs else sr.detach()
         parts = self._gen_losses(sr, hr)
         with self.autocast():
-            real_pred = self.d_train(hr).detach()
-            fake_pred = self.d_train(sr)
+            real_pred = self._d(hr).detach()
+            fake_pred = self._d(sr)
         parts["l_gan"] = L.gan_weight * gan_g_loss(L.gan, real_pred.float(), fake_pred.float())
         total_g = sum(parts.values())
         if not self._all_finite(it, total_g):
@@ -370,8 +389,8 @@ class StageRunner:
         for p in d.parameters():
             p.requires_grad_(True)
         with self.autocast():
-            real_pred = self.d_train(hr)
-            fake_pred = self.d_train(sr.detach())
+            real_pred = self._d(hr)
+            fake_pred = self._d(sr_d)
         l_d = gan_d_loss(L.gan, real_pred.float(), fake_pred.float())
         if not self._all_finite(it, l_d):
             return self._nonfinite(it, {"l_d": l_d})
