@@ -281,6 +281,14 @@ def test_study_protocol_matches_a_direct_computation(tmp_path):
         assert rows[k]["psnr_rgb"] == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-4)
         assert rows[k]["h"] == rows[k]["w"] == 128
     assert res.header["protocol"]["name"] == "study"
+    assert "centre crop at x = W//2 - 64" in res.header["protocol"]["hr"]
+    # --hr-crop 0: whole images (modcropped), and the header says so
+    whole = evaluate(
+        ["bilinear"], ["S"], [2], protocol="study", set_paths={"S": d}, hr_crop=0, log=msgs.append
+    )
+    sizes = {r["image"]: (r["h"], r["w"]) for r in whole.rows}
+    assert sizes == {"p": (150, 170), "q": (128, 128), "r": (100, 300)}
+    assert whole.header["protocol"]["hr"].startswith("HR = the whole image")
 
 
 def test_checkpoint_path_y_model_through_the_cli(data_root, tmp_path, capsys):

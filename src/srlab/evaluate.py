@@ -570,7 +570,10 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
     proto["crop"] = proto["crop"].format(crop=crop_txt)
     if protocol == "study":
         hc = 128 if hr_crop is None else hr_crop
-        proto["hr"] = proto["hr"].format(c2=hc // 2, hr_crop=f"{hc}x{hc}" if hc else "(none)")
+        if hc:
+            proto["hr"] = proto["hr"].format(c2=hc // 2, hr_crop=f"{hc}x{hc}")
+        else:
+            proto["hr"] = "HR = the whole image (--hr-crop 0: no centre crop), modcropped to the scale"
     header = {
         "protocol": proto,
         "scales": scales,

@@ -171,7 +171,9 @@ class RuntimeConfig:
     cudnn_benchmark: bool = True
     compile: bool = False  # torch.compile the generator (and D)
     # torch.compile mode: reduce-overhead = CUDA graphs (D outputs are cloned, steps marked)
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
+        "default"
+    )
     fused_blocks: bool = False  # RRDBNet dense blocks without concatenations (same function and parameters)
     threads: int = 0  # CPU threads (0 = torch's default)
     stop_after: int = 0  # stop after this many iterations in this invocation (0 = run to the end)

@@ -140,7 +140,9 @@ class StageRunner:
             from srlab.models.rrdbnet import set_fused_training
 
             if not set_fused_training(generator, True):
-                say(f"stage {name}: runtime.fused_blocks is set but the generator has no dense blocks; ignored")
+                say(
+                    f"stage {name}: runtime.fused_blocks is set but the generator has no dense blocks; ignored"
+                )
         # reduce-overhead (CUDA graphs) reuses output buffers between calls: steps are marked and the
         # discriminator's outputs cloned (they are used after the next call of D).
         self._cudagraphs = bool(compile) and compile_mode in ("reduce-overhead", "max-autotune")
