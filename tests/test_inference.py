@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -390,8 +391,13 @@ def test_compile_modes_reach_torch_compile_and_bad_ones_are_refused(monkeypatch,
         return mod
 
     monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # unset for srlab; restored after the test
     m, d = build_model("rrdbnet", scale=2, num_block=1, num_feat=8, num_grow_ch=4)
     up = Upscaler((m, d), device="cpu", compile="max-autotune")
+    # compiled graphs are cached under srlab's cache folder (persists across processes and reboots)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
+    assert (tmp_path / "cache" / "inductor").is_dir()
     # compile asks for PyTorch even where ONNX Runtime would be the automatic CPU choice
     assert up.backend == "torch" and seen == ["max-autotune"] and "compiled(max-autotune)" in up.describe()
     Upscaler((m, d), device="cpu", compile=True)

@@ -392,6 +392,7 @@ def test_fused_blocks_train_the_same_generator_and_compile_modes_reach_torch_com
         return mod
 
     monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # the user's choice is kept
     cfg = _cfg(
         ESRGAN,
         **{"stages.psnr.iterations": 1, "stages.gan.iterations": 1, "runtime.compile": True,
@@ -399,5 +400,8 @@ def test_fused_blocks_train_the_same_generator_and_compile_modes_reach_torch_com
     )  # fmt: skip
     assert _run(cfg, tmp_path / "c", root).completed
     assert ("RRDBNet", "reduce-overhead") in seen and ("VGGStyleDiscriminator", "reduce-overhead") in seen
+    import os
+
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
     with pytest.raises(ConfigError, match="compile_mode"):
         _cfg(ESRGAN, **{"runtime.compile_mode": "fastest"})

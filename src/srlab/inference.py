@@ -266,9 +266,6 @@ def pick_precision(precision: str, device: torch.device, desc: ModelDescriptor) 
 # uses ONNX Runtime for these when it is installed and fp32 is asked for.
 ORT_FASTER_ON_CPU = frozenset({"rrdbnet", "srvgg", "srcnn"})
 
-#: ``torch.compile`` modes accepted by ``Upscaler(compile=...)`` and ``srlab upscale --compile MODE``.
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
 
 def _auto_backend(module, desc: ModelDescriptor, device, precision: str) -> str:
     if precision not in ("auto", "fp32") or getattr(module, "arch", None) not in ORT_FASTER_ON_CPU:
@@ -331,6 +328,10 @@ class Upscaler:
         self.tile_overlap = tile_overlap
         self.batch_size = batch_size
         self.progress = progress
+        if compile and compile is not True:
+            from srlab.accel import check_mode
+
+            check_mode(str(compile))
         auto = backend == "auto"
         if auto:
             backend = "torch" if compile else _auto_backend(module, desc, device, precision)
@@ -398,16 +399,12 @@ class Upscaler:
             self.fused = True
         self.module = module
         self.compile_mode = None
+        self.model = module
         if compile:
-            mode = "default" if compile is True else str(compile)
-            if mode not in COMPILE_MODES:
-                raise ConfigError(f"unknown compile mode {mode!r}; use one of {', '.join(COMPILE_MODES)}")
-            self.compile_mode = mode
-        self.model = (
-            torch.compile(module, mode=None if self.compile_mode == "default" else self.compile_mode)
-            if self.compile_mode
-            else module
-        )
+            from srlab.accel import compile_module
+
+            self.compile_mode = "default" if compile is True else str(compile)
+            self.model = compile_module(module, self.compile_mode)
         self.memory_budget = memory_budget
 
     # ---------------------------------------------------------------- planning

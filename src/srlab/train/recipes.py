@@ -22,6 +22,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
+from srlab.accel import compile_module
 from srlab.errors import ConfigError, SrlabError
 from srlab.train.config import OptimConfig, ScheduleConfig, StageConfig
 from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss, pixel_loss
@@ -146,7 +147,6 @@ class StageRunner:
         # reduce-overhead (CUDA graphs) reuses output buffers between calls: steps are marked and the
         # discriminator's outputs cloned (they are used after the next call of D).
         self._cudagraphs = bool(compile) and compile_mode in ("reduce-overhead", "max-autotune")
-        cmode = None if compile_mode == "default" else compile_mode
         if self.channels_last:
             generator.to(memory_format=torch.channels_last)
         if ddp:
@@ -157,7 +157,7 @@ class StageRunner:
         self._compile_pending = bool(compile)
         self._say = say
         if compile:
-            g_train = torch.compile(g_train, mode=cmode)
+            g_train = compile_module(g_train, compile_mode)
         self.g_train = g_train
 
         self.opt_g = build_optimizer(
@@ -196,7 +196,7 @@ class StageRunner:
             self.d = d.to(device)
             if self.channels_last:
                 self.d.to(memory_format=torch.channels_last)
-            self.d_train = torch.compile(self.d, mode=cmode) if compile else self.d
+            self.d_train = compile_module(self.d, compile_mode) if compile else self.d
             self.opt_d = build_optimizer(
                 list(self.d.named_parameters()), cfg.optim_d, cuda=self.cuda, path=f"stages.{name}.optim_d"
             )
