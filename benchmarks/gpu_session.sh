@@ -3,6 +3,11 @@
 # each part under its own time limit, results as JSON + logs in $OUT (default ./bench_out).
 #   bash benchmarks/gpu_session.sh            # on the GPU machine, from the repository root
 #   SMOKE=1 bash benchmarks/gpu_session.sh    # tiny settings, to check the script on a CPU first
+# Real weights make the precision check (the "dB vs ref" column: fp16 vs fp32 >= 50 dB) meaningful; a GPU
+# machine without the `models` extra can be given Real-ESRGAN x4plus as a 32 MB fp16 file (git-ignored,
+# carried with the working tree):
+#   python -c "import srlab; from srlab.weights.io import save_model; m, _ = srlab.load_model('realesrgan-x4plus'); \
+#     save_model('benchmarks/weights/x4plus_fp16.safetensors', m.half())"
 set -u
 OUT=${OUT:-bench_out}
 mkdir -p "$OUT"
@@ -19,6 +24,8 @@ step() {  # step NAME LIMIT_S CMD...
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "^ *$" | tail -40
   echo "=== $name exit ${PIPESTATUS[0]}"
 }
+WEIGHTS=${WEIGHTS:-benchmarks/weights/x4plus_fp16.safetensors}
+[ -f "$WEIGHTS" ] && WARG="--weights $WEIGHTS" || WARG=""
 if [ "${SMOKE:-0}" = 1 ]; then
   INF="--device cpu --size 32 --large 64x48 --ref-tile 32 --repeats 1 --warmup 1 --no-onnx"
   CASES=srcnn-x2,rrdb16-x2; LCASES=rrdb16-x2; CCASES=rrdb16-x2
@@ -32,16 +39,16 @@ fi
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
 # Ordered by what the issue's targets need; each step capped so the whole fits a 10-minute device call.
 # 1. eager model-level + 1080p end to end (fused fp16 channels_last), with a kernel profile
-step infer_eager 120 $PY benchmarks/infer_bench.py $INF --cases $CASES --large-cases $LCASES \
+step infer_eager 120 $PY benchmarks/infer_bench.py $INF $WARG --cases $CASES --large-cases $LCASES \
   --profile "${CCASES}" --out "$OUT/infer_eager.json"
 # 2. training: reference vs srlab eager, fused dense blocks eager, and compiled+fused with CUDA graphs
 step train 200 $PY benchmarks/train_bench.py $TRN --cases esrgan,srcnn \
   --variants reference,srlab,srlab-fused,srlab-compile-fused --compile-mode "${TRAIN_MODE:-reduce-overhead}" \
   --out "$OUT/train.json"
 # 3. 1080p end to end compiled (default mode; fused blocks are on by default on CUDA)
-step large_compiled 120 $PY benchmarks/infer_bench.py $INF --cases "" --large-cases $LCASES --compile \
+step large_compiled 120 $PY benchmarks/infer_bench.py $INF $WARG --cases "" --large-cases $LCASES --compile \
   --compile-mode "${LARGE_MODE:-default}" --out "$OUT/large_compiled.json"
 # 4. model-level compiled tiles, max-autotune kernels if time is left
-step infer_compiled 120 $PY benchmarks/infer_bench.py $INF --cases $CCASES --compile --compile-cases $CCASES \
+step infer_compiled 120 $PY benchmarks/infer_bench.py $INF $WARG --cases $CCASES --compile --compile-cases $CCASES \
   --compile-mode "${TILE_MODE:-max-autotune-no-cudagraphs}" --large-cases "" --out "$OUT/infer_compiled.json"
 echo "total $(( $(date +%s) - start ))s"

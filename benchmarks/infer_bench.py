@@ -12,11 +12,14 @@ SRVGG and RRDBNet, else PyTorch fp32 with a channels_last input). Alternatives (
 compiled; CPU: PyTorch channels_last, ONNX Runtime, bf16 autocast with ``--cpu-bf16``) are timed beside
 them, and the fastest is reported as "best". All variants of a case are timed interleaved, round by round.
 
-Prints a table (ratio vs reference, Mpx/s of output, achieved TFLOP/s from counted conv FLOPs, peak memory)
-and writes JSON with ``--out``. Weights are random: speed does not depend on them.
+Prints a table (ratio vs reference, Mpx/s of output, achieved TFLOP/s from counted conv FLOPs, peak memory,
+and "dB vs ref": PSNR between srlab's 8-bit output and the fp32 reference's -- the check that fp16/bf16
+stays >= 50 dB) and writes JSON with ``--out``. Inputs are crops of a real photo (``--image``, default
+scikit-image's astronaut). Weights are random unless ``--weights NAME|FILE`` gives real ones for the cases of
+that architecture (speed does not depend on them; the precision check does).
 
     python benchmarks/infer_bench.py                      # CPU here: small sizes
-    python benchmarks/infer_bench.py --size 256 --compile --out bench_gpu.json   # on a GPU
+    python benchmarks/infer_bench.py --size 256 --compile --weights realesrgan-x4plus --out bench_gpu.json
 """
 
 from __future__ import annotations
@@ -109,19 +112,75 @@ def _alternatives(key, model, x, device, args):
     return out
 
 
+def photo(w: int, h: int, path: str | None = None):
+    """A real photo as a (h, w, 3) uint8 array: ``path`` (centre crop, or resized up when smaller) or
+    scikit-image's astronaut; random noise only when neither is available (labelled so)."""
+    import numpy as np
+    from PIL import Image
+
+    if path:
+        img, src = Image.open(path).convert("RGB"), "file " + path
+    else:
+        try:
+            from skimage import data
+
+            img, src = Image.fromarray(data.astronaut()), "skimage astronaut"
+        except ImportError:
+            rng = np.random.default_rng(0)
+            return rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8), "random noise"
+    f = max(w / img.width, h / img.height)
+    if f > 1:
+        img = img.resize((max(w, round(img.width * f)), max(h, round(img.height * f))), Image.BICUBIC)
+    x0, y0 = (img.width - w) // 2, (img.height - h) // 2
+    return np.asarray(img.crop((x0, y0, x0 + w, y0 + h))), src
+
+
+def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR between two outputs on [0, 1], as 8-bit images (inf when identical)."""
+    import math
+
+    a = (a.detach().float().cpu().clamp(0, 1) * 255).round()
+    b = (b.detach().float().cpu().clamp(0, 1) * 255).round()
+    mse = ((a - b) ** 2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def _build(key, args):
+    """The case's model: random weights, or ``--weights`` when they fit the case's architecture."""
+    name, hp = CASES[key]
+    model, desc = build_model(name, **hp)
+    if args.weights:
+        import srlab
+
+        wm, wd = srlab.load_model(args.weights)
+        same = wd.arch == desc.arch and all(wd.hparams.get(k) == v for k, v in desc.hparams.items())
+        if same:
+            return wm, wd, True
+    return model, desc, False
+
+
 def model_case(key, device, args) -> dict:
     """One SIZE x SIZE input: the plain reference, srlab's default path (``Upscaler``, untiled: what
     `srlab upscale` runs on such an image) and the alternatives, timed interleaved."""
     from srlab.inference import Upscaler
 
-    name, hp = CASES[key]
-    model, desc = build_model(name, **hp)
+    model, desc, real_w = _build(key, args)
     model = model.eval().to(device)
     s = args.size
-    x = torch.rand(1, desc.in_channels, s, s, device=device)
+    if desc.in_channels == 3:
+        arr, src = photo(s, s, args.image)
+        x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div(255).to(device)
+    else:
+        x, src = torch.rand(1, desc.in_channels, s, s, device=device), "random noise"
     flops = conv_flops(model, x)
     out_px = (s * desc.scale) ** 2
-    row = {"case": key, "input": f"{s}x{s}", "params": desc.params}
+    row = {
+        "case": key,
+        "input": f"{s}x{s}",
+        "params": desc.params,
+        "image": src,
+        "weights": args.weights if real_w else "random",
+    }
     compiled = args.compile and device.type == "cuda" and key in args.compile_cases.split(",")
     up = Upscaler((model, desc), device=str(device), tile=0, compile=args.compile_mode if compiled else False)
     x_img = x[0].cpu()
@@ -142,6 +201,8 @@ def model_case(key, device, args) -> dict:
             sync(device)
             peaks[label] = peak_mib(device)
         t = time_interleaved(fns, device, warmup=args.warmup, repeats=args.repeats)
+        # srlab's output against the fp32 reference's (the precision check: >= 50 dB wanted)
+        psnr = _psnr_u8(up.upscale_tensor(x_img), model(x)[0])
     variants = []
     for label in fns:
         per_img = t[label]["median_s"] / per_call[label]
@@ -173,6 +234,7 @@ def model_case(key, device, args) -> dict:
         best_ms=best["ms"],
         best_ratio=ref["ms"] / best["ms"],
         best_tflops=best["tflops"],
+        psnr_vs_ref=psnr,
         variants=variants,
     )
     row["ratio"] = row["ref_ms"] / row["fast_ms"]
@@ -211,16 +273,13 @@ def profile_kernels(fn, device, top: int = 12) -> list[dict]:
 
 def large_case(key, device, args) -> dict:
     """End to end through srlab's Upscaler on a large uint8 image vs a plain sequential tile loop."""
-    import numpy as np
 
     from srlab.inference import Upscaler
 
-    name, hp = CASES[key]
-    model, desc = build_model(name, **hp)
+    model, desc, real_w = _build(key, args)
     model = model.eval()
     w, h = (int(v) for v in args.large.split("x"))
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    img, src = photo(w, h, args.image)
     out_px = h * w * desc.scale**2
     flops_per_px = conv_flops(model, torch.rand(1, 3, 32, 32)) / (32 * 32)
     flops = flops_per_px * h * w
@@ -263,6 +322,8 @@ def large_case(key, device, args) -> dict:
     row = {
         "case": f"{key} tiler",
         "input": f"{w}x{h}",
+        "image": src,
+        "weights": args.weights if real_w else "random",
         "params": desc.params,
         "ref_ms": ref["median_s"] * 1e3,
         "ref_mpx": out_px / ref["median_s"] / 1e6,
@@ -306,6 +367,12 @@ def main(argv=None) -> int:
     )
     p.add_argument("--compile-cases", default="rrdb23-x4", help="model-level cases also measured compiled")
     p.add_argument("--no-onnx", action="store_true")
+    p.add_argument(
+        "--image", default=None, help="a photo to crop the inputs from (default: skimage astronaut)"
+    )
+    p.add_argument(
+        "--weights", default=None, help="name or file of real weights for the cases of that architecture"
+    )
     p.add_argument("--cpu-bf16", action="store_true", help="CPU: also time bf16 autocast (slow on most CPUs)")
     p.add_argument("--large-repeats", type=int, default=3, help="interleaved repeats of the large-image case")
     p.add_argument("--fuse", choices=["auto", "on", "off"], default="auto", help="Upscaler fused-RDB setting")
@@ -342,6 +409,7 @@ def main(argv=None) -> int:
             ("fast_tflops", "fast TFLOP/s", ".2f"),
             ("fast_peak_mib", "peak MiB", ".0f"),
             ("best_ratio", "best x", ".2f"),
+            ("psnr_vs_ref", "dB vs ref", ".1f"),
             ("fast", "srlab path", "s"),
         ],
     )
