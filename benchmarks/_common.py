@@ -91,6 +91,16 @@ def time_interleaved(
     }
 
 
+def verdict(ref: dict, fast: dict) -> str:
+    """'faster' / 'slower' when the two variants' timing ranges (min..max over the interleaved repeats) do
+    not overlap, else 'within noise' -- a median ratio of 0.98 or 1.02 alone says nothing on a busy box."""
+    if fast["max_s"] < ref["min_s"]:
+        return "faster"
+    if fast["min_s"] > ref["max_s"]:
+        return "slower"
+    return "within noise"
+
+
 def conv_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     """FLOPs (2 x MACs) of every Conv2d / Linear in one forward pass on ``inputs`` (hooks; eager)."""
     total = 0

@@ -42,6 +42,7 @@ from _common import (  # noqa: E402
     reset_peak,
     sync,
     time_interleaved,
+    verdict,
     write_json,
 )
 from srlab.models.registry import build_model  # noqa: E402
@@ -218,6 +219,8 @@ def model_case(key, device, args) -> dict:
             }
         )
         print(f"  {key:10s} {label:46s} {per_img * 1e3:9.1f} ms/img")
+    labels = list(fns)
+    row["vs_ref"] = verdict(t[labels[0]], t[labels[1]])
     ref, fast = variants[0], variants[1]
     best = min(variants[1:], key=lambda v: v["ms"])
     row.update(
@@ -319,6 +322,7 @@ def large_case(key, device, args) -> dict:
         {"reference": reference, "srlab": lambda: up(img)}, device, warmup=1, repeats=args.large_repeats
     )
     ref, fast = t["reference"], t["srlab"]
+    vs = verdict(ref, fast)
     row = {
         "case": f"{key} tiler",
         "input": f"{w}x{h}",
@@ -335,6 +339,7 @@ def large_case(key, device, args) -> dict:
         "fast_tflops": flops / fast["median_s"] / 1e12,
         "fast_peak_mib": fast_peak,
         "first_call_s": first,
+        "vs_ref": vs,
         "ref_times_ms": [v * 1e3 for v in ref["times"]],
         "fast_times_ms": [v * 1e3 for v in fast["times"]],
     }
@@ -404,6 +409,7 @@ def main(argv=None) -> int:
             ("ref_ms", "ref ms", ".1f"),
             ("fast_ms", "fast ms", ".1f"),
             ("ratio", "x faster", ".2f"),
+            ("vs_ref", "vs ref", "s"),
             ("ref_mpx", "ref Mpx/s", ".2f"),
             ("fast_mpx", "fast Mpx/s", ".2f"),
             ("fast_tflops", "fast TFLOP/s", ".2f"),

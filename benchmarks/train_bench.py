@@ -47,6 +47,7 @@ from _common import (  # noqa: E402
     reset_peak,
     sync,
     time_interleaved,
+    verdict,
     write_json,
 )
 from srlab.models.registry import build_model  # noqa: E402
@@ -216,6 +217,11 @@ def run_case(case, variants, args, device, lr, hr) -> list[dict]:
                 "mpx_per_s": its * hr.shape[0] * hr.shape[-1] * hr.shape[-2] / 1e6,
                 "peak_mib": peaks[v],
                 "compile_s": compile_s[v],
+                "vs_ref": ""
+                if v == "reference"
+                else verdict(t["reference"], t[v])
+                if "reference" in t
+                else "",
             }
         )
     return rows
@@ -296,6 +302,7 @@ def main(argv=None) -> int:
             ("it_per_s", "it/s", ".2f"),
             ("mpx_per_s", "Mpx/s", ".2f"),
             ("speedup", "x ref", ".2f"),
+            ("vs_ref", "vs ref", "s"),
             ("peak_mib", "peak MiB", ".0f"),
             ("compile_s", "compile s", ".1f"),
         ],
