@@ -129,6 +129,37 @@ def conv_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     return total
 
 
+def step_flops(step: Callable[[], object], modules: list[nn.Module]) -> int:
+    """FLOPs of one training step: every Conv2d / Linear call inside ``modules`` during ``step()`` counts its
+    forward FLOPs, plus the same again for the weight gradient when its weight requires grad and again
+    for the input gradient when its input requires grad (what autograd will compute). Eager only."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+        else:
+            k = mod.in_features
+        f = 2 * out.numel() * k
+        total += f
+        if torch.is_grad_enabled():
+            total += f * (int(mod.weight.requires_grad) + int(bool(inp) and inp[0].requires_grad))
+
+    hooks = [
+        m.register_forward_hook(hook)
+        for mod in modules
+        for m in mod.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    try:
+        step()
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

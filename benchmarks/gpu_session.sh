@@ -31,9 +31,9 @@ if [ "${SMOKE:-0}" = 1 ]; then
   CASES=srcnn-x2,rrdb16-x2; LCASES=rrdb16-x2; CCASES=rrdb16-x2
   TRN="--device cpu --batch 1 --blocks 1 --steps 1 --repeats 1 --warmup 1"
 else
-  INF="--repeats 5"
+  INF="--repeats 5 --peak-tflops ${PEAK:-989}"  # H100 SXM / H200 dense fp16/bf16 tensor-core peak
   CASES=srcnn-x2,rrdb16-x2,rrdb23-x2,rrdb23-x4,srvgg-x4; LCASES=rrdb23-x4; CCASES=rrdb23-x4
-  TRN=""
+  TRN="--peak-tflops ${PEAK:-989}"
 fi
 (nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv || true) | tee "$OUT/gpu.txt"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"

@@ -373,6 +373,13 @@ def main(argv=None) -> int:
     p.add_argument("--compile-cases", default="rrdb23-x4", help="model-level cases also measured compiled")
     p.add_argument("--no-onnx", action="store_true")
     p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's dense peak (e.g. 989 for H100/H200 fp16, 0.157 for 2 Zen 3 cores fp32 at 2.45 GHz): "
+        "adds a %% of peak column",
+    )
+    p.add_argument(
         "--image", default=None, help="a photo to crop the inputs from (default: skimage astronaut)"
     )
     p.add_argument(
@@ -400,6 +407,9 @@ def main(argv=None) -> int:
         rows.append(model_case(key, device, args))
     for key in [c for c in args.large_cases.split(",") if c]:
         rows.append(large_case(key, device, args))
+    for r in rows:
+        if args.peak_tflops and r.get("fast_tflops"):
+            r["pct_peak"] = 100 * r["fast_tflops"] / args.peak_tflops
     print()
     print_table(
         rows,
@@ -412,7 +422,8 @@ def main(argv=None) -> int:
             ("vs_ref", "vs ref", "s"),
             ("ref_mpx", "ref Mpx/s", ".2f"),
             ("fast_mpx", "fast Mpx/s", ".2f"),
-            ("fast_tflops", "fast TFLOP/s", ".2f"),
+            ("fast_tflops", "fast TFLOP/s", ".3f"),
+            ("pct_peak", "% peak", ".0f"),
             ("fast_peak_mib", "peak MiB", ".0f"),
             ("best_ratio", "best x", ".2f"),
             ("psnr_vs_ref", "dB vs ref", ".1f"),

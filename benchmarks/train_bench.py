@@ -11,13 +11,16 @@ Variants, in one process on the same random batch:
   step written out by hand (what the study's notebook and BasicSR do);
 - ``srlab``: srlab's training step (:class:`srlab.train.recipes.StageRunner`) with its defaults for the
   device: on CUDA bf16 autocast (fp16 + GradScaler without bf16), channels_last, fused Adam; on CPU fp32;
-- ``srlab-bf16`` (CPU, ``--cpu-bf16``): the same with bf16 autocast. Measured on the 2-core EPYC dev box
-  (AVX-512 BF16): the SRCNN step is ~60x *slower* than fp32 -- autocast training convolutions fall back to
-  ``_slow_conv2d`` (bf16 pays on that CPU for inference only) -- which is why srlab trains in fp32 on CPUs;
+- ``srlab-bf16`` (CPU, ``--cpu-bf16``): the same with bf16 autocast. Measured on the 2-core dev box (AMD
+  EPYC Zen 3: AVX2, no AVX-512 and no native bf16): the SRCNN step is ~60x *slower* than fp32 -- autocast
+  training convolutions fall back to ``_slow_conv2d`` -- which is why srlab trains in fp32 on CPUs;
 - ``srlab-compile`` (``--compile``): plus ``torch.compile`` of G and D (compile time reported, excluded),
   in ``--compile-mode`` (``reduce-overhead``: CUDA graphs);
 - ``srlab-fused`` / ``srlab-compile-fused`` (``--variants``): RRDBNet dense blocks evaluated without
   concatenations (``runtime.fused_blocks``: same function and parameters).
+
+FLOPs per step are counted on the reference (forward convolutions and linears of G, D and VGG, plus their
+weight- and input-gradient products where autograd computes them); TFLOP/s = that / time per step.
 
 Timing: warm-up steps excluded, CUDA events around each repeat of ``--steps`` steps, median of
 ``--repeats``; the variants of a case are built first and timed interleaved, round by round, so that load
@@ -45,6 +48,7 @@ from _common import (  # noqa: E402
     pick_device,
     print_table,
     reset_peak,
+    step_flops,
     sync,
     time_interleaved,
     verdict,
@@ -190,6 +194,11 @@ def run_case(case, variants, args, device, lr, hr) -> list[dict]:
 
         return run
 
+    flops = None
+    if "reference" in steps:  # counted on the eager reference (the same math in every variant)
+        ref = steps["reference"]
+        mods = [m for m in (getattr(ref, "g", None), getattr(ref, "d", None), getattr(ref, "vgg", None)) if m]
+        flops = step_flops(lambda: ref.step(lr, hr), mods)
     fns = {v: many(v) for v in variants}
     for v, fn in fns.items():  # peak memory of one run each (CUDA); also a warm-up
         fn()
@@ -216,6 +225,7 @@ def run_case(case, variants, args, device, lr, hr) -> list[dict]:
                 "it_per_s": its,
                 "mpx_per_s": its * hr.shape[0] * hr.shape[-1] * hr.shape[-2] / 1e6,
                 "peak_mib": peaks[v],
+                "tflops": flops / per / 1e12 if flops else None,
                 "compile_s": compile_s[v],
                 "vs_ref": ""
                 if v == "reference"
@@ -249,6 +259,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--cpu-bf16", action="store_true", help="on CPU, also time bf16 autocast (slow)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--peak-tflops", type=float, default=None, help="the device's dense peak: adds a %% of peak column"
+    )
     ap.add_argument("--out", help="write JSON here")
     args = ap.parse_args(argv)
     device = pick_device(args.device)
@@ -286,6 +299,9 @@ def main(argv=None) -> int:
                 flush=True,
             )
         rows += case_rows
+    for r in rows:
+        if args.peak_tflops and r.get("tflops"):
+            r["pct_peak"] = 100 * r["tflops"] / args.peak_tflops
     print(
         f"\ntraining step throughput on {device_info(device).get('gpu', device)} -- x2, batch {args.batch}, "
         f"HR {args.hr}, RRDB {args.blocks} blocks (ESRGAN = G + D + VGG19 pool3)"
@@ -303,6 +319,8 @@ def main(argv=None) -> int:
             ("mpx_per_s", "Mpx/s", ".2f"),
             ("speedup", "x ref", ".2f"),
             ("vs_ref", "vs ref", "s"),
+            ("tflops", "TFLOP/s", ".3f"),
+            ("pct_peak", "% peak", ".0f"),
             ("peak_mib", "peak MiB", ".0f"),
             ("compile_s", "compile s", ".1f"),
         ],
