@@ -92,13 +92,18 @@ def time_interleaved(
 
 
 def verdict(ref: dict, fast: dict) -> str:
-    """'faster' / 'slower' when the two variants' timing ranges (min..max over the interleaved repeats) do
-    not overlap, else 'within noise' -- a median ratio of 0.98 or 1.02 alone says nothing on a busy box."""
-    if fast["max_s"] < ref["min_s"]:
-        return "faster"
-    if fast["min_s"] > ref["max_s"]:
-        return "slower"
-    return "within noise"
+    """Paired sign test over the interleaved rounds (round i of each variant ran back to back): 'faster n/n'
+    when the variant beat the reference in every round, 'slower n/n' when it lost every round, else
+    'within noise k/n' (k = rounds it was faster). With 5 rounds, all-or-none has p = 1/32 under 'no
+    difference' -- a median ratio of 0.98 or 1.02 alone says nothing on a shared machine."""
+    pairs = list(zip(ref["times"], fast["times"]))
+    n = len(pairs)
+    k = sum(f < r for r, f in pairs)
+    if n >= 3 and k == n:
+        return f"faster {k}/{n}"
+    if n >= 3 and k == 0:
+        return f"slower {n}/{n}"
+    return f"within noise {k}/{n}"
 
 
 def conv_flops(model: nn.Module, *inputs: torch.Tensor) -> int:

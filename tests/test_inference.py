@@ -419,3 +419,23 @@ def test_compile_modes_reach_torch_compile_and_bad_ones_are_refused(monkeypatch,
     rc = main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "-m", str(w),
                "--compile", "reduce-overhead", "--fuse", "on", "-q"])  # fmt: skip
     assert rc == 0 and seen[-1] == "reduce-overhead" and Image.open(tmp_path / "o.png").size == (20, 24)
+
+
+def test_read_only_arrays_upscale_without_warnings():
+    """np.asarray(PIL image) is read-only: no PyTorch warning, and the caller's array is untouched."""
+    import numpy as np
+
+    m, d = build_model("bicubic-x2")
+    img = np.asarray(PILImage.fromarray((np.random.default_rng(5).random((9, 7, 3)) * 255).astype(np.uint8)))
+    assert not img.flags.writeable
+    before = img.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = Upscaler((m, d), device="cpu")(img)
+    assert out.shape == (18, 14, 3) and np.array_equal(img, before)
+    # a read-only float gray image: the tensor must not alias it (torch would let us write through it)
+    grey = np.full((5, 4), 0.5, dtype=np.float32)
+    grey.flags.writeable = False
+    t = to_tensor(grey)
+    t.fill_(0.0)
+    assert float(grey.min()) == 0.5

@@ -650,6 +650,12 @@ def to_pil(pixels: np.ndarray, alpha: np.ndarray | None = None):
 # --------------------------------------------------------------------------------------------- tensors
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy when it is read-only (``np.asarray(PIL image)``, memory maps): torch.from_numpy
+    warns on read-only arrays, and the caller's data must never be written through the tensor."""
+    return a if a.flags.writeable else a.copy()
+
+
 def to_tensor(arr: np.ndarray):
     """(H, W[, C]) uint8/uint16 (or float in [0, 1]) -> float32 tensor (C, H, W) in [0, 1]."""
     import torch
@@ -660,11 +666,11 @@ def to_tensor(arr: np.ndarray):
     if a.ndim != 3:
         raise ValueError(f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
     if a.dtype == np.uint8:
-        t = torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0)
+        t = torch.from_numpy(_writable(np.ascontiguousarray(a))).float().div_(255.0)
     elif a.dtype == np.uint16:
         t = torch.from_numpy(a.astype(np.float32)).div_(65535.0)
     elif np.issubdtype(a.dtype, np.floating):
-        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        t = torch.from_numpy(_writable(np.ascontiguousarray(a, dtype=np.float32)))
     else:
         raise TypeError(f"unsupported array dtype {a.dtype}; expected uint8, uint16 or float")
     return t.permute(2, 0, 1).contiguous()
