@@ -213,6 +213,7 @@ def model_case(key, device, args) -> dict:
                 "ms": per_img * 1e3,
                 "min_ms": t[label]["min_s"] / per_call[label] * 1e3,
                 "max_ms": t[label]["max_s"] / per_call[label] * 1e3,
+                "times_ms": [v / per_call[label] * 1e3 for v in t[label]["times"]],
                 "mpx": out_px / per_img / 1e6,
                 "tflops": flops / per_img / 1e12,
                 "peak_mib": peaks[label],

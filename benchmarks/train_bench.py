@@ -222,6 +222,7 @@ def run_case(case, variants, args, device, lr, hr) -> list[dict]:
                 "ms_per_step": per * 1000,
                 "min_ms": t[v]["min_s"] / args.steps * 1000,
                 "max_ms": t[v]["max_s"] / args.steps * 1000,
+                "times_ms": [x / args.steps * 1000 for x in t[v]["times"]],
                 "it_per_s": its,
                 "mpx_per_s": its * hr.shape[0] * hr.shape[-1] * hr.shape[-2] / 1e6,
                 "peak_mib": peaks[v],
