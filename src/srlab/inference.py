@@ -51,8 +51,11 @@ Precision and device
 --------------------
 ``device='auto'``: cuda, else mps, else cpu. ``precision='auto'``: fp32 on CPU; on CUDA/MPS fp16 where
 ``descriptor.supports_fp16``, else fp32 (bf16 only when asked: its 8-bit mantissa costs up to a grey level
-near white). fp16/bf16 on the GPU convert the model; on the CPU they use autocast. CUDA runs
-channels_last. A precision the model (or device) does not support falls back to fp32 with a warning.
+near white). Against fp32 on a real photo with Real-ESRGAN x4plus, fp16 with fused dense blocks (the CUDA
+default) scores 60.3 dB PSNR and bf16 53.3 dB (tests/test_precision.py; the bar is 50 dB). fp16/bf16 on
+the GPU convert the model; on the CPU they use autocast. CUDA runs channels_last (the CPU's torch
+backend too, on the input only). A precision the model (or device) does not support falls back to fp32
+with a warning.
 """
 
 from __future__ import annotations
