@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 start=$(date +%s)
-TOTAL=${TOTAL:-100000}  # whole-session budget in seconds: a step gets at most what is left
+TOTAL=${TOTAL:-540}  # whole-session budget in seconds: a step gets at most what is left
 step() {  # step NAME LIMIT_S CMD...
   local name=$1 limit=$2; shift 2
   local left=$(( TOTAL - ($(date +%s) - start) - 5 ))
@@ -37,18 +37,22 @@ else
 fi
 (nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv || true) | tee "$OUT/gpu.txt"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
-# Ordered by what the targets need; each step capped so the whole fits a 10-minute device call.
+# Ordered by what the targets need; each step capped so the whole fits a 9-minute device call
+# (TOTAL=540); every step writes its own JSON, so a step cut short loses only itself.
 # 1. eager model-level + 1080p end to end (fused fp16 channels_last), with a kernel profile
-step infer_eager 120 $PY benchmarks/infer_bench.py $INF $WARG --cases $CASES --large-cases $LCASES \
+step infer_eager 100 $PY benchmarks/infer_bench.py $INF $WARG --cases $CASES --large-cases $LCASES \
   --profile "${CCASES}" --out "$OUT/infer_eager.json"
-# 2. training: reference vs srlab eager, fused dense blocks eager, and compiled+fused with CUDA graphs
-step train 200 $PY benchmarks/train_bench.py $TRN --cases esrgan,srcnn \
-  --variants reference,srlab,srlab-fused,srlab-compile-fused --compile-mode "${TRAIN_MODE:-reduce-overhead}" \
-  --out "$OUT/train.json"
-# 3. 1080p end to end compiled (default mode; fused blocks are on by default on CUDA)
-step large_compiled 120 $PY benchmarks/infer_bench.py $INF $WARG --cases "" --large-cases $LCASES --compile \
+# 2. training, eager: reference vs srlab vs fused dense blocks
+step train_eager 80 $PY benchmarks/train_bench.py $TRN --cases esrgan,srcnn \
+  --variants reference,srlab,srlab-fused --out "$OUT/train_eager.json"
+# 3. training compiled with fused blocks and CUDA graphs (compiling takes most of this step)
+step train_graphs 190 $PY benchmarks/train_bench.py $TRN --cases esrgan \
+  --variants reference,srlab,srlab-compile-fused --compile-mode "${TRAIN_MODE:-reduce-overhead}" \
+  --out "$OUT/train_graphs.json"
+# 4. 1080p end to end compiled (default mode; fused blocks are on by default on CUDA)
+step large_compiled 100 $PY benchmarks/infer_bench.py $INF $WARG --cases "" --large-cases $LCASES --compile \
   --compile-mode "${LARGE_MODE:-default}" --out "$OUT/large_compiled.json"
-# 4. model-level compiled tiles, max-autotune kernels if time is left
-step infer_compiled 120 $PY benchmarks/infer_bench.py $INF $WARG --cases $CCASES --compile --compile-cases $CCASES \
+# 5. model-level compiled tiles, max-autotune kernels, if time is left
+step infer_compiled 70 $PY benchmarks/infer_bench.py $INF $WARG --cases $CCASES --compile --compile-cases $CCASES \
   --compile-mode "${TILE_MODE:-max-autotune-no-cudagraphs}" --large-cases "" --out "$OUT/infer_compiled.json"
 echo "total $(( $(date +%s) - start ))s"
