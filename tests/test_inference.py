@@ -439,3 +439,28 @@ def test_read_only_arrays_upscale_without_warnings():
     t = to_tensor(grey)
     t.fill_(0.0)
     assert float(grey.min()) == 0.5
+
+
+def test_a_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+    """e.g. a laptop without a C++ compiler: torch.compile fails on the first call, not at wrap time."""
+    import numpy as np
+
+    def broken_compile(mod, mode=None, **kw):
+        def run(*a, **k):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore details")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    m, d = build_model("srvgg-animevideov3-x4", num_conv=2, num_feat=8)
+    img = (np.random.default_rng(3).random((10, 12, 3)) * 255).astype(np.uint8)
+    up = Upscaler((m, d), device="cpu", compile=True, backend="torch")
+    with pytest.warns(UserWarning, match="torch.compile failed .*No working C\\+\\+ compiler") as rec:
+        out = up(img)
+    assert len([w for w in rec if "torch.compile failed" in str(w.message)]) == 1
+    assert "compiled" not in up.describe()
+    ref = Upscaler((m, d), device="cpu", backend="torch")(img)
+    assert np.array_equal(out, ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        up(img)  # no second warning, no second failure

@@ -477,14 +477,30 @@ class Upscaler:
         x = batch.to(self.device, self.model_dtype, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.autocast_dtype is not None:
-            with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
-                y = self.model(x)
-        else:
-            y = self.model(x)
+        try:
+            y = self._run(x)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - dynamo/inductor raise many kinds (e.g. no C++ compiler)
+            if not self.compile_mode or self.model is self.module:
+                raise
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            warnings.warn(
+                f"torch.compile failed ({type(exc).__name__}: {lines[0][:160] if lines else ''}); "
+                "running without it",
+                stacklevel=3,
+            )
+            self.model, self.compile_mode = self.module, None
+            y = self._run(x)
         if keep:
             return y.float()
         return y.to("cpu", torch.float32)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.autocast_dtype is not None:
+            with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
+                return self.model(x)
+        return self.model(x)
 
     def _accumulate_on_device(self, out_elems: int) -> bool:
         """On CUDA, keep the output on the GPU (no per-tile copies) when it takes under 1/4 of the budget."""
