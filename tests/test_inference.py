@@ -417,7 +417,7 @@ def test_compile_modes_reach_torch_compile_and_bad_ones_are_refused(monkeypatch,
         tmp_path / "a.png"
     )
     rc = main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "-m", str(w),
-               "--compile", "reduce-overhead", "--fuse", "on", "-q"])  # fmt: skip
+               "--compile-mode", "reduce-overhead", "--fuse", "on", "-q"])  # fmt: skip
     assert rc == 0 and seen[-1] == "reduce-overhead" and Image.open(tmp_path / "o.png").size == (20, 24)
 
 

@@ -60,12 +60,14 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--compile",
-        nargs="?",
-        const="default",
+        action="store_true",
+        help="torch.compile the model: slow first image (cached on disk for later runs), faster after",
+    )
+    p.add_argument(
+        "--compile-mode",
         default=None,
-        metavar="MODE",
-        help="torch.compile the model (slow first image, faster after; MODE: default, reduce-overhead, "
-        "max-autotune, max-autotune-no-cudagraphs)",
+        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+        help="torch.compile mode (implies --compile; reduce-overhead = CUDA graphs)",
     )
     p.add_argument(
         "--fuse",
@@ -202,7 +204,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         alpha=args.alpha,
         backend=args.backend,
-        compile=args.compile or False,
+        compile=args.compile_mode or args.compile,
         fuse={"auto": None, "on": True, "off": False}[args.fuse],
         progress=not args.quiet,
     )
