@@ -482,7 +482,8 @@ class Upscaler:
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - dynamo/inductor raise many kinds (e.g. no C++ compiler)
-            if not self.compile_mode or self.model is self.module:
+            oom = isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
+            if oom or not self.compile_mode or self.model is self.module:
                 raise
             lines = [ln for ln in str(exc).splitlines() if ln.strip()]
             warnings.warn(
