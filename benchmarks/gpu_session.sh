@@ -8,6 +8,7 @@
 # carried with the working tree):
 #   python -c "import srlab; from srlab.weights.io import save_model; m, _ = srlab.load_model('realesrgan-x4plus'); \
 #     save_model('benchmarks/weights/x4plus_fp16.safetensors', m.half())"
+#   python -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('benchmarks/weights/photo.png')"
 set -u
 OUT=${OUT:-bench_out}
 mkdir -p "$OUT"
@@ -26,6 +27,8 @@ step() {  # step NAME LIMIT_S CMD...
 }
 WEIGHTS=${WEIGHTS:-benchmarks/weights/x4plus_fp16.safetensors}
 [ -f "$WEIGHTS" ] && WARG="--weights $WEIGHTS" || WARG=""
+IMG=${IMG:-benchmarks/weights/photo.png}  # a real photo to crop inputs from (else skimage's astronaut)
+[ -f "$IMG" ] && WARG="$WARG --image $IMG"
 if [ "${SMOKE:-0}" = 1 ]; then
   INF="--device cpu --size 32 --large 64x48 --ref-tile 32 --repeats 1 --warmup 1 --no-onnx"
   CASES=srcnn-x2,rrdb16-x2; LCASES=rrdb16-x2; CCASES=rrdb16-x2
