@@ -372,6 +372,8 @@ def test_auto_backend_picks_onnxruntime_for_rrdbnet_on_cpu(tmp_path, monkeypatch
     bic, bd = build_model("bicubic", scale=2)
     assert Upscaler((bic, bd), device="cpu").backend == "torch"  # no convolutions: nothing to gain
     assert Upscaler((s, sd), device="cpu", backend="torch").channels_last  # NHWC measured faster on CPU
+    plain = Upscaler((m, d), device="cpu", backend="torch", channels_last=False)  # each fast path switchable
+    assert not plain.channels_last and "channels_last" not in plain.describe()
     assert Upscaler((m, d), device="cpu", precision="bf16").backend == "torch"
     img = (np.random.default_rng(2).random((24, 20, 3)) * 255).astype(np.uint8)
     assert np.abs(auto(img).astype(int) - torch_up(img).astype(int)).max() <= 1
@@ -417,7 +419,7 @@ def test_compile_modes_reach_torch_compile_and_bad_ones_are_refused(monkeypatch,
         tmp_path / "a.png"
     )
     rc = main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "-m", str(w),
-               "--compile-mode", "reduce-overhead", "--fuse", "on", "-q"])  # fmt: skip
+               "--compile-mode", "reduce-overhead", "--fuse", "on", "--channels-last", "off", "-q"])  # fmt: skip
     assert rc == 0 and seen[-1] == "reduce-overhead" and Image.open(tmp_path / "o.png").size == (20, 24)
 
 

@@ -295,7 +295,8 @@ class Upscaler:
     ``'bicubic'`` or ``'model'``. ``backend``: ``'auto'``, ``'torch'`` or ``'onnxruntime'`` (CPU, fp32, via
     :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile`` (``True`` or a mode name:
     ``'default'``, ``'reduce-overhead'`` (CUDA graphs), ``'max-autotune'``...). ``fuse``: RRDBNet dense
-    blocks without concatenations (``None``: on for CUDA).
+    blocks without concatenations (``None``: on for CUDA). ``channels_last``: NHWC layout (``None``: on for
+    CUDA and CPU with the torch backend).
     """
 
     def __init__(
@@ -311,6 +312,7 @@ class Upscaler:
         backend: str = "auto",
         compile: bool | str = False,
         fuse: bool | None = None,
+        channels_last: bool | None = None,
         progress: bool = False,
         memory_budget: int | None = None,
     ) -> None:
@@ -370,7 +372,10 @@ class Upscaler:
         # convolutions measured faster than NCHW for SRVGG and RRDBNet (benchmarks/infer_bench.py, 2-core
         # CPU). On CPU only the input is converted -- the layout propagates through the convolutions and
         # the caller's module is left as it is (measured the same speed as converting the weights).
-        self.channels_last = self.device.type in ("cuda", "cpu") and backend == "torch"
+        auto_cl = self.device.type in ("cuda", "cpu")
+        self.channels_last = (
+            auto_cl if channels_last is None else bool(channels_last)
+        ) and backend == "torch"
         convert_weights = self.channels_last and self.device.type == "cuda"
         needs_change = self.device.type != "cpu" or self.model_dtype != torch.float32 or convert_weights
         if caller_owned and needs_change:

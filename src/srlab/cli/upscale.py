@@ -76,6 +76,12 @@ def register(sub) -> None:
         help="RRDBNet dense blocks without concatenations (same function; auto: on for CUDA)",
     )
     p.add_argument(
+        "--channels-last",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="NHWC memory layout for the torch backend (auto: on; measured faster on CUDA and CPU)",
+    )
+    p.add_argument(
         "--alpha", default="bicubic", choices=["bicubic", "model"], help="how to upscale transparency"
     )
     p.add_argument("-f", "--force", action="store_true", help="replace existing outputs (never inputs)")
@@ -206,6 +212,7 @@ def run(args) -> int:
         backend=args.backend,
         compile=args.compile_mode or args.compile,
         fuse={"auto": None, "on": True, "off": False}[args.fuse],
+        channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
         progress=not args.quiet,
     )
     scale = args.outscale if args.outscale is not None else up.scale
