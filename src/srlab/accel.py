@@ -20,11 +20,10 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 def compile_cache_dir() -> Path:
     """Where compiled graphs are cached: ``TORCHINDUCTOR_CACHE_DIR`` if set, else srlab's cache folder."""
+    from srlab.weights.download import cache_root
+
     env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("SRLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srlab")
-    return Path(base) / "inductor"
+    return Path(env) if env else cache_root() / "inductor"
 
 
 def check_mode(mode: str) -> str:

@@ -170,8 +170,9 @@ def _model_key(model: nn.Module) -> str:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("SRLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srlab")
-    return Path(base) / "onnx"
+    from srlab.weights.download import cache_root
+
+    return cache_root() / "onnx"
 
 
 def cached_onnx(model: nn.Module, **kw) -> OnnxModel:

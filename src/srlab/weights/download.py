@@ -16,18 +16,20 @@ from pathlib import Path
 
 from srlab.errors import WeightsError
 
-__all__ = ["cache_dir", "download", "sha256_file"]
+__all__ = ["cache_dir", "cache_root", "download", "sha256_file"]
 
 _CHUNK = 1 << 20
 
 
-def cache_dir() -> Path:
-    """Where downloaded weights live: ``$SRLAB_CACHE/weights``, else ``~/.cache/srlab/weights``.
+def cache_root() -> Path:
+    """srlab's cache root: ``$SRLAB_CACHE``, else ``~/.cache/srlab``. Weights, ONNX exports and compiled
+    graphs each have a folder below it."""
+    return Path(os.environ.get("SRLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srlab"))
 
-    ``$SRLAB_CACHE`` is srlab's cache root (other caches, e.g. ONNX exports, sit beside ``weights/``).
-    """
-    root = os.environ.get("SRLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srlab")
-    return Path(root) / "weights"
+
+def cache_dir() -> Path:
+    """Where downloaded weights live: ``$SRLAB_CACHE/weights``, else ``~/.cache/srlab/weights``."""
+    return cache_root() / "weights"
 
 
 def sha256_file(path: str | os.PathLike) -> str:
