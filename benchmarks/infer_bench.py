@@ -137,13 +137,13 @@ def photo(w: int, h: int, path: str | None = None):
 
 
 def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR between two outputs on [0, 1], as 8-bit images (inf when identical)."""
-    import math
+    """PSNR (srlab.metrics, RGB) between two outputs on [0, 1] as 8-bit images (inf when identical)."""
+    from srlab.metrics import psnr
 
-    a = (a.detach().float().cpu().clamp(0, 1) * 255).round()
-    b = (b.detach().float().cpu().clamp(0, 1) * 255).round()
-    mse = ((a - b) ** 2).mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+    def u8(t):
+        return (t.detach().float().cpu().clamp(0, 1) * 255).round()
+
+    return float(psnr(u8(a), u8(b), channel="rgb"))
 
 
 def _build(key, args):
