@@ -333,10 +333,9 @@ class Upscaler:
         self.tile_overlap = tile_overlap
         self.batch_size = batch_size
         self.progress = progress
-        if compile and compile is not True:
-            from srlab.accel import check_mode
+        from srlab.accel import check_mode
 
-            check_mode(str(compile))
+        compile_mode = check_mode("default" if compile is True else str(compile)) if compile else None
         auto = backend == "auto"
         if auto:
             backend = "torch" if compile else _auto_backend(module, desc, device, precision)
@@ -406,13 +405,12 @@ class Upscaler:
                 module = module.to(memory_format=torch.channels_last)
             self.fused = True
         self.module = module
-        self.compile_mode = None
+        self.compile_mode = compile_mode
         self.model = module
-        if compile:
+        if compile_mode:
             from srlab.accel import compile_module
 
-            self.compile_mode = "default" if compile is True else str(compile)
-            self.model = compile_module(module, self.compile_mode)
+            self.model = compile_module(module, compile_mode)
         self.memory_budget = memory_budget
 
     # ---------------------------------------------------------------- planning
