@@ -53,12 +53,9 @@ def _device(device: Any):
     import torch
 
     if isinstance(device, str) and device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        from srlab.inference import pick_device  # cuda, else mps, else cpu: one rule for load and upscale
+
+        return pick_device("auto")
     return torch.device(device)
 
 
