@@ -22,13 +22,7 @@ from srlab.weights.convert import convert_state_dict, detect_layout, unwrap_stat
 NF, NB, GC = 16, 2, 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks: one intra-op thread is fastest and immune to a busy machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
 
 def _randomize(module: nn.Module, seed: int) -> nn.Module:

@@ -13,13 +13,7 @@ from srlab.errors import WeightsError
 from srlab.models.registry import build_model
 from srlab.weights.io import read_checkpoint, read_metadata, read_state_dict, save_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
 
 def _tiny(arch="rrdbnet", **hp):

@@ -10,13 +10,7 @@ from srlab.cli import main
 from srlab.errors import ConfigError, WeightsError
 from srlab.weights.io import read_metadata, save_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
 
 def test_parameter_free_preset():

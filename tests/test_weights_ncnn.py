@@ -15,12 +15,7 @@ from srlab.weights import ncnn as sncnn
 ncnn = pytest.importorskip("ncnn")  # the `test` extra installs it
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
 
 def _io_blobs(param) -> tuple[str, str]:
