@@ -144,6 +144,20 @@ def step_flops(step: Callable[[], object], modules: list[nn.Module]) -> int:
     return total
 
 
+def peak_per_variant(fns: dict[str, Callable[[], object]], device: torch.device) -> dict[str, float | None]:
+    """Peak device memory (MiB; None on CPU) of one call of each variant, after one untimed call (which
+    also warms it up)."""
+    peaks = {}
+    for label, fn in fns.items():
+        fn()
+        sync(device)
+        reset_peak(device)
+        fn()
+        sync(device)
+        peaks[label] = peak_mib(device)
+    return peaks
+
+
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     conv_flops,
     device_info,
     peak_mib,
+    peak_per_variant,
     pick_device,
     print_table,
     reset_peak,
@@ -193,14 +194,7 @@ def model_case(key, device, args) -> dict:
         cands += _alternatives(key, model, x, device, args)
         fns = {label: fn for label, fn, _ in cands}
         per_call = {label: b for label, _, b in cands}
-        peaks = {}
-        for label, fn in fns.items():  # peak memory of one call each (CUDA)
-            fn()
-            sync(device)
-            reset_peak(device)
-            fn()
-            sync(device)
-            peaks[label] = peak_mib(device)
+        peaks = peak_per_variant(fns, device)
         t = time_interleaved(fns, device, warmup=args.warmup, repeats=args.repeats)
         # srlab's output against the fp32 reference's (the precision check: >= 50 dB wanted)
         psnr = _psnr_u8(up.upscale_tensor(x_img), model(x)[0])

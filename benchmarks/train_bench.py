@@ -44,10 +44,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     device_info,
-    peak_mib,
+    peak_per_variant,
     pick_device,
     print_table,
-    reset_peak,
     step_flops,
     sync,
     time_interleaved,
@@ -177,7 +176,7 @@ def build_case(case: str, variant: str, args, device):
 
 def run_case(case, variants, args, device, lr, hr) -> list[dict]:
     """Build every variant of one case, then time their steps interleaved (see _common.time_interleaved)."""
-    steps, amps, compile_s, peaks = {}, {}, {}, {}
+    steps, amps, compile_s = {}, {}, {}
     for v in variants:
         steps[v], amps[v] = build_case(case, v, args, device)
         compile_s[v] = None
@@ -200,13 +199,7 @@ def run_case(case, variants, args, device, lr, hr) -> list[dict]:
         mods = [m for m in (getattr(ref, "g", None), getattr(ref, "d", None), getattr(ref, "vgg", None)) if m]
         flops = step_flops(lambda: ref.step(lr, hr), mods)
     fns = {v: many(v) for v in variants}
-    for v, fn in fns.items():  # peak memory of one run each (CUDA); also a warm-up
-        fn()
-        sync(device)
-        reset_peak(device)
-        fn()
-        sync(device)
-        peaks[v] = peak_mib(device)
+    peaks = peak_per_variant(fns, device)  # also a warm-up
     t = time_interleaved(fns, device, warmup=args.warmup, repeats=args.repeats)
     rows = []
     for v in variants:
