@@ -28,14 +28,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_info, print_table, write_json  # noqa: E402
-from srlab.data.degrade import imresize, modcrop, quantize  # noqa: E402
+from srlab.imaging.resize import imresize, modcrop, quantize  # noqa: E402
 from srlab.metrics import metrics_batch  # noqa: E402
 
 _Y = np.array([65.481, 128.553, 24.966]) / 255.0
 
 
 def _pairs_from_set(name: str, data_root: str | None, scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    from srlab.data.io import read_image
+    from srlab.imaging.io import read_image
     from srlab.data.registry import find_dataset
 
     ds = find_dataset(name, data_root)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image as PILImage
 
 from srlab.cli import main
-from srlab.data.io import read_image, write_image
+from srlab.imaging.io import read_image, write_image
 
 RNG = np.random.default_rng(3)
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from srlab.data.color import rgb_to_y
+from srlab.imaging.color import rgb_to_y
 from srlab.data.datasets import SampleStream, SRTrainSet, synthesize_lr
-from srlab.data.degrade import imresize, quantize, study_resize, upsample
+from srlab.imaging.resize import imresize, quantize, study_resize, upsample
 from srlab.errors import DataError
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from srlab.data.degrade import (
+from srlab.imaging.resize import (
     get_degradation,
     imresize,
     modcrop,

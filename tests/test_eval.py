@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srlab.cli import main
-from srlab.data.color import rgb_to_ycbcr
-from srlab.data.degrade import imresize, quantize
+from srlab.imaging.color import rgb_to_ycbcr
+from srlab.imaging.resize import imresize, quantize
 from srlab.evaluate import EvalModel, centre_crop, evaluate
 from srlab.metrics import metrics_batch
 from srlab.models.bicubic import Interpolation

@@ -11,9 +11,9 @@ import torch
 from PIL import Image as PILImage
 from torch import nn
 
-from srlab.data.color import rgb_to_ycbcr
-from srlab.data.degrade import imresize
-from srlab.data.io import Image, from_tensor, to_tensor
+from srlab.imaging.color import rgb_to_ycbcr
+from srlab.imaging.resize import imresize
+from srlab.imaging.io import Image, from_tensor, to_tensor
 from srlab.errors import ConfigError
 from srlab.inference import Upscaler, _axis_tiles, _axis_weights, pick_device, pick_precision, upscale
 from srlab.models.registry import ModelDescriptor, build_model

@@ -1,4 +1,4 @@
-"""srlab.data.io: every Pillow mode, every kind of bad file, round trips, atomic no-overwrite writes."""
+"""srlab.imaging.io: every Pillow mode, every kind of bad file, round trips, atomic no-overwrite writes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageFile, ImageOps
 
-from srlab.data.io import from_pil, from_tensor, read_image, to_pil, to_tensor, write_image
+from srlab.imaging.io import from_pil, from_tensor, read_image, to_pil, to_tensor, write_image
 from srlab.errors import ImageError
 
 RNG = np.random.default_rng(1234)
@@ -87,7 +87,7 @@ def test_sixteen_bit_roundtrip_exact(tmp_path, ext, channels, with_alpha):
 @pytest.mark.parametrize("alpha", [False, True])
 def test_sixteen_bit_tiff_plain_and_deflate(tmp_path, compress, alpha):
     # uncompressed strips go through Pillow's raw decoder, deflate through libtiff (native-endian samples)
-    from srlab.data.io import _tiff16
+    from srlab.imaging.io import _tiff16
 
     a = RNG.integers(0, 65536, (5, 9, 3), dtype=np.uint16)
     al = RNG.integers(0, 65536, (5, 9), dtype=np.uint16) if alpha else None

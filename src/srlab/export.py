@@ -25,6 +25,7 @@ from torch import nn
 
 from srlab.errors import ConfigError, SrlabError
 from srlab.models.registry import ModelDescriptor, describe
+from srlab.runtime import cache_dir as runtime_cache_dir
 
 __all__ = ["OnnxModel", "cached_onnx", "export_onnx", "onnxruntime_available"]
 
@@ -148,7 +149,7 @@ class OnnxModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_interpolation:
-            from srlab.data.degrade import upsample
+            from srlab.imaging.resize import upsample
 
             x = upsample(x.float(), self.scale, self.pre_interpolation)
         out = self.session.run(None, {"lr": x.detach().float().cpu().contiguous().numpy()})[0]
@@ -170,9 +171,7 @@ def _model_key(model: nn.Module) -> str:
 
 
 def cache_dir() -> Path:
-    from srlab.weights.download import cache_root
-
-    return cache_root() / "onnx"
+    return runtime_cache_dir("onnx")
 
 
 def cached_onnx(model: nn.Module, **kw) -> OnnxModel:

@@ -44,7 +44,7 @@ Colour
 - 16-bit inputs are processed in float32 and returned at 16 bits; palette images come in as RGB/RGBA.
 
 ``outscale``: the model runs at its own scale, then the result is resized to ``outscale`` x the input
-size with MATLAB bicubic (:func:`srlab.data.degrade.imresize`, ``size=``), which is antialiased when
+size with MATLAB bicubic (:func:`srlab.imaging.resize.imresize`, ``size=``), which is antialiased when
 shrinking (outscale < model scale), so one kernel serves both directions.
 
 Precision and device
@@ -72,8 +72,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from srlab.data import io as imio
 from srlab.errors import ConfigError
+from srlab.imaging import io as imio
 from srlab.models.registry import ModelDescriptor, describe
 
 __all__ = ["DEFAULT_MODEL", "AxisTile", "TilePlan", "Upscaler", "resolve_model", "upscale"]
@@ -333,7 +333,7 @@ class Upscaler:
         self.tile_overlap = tile_overlap
         self.batch_size = batch_size
         self.progress = progress
-        from srlab.accel import check_mode
+        from srlab.runtime import check_compile_mode as check_mode
 
         compile_mode = check_mode("default" if compile is True else str(compile)) if compile else None
         auto = backend == "auto"
@@ -408,7 +408,7 @@ class Upscaler:
         self.compile_mode = compile_mode
         self.model = module
         if compile_mode:
-            from srlab.accel import compile_module
+            from srlab.runtime import compile_module
 
             self.model = compile_module(module, compile_mode)
         self.memory_budget = memory_budget
@@ -581,8 +581,8 @@ class Upscaler:
     # ---------------------------------------------------------------- colour handling
     def _run_channels(self, x: torch.Tensor, *, on_device: bool = False) -> torch.Tensor:
         """Upscale a (C, H, W) image in [0, 1] with C in {1, 3} whatever the model's channels; returns C channels."""
-        from srlab.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-        from srlab.data.degrade import imresize
+        from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
+        from srlab.imaging.resize import imresize
 
         c = x.shape[0]
         cin = self.descriptor.in_channels
@@ -600,15 +600,15 @@ class Upscaler:
         )
 
     def _resize_to(self, t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        from srlab.data.degrade import imresize
+        from srlab.imaging.resize import imresize
 
         if tuple(t.shape[-2:]) == size:
             return t
         return torch.cat([imresize(ch[None], size=size) for ch in t])  # per channel: bounded temporaries
 
     def upscale_image(self, img: imio.Image, *, outscale: float | None = None) -> imio.Image:
-        """Upscale an :class:`srlab.data.io.Image` (pixels + optional alpha), keeping mode and bit depth."""
-        from srlab.data.degrade import imresize
+        """Upscale an :class:`srlab.imaging.io.Image` (pixels + optional alpha), keeping mode and bit depth."""
+        from srlab.imaging.resize import imresize
 
         h, w = img.height, img.width
         x = imio.to_tensor(img.pixels)
@@ -641,7 +641,7 @@ class Upscaler:
 
     # ---------------------------------------------------------------- front doors
     def __call__(self, image, *, outscale: float | None = None):
-        """Upscale a PIL image, a numpy array (H, W[, C]) or an :class:`srlab.data.io.Image`; same kind out.
+        """Upscale a PIL image, a numpy array (H, W[, C]) or an :class:`srlab.imaging.io.Image`; same kind out.
 
         Arrays: C = 1, 2 (gray + alpha), 3 or 4 (RGBA); uint8, uint16 or float in [0, 1] (float out,
         clipped, not rounded). PIL: L/LA/RGB/RGBA/I;16 out (palette images come back RGB/RGBA).
@@ -683,7 +683,7 @@ class Upscaler:
         return res[..., 0] if squeeze else res
 
     def _upscale_float(self, pix, alpha, outscale, squeeze):
-        from srlab.data.degrade import imresize
+        from srlab.imaging.resize import imresize
 
         h, w = pix.shape[:2]
         sr = self._run_channels(imio.to_tensor(pix.astype(np.float32)))

@@ -12,7 +12,7 @@
   channel for both.
 - **Border crop**: ``crop`` pixels are removed from each side first (the standard protocol uses the scale).
 
-The caller rounds the SR image to the uint8 grid first (``srlab.data.degrade.quantize``), as the papers'
+The caller rounds the SR image to the uint8 grid first (``srlab.imaging.resize.quantize``), as the papers'
 MATLAB code does; :func:`evaluate_pair` expects that.
 
 Inputs: a numpy array is ``HxW`` or ``HxWxC``; a torch tensor is ``CxHxW`` or batched ``NxCxHxW``. Values are

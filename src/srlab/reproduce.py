@@ -32,7 +32,6 @@ iteration count by ``budget / profile.nominal_minutes``.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from srlab.errors import ConfigError, DataError, SrlabError
+from srlab.serialize import dumps, jsonable
 
 __all__ = [
     "PROFILES",
@@ -286,7 +286,7 @@ def _sample_path(name: str) -> Path:
 def _read_rgb(path: Path):
     import numpy as np
 
-    from srlab.data.io import read_image
+    from srlab.imaging.io import read_image
 
     img = read_image(path)
     px = img.pixels
@@ -320,7 +320,7 @@ def _crop_positions(h: int, w: int, size: int, n: int) -> list[tuple[int, int]]:
 
 
 def _write_png(path: Path, arr) -> None:
-    from srlab.data.io import write_image
+    from srlab.imaging.io import write_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, arr, overwrite=True)
@@ -1077,9 +1077,9 @@ def _loss_text(st) -> str:
 # --------------------------------------------------------------------------------------------- pretrained
 def prepare_pretrained(ctx: Context) -> None:
     """Save the pretrained ESRGAN, run x4 then MATLAB-bicubic /2, as an srlab checkpoint for the x2 task."""
+    from srlab.models.resized import ResizedOutput
     from srlab.weights.io import save_model
     from srlab.weights.loader import load_model
-    from srlab.weights.ncnn import ResizedOutput
 
     if not ctx.quick.pretrained:
         ctx.notes.append("Pretrained ESRGAN row skipped (disabled for this run).")
@@ -1258,8 +1258,8 @@ def run_panels(ctx: Context, progress: bool) -> None:
     import numpy as np
     import torch
 
-    from srlab.data.degrade import imresize, quantize, study_resize
     from srlab.evaluate import evaluate
+    from srlab.imaging.resize import imresize, quantize, study_resize
     from srlab.report.figures import Tile, choose_inset, save_panel
 
     figdir = ctx.out / "figures"
@@ -2103,10 +2103,10 @@ def _reproduce(ctx, prof, root, budget, command, progress, log) -> dict[str, Any
         "report_md": str(md),
         "report_html": str(html),
         "environment": {**environment(), "torch_threads": ctx.base_threads},
-        "quick_settings": _plain(ctx.quick),
+        "quick_settings": jsonable(ctx.quick),
         "threads": ctx.threads,
     }
-    (ctx.out / "reproduce.json").write_text(json.dumps(_plain(summary), indent=1), encoding="utf-8")
+    (ctx.out / "reproduce.json").write_text(dumps(summary), encoding="utf-8")
     log(f"[report] {_rel(md)}, {_rel(html)} ({wall / 60:.1f} min)")
     return summary
 
@@ -2119,19 +2119,3 @@ def _default_command(ctx: Context) -> str:
         parts.append(f"--budget {ctx.budget:g}")
     parts.append(f"--out {_rel(ctx.out)}")
     return " ".join(parts)
-
-
-def _plain(v: Any) -> Any:
-    import dataclasses
-
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set)):
-        return [_plain(x) for x in v]
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return copy.copy(v)

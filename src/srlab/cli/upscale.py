@@ -189,7 +189,7 @@ def run(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from srlab.data import io as imio
+    from srlab.imaging import io as imio
     from srlab.inference import DEFAULT_MODEL, Upscaler
 
     def say(line: str) -> None:

@@ -3,7 +3,7 @@
 :class:`SRTrainSet` reads a folder of HR images (and optionally a folder of matching LR images), keeps the
 decoded pixels in memory as uint8 and serves ``(lr, hr)`` pairs of float32 CHW arrays in [0, 1]:
 
-- **LR**: synthesised from HR by a named degradation of :mod:`srlab.data.degrade` (``bicubic`` = MATLAB
+- **LR**: synthesised from HR by a named degradation of :mod:`srlab.imaging.resize` (``bicubic`` = MATLAB
   ``imresize``, ``study`` = the study's bilinear) on the whole image once, optionally rounded to uint8 (the
   standard protocol), or read from a paired LR folder (same file stem, optionally with an ``x{s}`` suffix);
   or, with ``lr_on_device=True``, left to :func:`synthesize_lr` on the batch (on the GPU).
@@ -65,8 +65,8 @@ def list_images(folder: Path | str, *, what: str = "image folder") -> list[Path]
 def load_rgb_uint8(path: Path) -> np.ndarray:
     """Decode an image to HxWx3 uint8 (grey replicated, 16 bit reduced, alpha dropped). ImageError if bad."""
     try:
-        from srlab.data.io import read_image
-    except ImportError:  # pragma: no cover - srlab.data.io is part of the package
+        from srlab.imaging.io import read_image
+    except ImportError:  # pragma: no cover - srlab.imaging.io is part of the package
         read_image = None
     if read_image is not None:
         img = read_image(path)
@@ -92,7 +92,7 @@ def _rgb_to_y(a: np.ndarray) -> np.ndarray:
     """MATLAB rgb2ycbcr luma of HxWx3 (0-255 scale, float64 math) -> HxW float32 on the 0-255 scale."""
     import torch
 
-    from srlab.data.color import rgb_to_y
+    from srlab.imaging.color import rgb_to_y
 
     t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(torch.float64)
     return rgb_to_y(t)[0].numpy().astype(np.float32)
@@ -102,7 +102,7 @@ def _degrade_whole(hr: np.ndarray, scale: int, degradation: str, quantize_lr: bo
     """HR HxWx3 uint8 -> LR HxWx3 (uint8 when rounded, else float32 on the 0-255 scale), in float64."""
     import torch
 
-    from srlab.data.degrade import get_degradation, quantize
+    from srlab.imaging.resize import get_degradation, quantize
 
     deg = get_degradation(degradation)
     t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).to(torch.float64)[None]
@@ -116,7 +116,7 @@ def _upsample_whole(lr: np.ndarray, scale: int, method: str) -> np.ndarray:
     """LR HxWxC (0-255) -> interpolated (sH)x(sW)xC float32, as the model's own upsampler would do."""
     import torch
 
-    from srlab.data.degrade import upsample
+    from srlab.imaging.resize import upsample
 
     t = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).to(torch.float64)[None]
     return upsample(t, scale, method)[0].to(torch.float32).numpy().transpose(1, 2, 0).copy()
@@ -134,8 +134,8 @@ def synthesize_lr(
 
     Returns ``(lr, hr)`` in the requested colour (``y`` converts both after degrading the RGB), [0, 1].
     """
-    from srlab.data.color import rgb_to_y
-    from srlab.data.degrade import get_degradation, quantize
+    from srlab.imaging.color import rgb_to_y
+    from srlab.imaging.resize import get_degradation, quantize
 
     x = hr * 255.0
     lr = get_degradation(degradation)(x, scale)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srlab.data.degrade import upsample
+from srlab.imaging.resize import upsample
 from srlab.models.registry import register_arch, register_preset
 
 

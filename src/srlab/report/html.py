@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srlab.report.markdown import md_table
+
 __all__ = ["Document", "write_report"]
 
 _INLINE = re.compile(r"(\*\*[^*]+\*\*|`[^`]+`|\[[^\]]+\]\([^)\s]+\))")
@@ -36,10 +38,6 @@ def _inline_html(text: str) -> str:
         else:
             out.append(html.escape(part))
     return "".join(out)
-
-
-def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _slug(text: str) -> str:
@@ -122,11 +120,7 @@ class Document:
             elif kind == "table":
                 if b["caption"]:
                     lines += [f"**{b['caption']}**", ""]
-                sep = {"l": ":---", "r": "---:", "c": ":---:"}
-                lines.append("| " + " | ".join(_md_cell(h) for h in b["headers"]) + " |")
-                lines.append("|" + "|".join(sep.get(a, "---") for a in b["align"]) + "|")
-                for r in b["rows"]:
-                    lines.append("| " + " | ".join(_md_cell(c) for c in r) + " |")
+                lines += md_table(b["headers"], b["rows"], b["align"])
                 lines.append("")
             elif kind == "figure":
                 lines += [f"![{b['alt']}]({b['path']})", ""]

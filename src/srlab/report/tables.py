@@ -23,6 +23,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from srlab.report.markdown import md_table
+from srlab.serialize import dumps
+
 __all__ = [
     "JSON_SCHEMA_VERSION",
     "METRIC_FIELDS",
@@ -126,9 +129,7 @@ def markdown_table(
                 if vals:
                     best[(d, s, f)] = min(vals) if f.startswith(("lpips", "runtime")) else max(vals)
     names = " / ".join(f.split("_")[0].upper() if f.endswith(("_y", "_rgb")) else f for f in fields)
-    head = f"| {model_header} | " + " | ".join(f"{d} ×{s}" for d, s in cols) + " |"
-    sep = "|---|" + "|".join(":---:" for _ in cols) + "|"
-    lines = [f"{names} ({channel.upper() if channel == 'y' else 'RGB'})", "", head, sep]
+    body = []
     for m in models:
         cells = []
         for d, s in cols:
@@ -143,8 +144,10 @@ def markdown_table(
                     txt = f"**{txt}**"
                 parts.append(txt)
             cells.append(" / ".join(parts))
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append([m, *cells])
+    head = [model_header, *(f"{d} ×{s}" for d, s in cols)]
+    lines = [f"{names} ({channel.upper() if channel == 'y' else 'RGB'})", ""]
+    return "\n".join(lines + md_table(head, body, "l" + "c" * len(cols)))
 
 
 def protocol_lines(header: dict) -> list[str]:
@@ -171,18 +174,6 @@ def protocol_lines(header: dict) -> list[str]:
             f"{d.get('params', 0):,} params, colour {d.get('color', '?')}{extra}"
         )
     return out
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, Path):
-        return str(v)
-    return v
 
 
 def _csv_fields(rows: Sequence[dict], first: Sequence[str]) -> list[str]:
@@ -226,7 +217,7 @@ def write_results(
         "md": out / f"{stem}.md",
     }
     doc = {"schema": JSON_SCHEMA_VERSION, "header": header, "summary": summ, "rows": rows}
-    paths["json"].write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    paths["json"].write_text(dumps(doc) + "\n", encoding="utf-8")
     _write_csv(paths["csv"], rows, RESULT_FIELDS)
     _write_csv(paths["summary_csv"], summ, (*_GROUP, "n", *METRIC_FIELDS))
     md = [f"# {title}", ""]

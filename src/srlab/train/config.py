@@ -67,7 +67,7 @@ class DataConfig:
 
     train: str = "T91"  # HR folder
     train_lr: str | None = None  # paired LR folder (same stems); None = synthesise LR from HR
-    degradation: str = "bicubic"  # srlab.data.degrade name: bicubic (MATLAB) | study (bilinear, no AA)
+    degradation: str = "bicubic"  # srlab.imaging.resize name: bicubic (MATLAB) | study (bilinear, no AA)
     quantize_lr: bool = True  # round the LR to uint8 (standard protocol); the study kept it float
     mode: Literal["random", "center", "subimages", "full"] = "random"
     crop: int = 128  # HR crop / sub-image size

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from srlab.errors import ConfigError, SrlabError
+from srlab.serialize import jsonable
 from srlab.train.checkpoint import (
     FORMAT,
     VERSION,
@@ -649,7 +650,7 @@ class Trainer:
                 "models": models,
                 "stage_state": runner.state_dict(),
                 "rng": rngs,
-                "summary": _plain(summary),
+                "summary": jsonable(summary),
                 "perceptual_weights": runner.perceptual_source,
                 "time": time.time(),
             }
@@ -681,16 +682,6 @@ class Trainer:
                 p.unlink()
             except FileNotFoundError:
                 pass
-
-
-def _plain(v):
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
 
 
 def train(

@@ -22,8 +22,8 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from srlab.accel import compile_module
 from srlab.errors import ConfigError, SrlabError
+from srlab.runtime import compile_module
 from srlab.train.config import OptimConfig, ScheduleConfig, StageConfig
 from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss, pixel_loss
 

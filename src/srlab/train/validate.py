@@ -67,10 +67,10 @@ class ValSet:
         max_images: int = 0,
         log=None,
     ) -> None:
-        from srlab.data.color import rgb_to_y
         from srlab.data.datasets import list_images, load_rgb_uint8
-        from srlab.data.degrade import imresize, modcrop, quantize, study_resize
         from srlab.errors import ImageError
+        from srlab.imaging.color import rgb_to_y
+        from srlab.imaging.resize import imresize, modcrop, quantize, study_resize
 
         if protocol not in ("standard", "study"):
             raise DataError(f"unknown validation protocol {protocol!r}; use standard or study")
@@ -125,7 +125,7 @@ def run_validation(
     ssim: bool = True,
 ):
     """Per-image and mean PSNR/SSIM of ``model`` on ``vset``. Writes ``samples`` SR images to ``sample_dir``."""
-    from srlab.data.degrade import quantize
+    from srlab.imaging.resize import quantize
     from srlab.metrics import metrics_batch, psnr
 
     was_training = model.training
@@ -160,7 +160,7 @@ def _write_sample(path: Path, sr: torch.Tensor) -> None:
     arr = sr[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        from srlab.data.io import write_image
+        from srlab.imaging.io import write_image
 
         write_image(path, arr, overwrite=True)
     except ImportError:  # pragma: no cover

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from srlab.errors import WeightsError
+from srlab.models.resized import ResizedOutput
 
 __all__ = [
     "LAYOUTS",
@@ -286,8 +287,6 @@ def build_from_spec(
     from srlab.models.registry import build_model, describe
 
     if arch == "resized":
-        from srlab.weights.ncnn import ResizedOutput
-
         hp = dict(hparams)
         inner, _ = build_from_spec(hp.pop("inner_arch"), hp.pop("inner_hparams"), init_weights=init_weights)
         model = ResizedOutput(inner, **hp)

@@ -15,21 +15,16 @@ import tempfile
 from pathlib import Path
 
 from srlab.errors import WeightsError
+from srlab.runtime import cache_dir as runtime_cache_dir
 
-__all__ = ["cache_dir", "cache_root", "download", "sha256_file"]
+__all__ = ["cache_dir", "download", "sha256_file"]
 
 _CHUNK = 1 << 20
 
 
-def cache_root() -> Path:
-    """srlab's cache root: ``$SRLAB_CACHE``, else ``~/.cache/srlab``. Weights, ONNX exports and compiled
-    graphs each have a folder below it."""
-    return Path(os.environ.get("SRLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srlab"))
-
-
 def cache_dir() -> Path:
-    """Where downloaded weights live: ``$SRLAB_CACHE/weights``, else ``~/.cache/srlab/weights``."""
-    return cache_root() / "weights"
+    """Where downloaded weights live: ``weights/`` under :func:`srlab.runtime.cache_root`."""
+    return runtime_cache_dir("weights")
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -26,16 +26,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from srlab.errors import WeightsError
+from srlab.models.registry import describe
+from srlab.models.resized import ResizedOutput
+from srlab.weights.convert import build_from_spec, load_into
 
 __all__ = [
     "PACKAGE",
     "PACKAGE_MODELS",
     "NcnnLayer",
-    "ResizedOutput",
     "load_ncnn",
     "load_package_model",
     "package_model_files",
@@ -186,41 +186,6 @@ def read_bin(layers: list[NcnnLayer], path: str | os.PathLike) -> None:
             f"{path}: ncnn .bin has {len(data) - r.pos} bytes more than its .param describes; "
             "the .param and .bin do not belong together"
         )
-
-
-# --------------------------------------------------------------------------------------------- wrapper
-class ResizedOutput(nn.Module):
-    """``net`` followed by a resize to ``scale`` x the input size: ``bicubic`` / ``bilinear`` (no antialias,
-    ``F.interpolate``) or ``matlab`` (MATLAB ``imresize`` bicubic, antialiased when shrinking)."""
-
-    arch = "resized"
-
-    def __init__(self, net: nn.Module, *, scale: int, method: str = "bicubic") -> None:
-        super().__init__()
-        if method not in ("bicubic", "bilinear", "matlab"):
-            raise ValueError(f"unknown resize method {method!r}")
-        self.net = net
-        self.scale = int(scale)
-        self.method = method
-        self.in_channels = getattr(net, "in_channels", 3)
-        self.out_channels = getattr(net, "out_channels", 3)
-        self.color = getattr(net, "color", "rgb")
-        self.size_multiple = getattr(net, "size_multiple", 1)
-        self.supports_fp16 = getattr(net, "supports_fp16", True)
-        self.supports_bf16 = getattr(net, "supports_bf16", True)
-        self.receptive_radius = int(getattr(net, "receptive_radius", 0)) + 2
-        self.hparams = dict(
-            inner_arch=net.arch, inner_hparams=dict(net.hparams), scale=self.scale, method=method
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.net(x)
-        size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
-        if self.method == "matlab":
-            from srlab.data.degrade import imresize
-
-            return imresize(y, size=size)
-        return F.interpolate(y, size=size, mode=self.method, align_corners=False)
 
 
 # --------------------------------------------------------------------------------------------- mapping
@@ -382,8 +347,6 @@ def load_ncnn(
     param: str | os.PathLike, bin_path: str | os.PathLike | None = None, *, name: str | None = None
 ):
     """Load an ncnn model as an srlab module. Returns ``(model, descriptor)``."""
-    from srlab.weights.convert import build_from_spec, load_into
-
     param = Path(param)
     bin_path = Path(bin_path) if bin_path is not None else param.with_suffix(".bin")
     if not bin_path.exists():
@@ -407,8 +370,6 @@ def load_ncnn(
     final = hp["scale"] * factor
     if abs(final - round(final)) > 1e-6 or round(final) < 1:
         raise WeightsError(f"{src}: x{hp['scale']} network resized by {factor} is not an integer scale")
-    from srlab.models.registry import describe
-
     inner, _ = build_from_spec(arch, hp, init_weights=False)
     load_into(inner, sd, source=src, assign=True)
     model = ResizedOutput(inner, scale=int(round(final)), method=method)

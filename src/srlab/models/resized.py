@@ -1,0 +1,44 @@
+"""A network followed by a fixed resize: how Real-ESRGAN's x2/x3 ncnn models and the study's "x4 then
+MATLAB down to x2" pretrained row are expressed as one module with one scale."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.imaging.resize import imresize
+
+__all__ = ["ResizedOutput"]
+
+
+class ResizedOutput(nn.Module):
+    """``net`` followed by a resize to ``scale`` x the input size: ``bicubic`` / ``bilinear`` (no antialias,
+    ``F.interpolate``) or ``matlab`` (MATLAB ``imresize`` bicubic, antialiased when shrinking)."""
+
+    arch = "resized"
+
+    def __init__(self, net: nn.Module, *, scale: int, method: str = "bicubic") -> None:
+        super().__init__()
+        if method not in ("bicubic", "bilinear", "matlab"):
+            raise ValueError(f"unknown resize method {method!r}")
+        self.net = net
+        self.scale = int(scale)
+        self.method = method
+        self.in_channels = getattr(net, "in_channels", 3)
+        self.out_channels = getattr(net, "out_channels", 3)
+        self.color = getattr(net, "color", "rgb")
+        self.size_multiple = getattr(net, "size_multiple", 1)
+        self.supports_fp16 = getattr(net, "supports_fp16", True)
+        self.supports_bf16 = getattr(net, "supports_bf16", True)
+        self.receptive_radius = int(getattr(net, "receptive_radius", 0)) + 2
+        self.hparams = dict(
+            inner_arch=net.arch, inner_hparams=dict(net.hparams), scale=self.scale, method=method
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.net(x)
+        size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
+        if self.method == "matlab":
+            return imresize(y, size=size)
+        return F.interpolate(y, size=size, mode=self.method, align_corners=False)
