@@ -1,4 +1,4 @@
-"""Shared fixtures: the data root (../shared/data by default, or $SRLAB_DATA_ROOT) and small images."""
+"""Shared fixtures: the data root (../shared/data by default, or $SRLAB_DATA_ROOT), the vendored golden images."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("benchmark data not found: set SRLAB_DATA_ROOT to a folder with Set5/, Set14/, golden/")
     return root
+
+
+@pytest.fixture(scope="session")
+def golden_root() -> Path:
+    """Vendored MATLAB reference images (tests/data/golden/README.md): always present, so the metric and
+    resize exactness tests never skip."""
+    return REPO / "tests" / "data" / "golden"
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from srlab.imaging.color import rgb_to_y
 from srlab.data.datasets import SampleStream, SRTrainSet, synthesize_lr
-from srlab.imaging.resize import imresize, quantize, study_resize, upsample
 from srlab.errors import DataError
+from srlab.imaging.color import rgb_to_y
+from srlab.imaging.resize import imresize, quantize, study_resize, upsample
 
 
 def _img(rng, h, w):
@@ -167,6 +167,19 @@ def test_missing_empty_and_unusable_folders_raise_one_data_error(tmp_path):
         SRTrainSet(d, scale=2, crop=64)
     with pytest.raises(DataError, match="not a multiple of the scale"):
         SRTrainSet(d, scale=3, crop=16)
+
+
+def test_training_files_come_from_the_one_lister(tmp_path):
+    # srlab.imaging.files: natural order, hidden and non-image files skipped
+    rng = np.random.default_rng(3)
+    d = tmp_path / "hr"
+    d.mkdir()
+    for name in ("img10.png", "img2.PNG", ".hidden.png"):
+        Image.fromarray(_img(rng, 16, 16)).save(d / name, format="PNG")
+    (d / "notes.txt").write_text("not an image")
+    ds = SRTrainSet(d, scale=2, mode="full", flip=False, rot90=False)
+    assert ds.names == ["img2.PNG", "img10.png"]
+    assert not any(ds.skipped.values())
 
 
 def test_sample_stream_is_a_function_of_seed_and_position():

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from srlab.errors import ConfigError
 from srlab.imaging.resize import (
     get_degradation,
     imresize,
@@ -16,7 +17,6 @@ from srlab.imaging.resize import (
     study_resize,
     upsample,
 )
-from srlab.errors import ConfigError
 
 GOLDEN = ("baboon", "comic")
 
@@ -27,9 +27,9 @@ def _load(path) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", GOLDEN)
-def test_imresize_reproduces_matlab_lr_exactly(data_root, name):
-    gt = _load(data_root / "golden" / "gt" / f"{name}.png")
-    lq = _load(data_root / "golden" / "lq_matlab_x4" / f"{name}.png")
+def test_imresize_reproduces_matlab_lr_exactly(golden_root, name):
+    gt = _load(golden_root / "gt" / f"{name}.png")
+    lq = _load(golden_root / "lq_matlab_x4" / f"{name}.png")
     lr = quantize(imresize(gt, 1 / 4))
     assert lr.shape == lq.shape
     assert torch.equal(lr, lq)  # 0 after rounding, every pixel

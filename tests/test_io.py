@@ -1,4 +1,4 @@
-"""srlab.imaging.io: every Pillow mode, every kind of bad file, round trips, atomic no-overwrite writes."""
+"""srlab.imaging.io, codecs16, arrays: every Pillow mode, every bad file, round trips, atomic writes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageFile, ImageOps
 
-from srlab.imaging.io import from_pil, from_tensor, read_image, to_pil, to_tensor, write_image
 from srlab.errors import ImageError
+from srlab.imaging import arrays
+from srlab.imaging import io as imio
+from srlab.imaging.codecs16 import tiff16
+from srlab.imaging.io import from_pil, from_tensor, read_image, to_pil, to_tensor, write_image
 
 RNG = np.random.default_rng(1234)
 
@@ -87,12 +90,10 @@ def test_sixteen_bit_roundtrip_exact(tmp_path, ext, channels, with_alpha):
 @pytest.mark.parametrize("alpha", [False, True])
 def test_sixteen_bit_tiff_plain_and_deflate(tmp_path, compress, alpha):
     # uncompressed strips go through Pillow's raw decoder, deflate through libtiff (native-endian samples)
-    from srlab.imaging.io import _tiff16
-
     a = RNG.integers(0, 65536, (5, 9, 3), dtype=np.uint16)
     al = RNG.integers(0, 65536, (5, 9), dtype=np.uint16) if alpha else None
     p = tmp_path / "t.tif"
-    p.write_bytes(_tiff16(a, al, compress=compress))
+    p.write_bytes(tiff16(a, al, compress=compress))
     img = read_image(p)
     assert img.bit_depth == 16 and np.array_equal(img.pixels, a)
     assert (img.alpha is None) if al is None else np.array_equal(img.alpha, al)
@@ -421,3 +422,12 @@ def test_pil_roundtrip():
     im = to_pil(g16)
     assert im.mode == "I;16" and np.array_equal(from_pil(im).pixels, g16)
     assert to_pil(a[..., :1]).mode == "L"
+
+
+def test_io_api_names():
+    # the conversions live in srlab.imaging.arrays and are part of srlab.imaging.io's API
+    for name in ("to_tensor", "from_tensor", "to_pil"):
+        assert getattr(imio, name) is getattr(arrays, name) and name in imio.__all__
+    for name in ("read_image", "write_image", "Image", "from_pil", "WRITE_FORMATS", "DEFAULT_MAX_PIXELS"):
+        assert name in imio.__all__ and hasattr(imio, name)
+    assert imio.ImageError is ImageError

@@ -31,9 +31,9 @@ def _sk_ssim(a, b):
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
-def test_golden_bicubic_x4_matches_published_matlab_values(data_root, name):
-    gt = np.asarray(Image.open(data_root / "golden" / "gt" / f"{name}.png").convert("RGB"))
-    lq = np.asarray(Image.open(data_root / "golden" / "lq_matlab_x4" / f"{name}.png").convert("RGB"))
+def test_golden_bicubic_x4_matches_published_matlab_values(golden_root, name):
+    gt = np.asarray(Image.open(golden_root / "gt" / f"{name}.png").convert("RGB"))
+    lq = np.asarray(Image.open(golden_root / "lq_matlab_x4" / f"{name}.png").convert("RGB"))
     lr = torch.from_numpy(lq.copy()).permute(2, 0, 1).double()
     sr = quantize(imresize(lr, 4)).permute(1, 2, 0).numpy().astype(np.uint8)
     got = metrics.evaluate_pair(sr, gt, scale=4)

@@ -34,53 +34,25 @@ from pathlib import Path
 import numpy as np
 
 from srlab.errors import DataError, ImageError
+from srlab.imaging.files import require_images
+from srlab.imaging.io import read_image
 
-IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MODES = ("random", "center", "subimages", "full")
 
 __all__ = [
-    "IMAGE_EXTS",
     "MODES",
     "SRTrainSet",
     "SampleStream",
-    "list_images",
     "load_rgb_uint8",
     "synthesize_lr",
 ]
 
 
-def list_images(folder: Path | str, *, what: str = "image folder") -> list[Path]:
-    """Sorted image files in ``folder`` (not recursive). DataError if it is missing or holds no image."""
-    d = Path(folder)
-    if not d.exists():
-        raise DataError(f"{what} {d} does not exist; check the path, --data-root or $SRLAB_DATA_ROOT")
-    if not d.is_dir():
-        raise DataError(f"{what} {d} is not a folder; give a folder of images")
-    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise DataError(f"{what} {d} holds no image files ({', '.join(IMAGE_EXTS)}); put images in it")
-    return files
-
-
 def load_rgb_uint8(path: Path) -> np.ndarray:
     """Decode an image to HxWx3 uint8 (grey replicated, 16 bit reduced, alpha dropped). ImageError if bad."""
-    try:
-        from srlab.imaging.io import read_image
-    except ImportError:  # pragma: no cover - srlab.imaging.io is part of the package
-        read_image = None
-    if read_image is not None:
-        img = read_image(path)
-        px = img.pixels
-        if px.dtype == np.uint16:
-            px = ((px.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    else:  # pragma: no cover
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                px = np.asarray(im.convert("RGB"))
-        except Exception as exc:  # noqa: BLE001
-            raise ImageError(f"{path}: cannot decode ({exc}); re-export or remove it") from None
+    px = read_image(path).pixels
+    if px.dtype == np.uint16:
+        px = ((px.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     if px.ndim == 2:
         px = px[:, :, None]
     if px.shape[2] == 1:
@@ -237,12 +209,12 @@ class SRTrainSet:
             raise DataError(f"stride {self.stride} is not a multiple of the scale {s}")
         say = log or (lambda _m: None)
 
-        hr_files = list_images(hr_dir, what="training folder")
+        hr_files = require_images(hr_dir, what="training folder")
         if max_images:
             hr_files = hr_files[:max_images]
         lr_map: dict[str, Path] = {}
         if self.paired:
-            for p in list_images(lr_dir, what="LR folder"):
+            for p in require_images(lr_dir, what="LR folder"):
                 stem = p.stem
                 for suf in (f"x{s}", f"_x{s}", f"X{s}"):
                     if stem.endswith(suf):

@@ -8,8 +8,7 @@
   -> RGB (CMYK naively, without colour management), ``RGBA``/``LA``/``PA``/``P`` with transparency -> an
   alpha plane;
 - keeps 16-bit PNG and TIFF at 16 bits, including RGB, RGBA and gray+alpha, which Pillow itself reduces
-  to 8 bits: the file is decoded twice by Pillow's own decoder (high bytes, then low bytes) and combined,
-  so filters, interlacing and CRC checks stay Pillow's;
+  to 8 bits (see :mod:`srlab.imaging.codecs16`);
 - refuses, with one :class:`~srlab.errors.ImageError` line ``PATH: reason; fix``, missing and zero-byte
   files, files that are not images, truncated or corrupt data (the whole image is decoded, and Pillow's
   ``LOAD_TRUNCATED_IMAGES`` is forced off while it is), decompression bombs and absurd dimensions
@@ -20,10 +19,9 @@ bits only where the format has them (PNG, TIFF; others get 8 bits and a warning)
 existing file unless ``overwrite=True``, and writes atomically (a temporary file in the same folder,
 then a link/rename), so a crash never leaves a half-written image behind.
 
-:func:`to_tensor` / :func:`from_tensor` convert between those arrays and float tensors (C, H, W) in
-[0, 1]; :func:`from_tensor` clips and rounds to the integer grid (half up).
-
-torch is imported only by the tensor helpers.
+:func:`from_pil` maps an in-memory PIL image the same way. The tensor and PIL conversions
+(:func:`to_tensor`, :func:`from_tensor`, :func:`to_pil`) live in :mod:`srlab.imaging.arrays` and are part
+of this module's API too.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import sys
 import tempfile
 import threading
 import warnings
@@ -43,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from srlab.errors import ImageError
+from srlab.imaging import codecs16
+from srlab.imaging.arrays import as_hwc, from_tensor, to_depth, to_pil, to_tensor
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -207,9 +206,7 @@ class _PillowSettings:
         _PIL_LOCK.acquire()
         self._saved = (ImageFile.LOAD_TRUNCATED_IMAGES, PILImage.MAX_IMAGE_PIXELS)
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-        PILImage.MAX_IMAGE_PIXELS = (
-            None  # our own check in _open (Pillow's fixed ~179 Mpx is not configurable)
-        )
+        PILImage.MAX_IMAGE_PIXELS = None  # _open checks max_pixels instead: ours is per call, Pillow's global
         return self
 
     def __exit__(self, *exc):
@@ -230,10 +227,12 @@ def _decode_bytes(data: bytes, label, max_pixels: int | None) -> Image:
         icc = info.get("icc_profile") or None
         if fmt == "PNG":
             _verify_png(data, label, max_pixels)
-        wide = _sixteen_bit_rawmode(im)  # before getexif(), which loads PNGs
+        wide = codecs16.sixteen_bit_rawmode(im)  # before getexif(), which loads PNGs
         orientation = _orientation(im)
         if wide is not None:
-            pixels, alpha = _decode_wide(data, label, max_pixels, wide)
+            pixels, alpha = codecs16.decode_wide(
+                wide, lambda: _open(data, label, max_pixels), lambda wide_im: _load(wide_im, label)
+            )
             bit_depth = 16
         else:
             _load(im, label)
@@ -372,78 +371,7 @@ def _pil_to_arrays(im, label, icc):
     raise _fail(label, f"unsupported image mode {mode!r}", "convert it to 8- or 16-bit RGB or grayscale")
 
 
-# Pillow decodes 16-bit colour (RGB, RGBA, gray+alpha) to 8 bits. Decode the same data with a raw mode
-# that keeps the low bytes instead and combine: (rawmode for high bytes, rawmode for low bytes, channels).
-_WIDE = {
-    "RGB;16B": ("RGB;16B", "RGB;16L", 3),
-    "RGB;16L": ("RGB;16L", "RGB;16B", 3),
-    "RGBA;16B": ("RGBA;16B", "RGBA;16L", 4),
-    "RGBA;16L": ("RGBA;16L", "RGBA;16B", 4),
-    "LA;16B": (None, "RGBA", 2),  # 4 bytes/pixel read as 8-bit RGBA: (L hi, L lo, A hi, A lo)
-}
-# libtiff (compressed TIFF) hands over native-endian samples
-_NATIVE_LO = "16B" if sys.byteorder == "little" else "16L"
-_WIDE["RGB;16N"] = ("RGB;16N", f"RGB;{_NATIVE_LO}", 3)
-_WIDE["RGBA;16N"] = ("RGBA;16N", f"RGBA;{_NATIVE_LO}", 4)
-
-
-def _sixteen_bit_rawmode(im) -> str | None:
-    if im.format not in ("PNG", "TIFF") or len(im.tile) != 1:
-        return None
-    args = im.tile[0].args
-    rawmode = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args else None)
-    return rawmode if rawmode in _WIDE else None
-
-
-def _decode_with_rawmode(data, label, max_pixels, rawmode, mode):
-    from PIL import ImageFile
-
-    im = _open(data, label, max_pixels)
-    t = im.tile[0]
-    args = t.args
-    new_args = rawmode if isinstance(args, str) else (rawmode, *args[1:])
-    im.tile = [ImageFile._Tile(t.codec_name, t.extents, t.offset, new_args)]
-    if mode is not None and im.mode != mode:
-        im._mode = mode
-    _load(im, label)
-    return np.asarray(im)
-
-
-def _decode_wide(data, label, max_pixels, rawmode):
-    hi_mode, lo_mode, channels = _WIDE[rawmode]
-    if hi_mode is None:  # gray + alpha, 16 bits
-        b = _decode_with_rawmode(data, label, max_pixels, lo_mode, "RGBA").astype(np.uint16)
-        gray = (b[..., 0] << 8) | b[..., 1]
-        alpha = (b[..., 2] << 8) | b[..., 3]
-        return gray[..., None].copy(), alpha
-    hi = _decode_with_rawmode(data, label, max_pixels, hi_mode, None).astype(np.uint16)
-    lo = _decode_with_rawmode(data, label, max_pixels, lo_mode, None).astype(np.uint16)
-    full = (hi << 8) | lo
-    if channels == 4:
-        return full[..., :3].copy(), full[..., 3].copy()
-    return full[..., :3].copy(), None
-
-
 # --------------------------------------------------------------------------------------------- writing
-
-
-def _as_hwc(pixels: np.ndarray) -> np.ndarray:
-    a = np.asarray(pixels)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3):
-        raise ValueError(f"pixels must be (H, W), (H, W, 1) or (H, W, 3); got shape {a.shape}")
-    return a
-
-
-def _to_depth(a: np.ndarray, bit_depth: int) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a if bit_depth == 8 else a.astype(np.uint16) * 257
-    if a.dtype == np.uint16:
-        if bit_depth == 16:
-            return a
-        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    raise TypeError(f"pixels must be uint8 or uint16 (got {a.dtype}); use from_tensor() to convert floats")
 
 
 def write_image(
@@ -471,7 +399,7 @@ def write_image(
             f"unknown output format {p.suffix or '(no extension)'!r}",
             "use .png, .jpg, .webp, .bmp or .tif",
         )
-    a = _as_hwc(pixels)
+    a = as_hwc(pixels)
     depth = bit_depth or (16 if a.dtype == np.uint16 else 8)
     if depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, not {depth}")
@@ -480,7 +408,7 @@ def write_image(
             f"{p}: {fmt} has no 16-bit mode; writing 8 bits (use .png or .tif to keep 16)", stacklevel=2
         )
         depth = 8
-    a = _to_depth(a, depth)
+    a = to_depth(a, depth)
     al = None
     if alpha is not None:
         al = np.asarray(alpha)
@@ -488,7 +416,7 @@ def write_image(
             al = al[..., 0]
         if al.shape != a.shape[:2]:
             raise ValueError(f"alpha shape {al.shape} does not match pixels {a.shape[:2]}")
-        al = _to_depth(al, depth)
+        al = to_depth(al, depth)
         if fmt not in _ALPHA_FORMATS:
             warnings.warn(f"{p}: {fmt} has no alpha channel; flattening onto white", stacklevel=2)
             a = _flatten(a, al, depth)
@@ -513,13 +441,8 @@ def _flatten(a: np.ndarray, al: np.ndarray, depth: int) -> np.ndarray:
 def _encode(a, al, depth, fmt, icc, quality, label) -> bytes:
     from PIL import Image as PILImage
 
-    c = a.shape[2]
-    if depth == 16 and (c == 3 or al is not None):
-        if fmt == "PNG":
-            return _png16(a, al, icc)
-        if c == 1:  # Pillow cannot read 16-bit gray+alpha TIFF: store it as RGBA
-            a = np.repeat(a, 3, axis=2)
-        return _tiff16(a, al)
+    if depth == 16 and (a.shape[2] == 3 or al is not None):  # Pillow has no 16-bit colour or alpha mode
+        return codecs16.encode16(a, al, fmt, icc)
     buf = io.BytesIO()
     if depth == 16:  # gray 16-bit, PNG or TIFF
         im = PILImage.fromarray(np.ascontiguousarray(a[..., 0]).astype(np.uint16))
@@ -546,65 +469,6 @@ def _encode(a, al, depth, fmt, icc, quality, label) -> bytes:
     return buf.getvalue()
 
 
-def _png_chunk(tag: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
-
-
-def _png16(a: np.ndarray, al: np.ndarray | None, icc: bytes | None) -> bytes:
-    """A 16-bit PNG (gray+alpha, RGB or RGBA), rows 'Up'-filtered, deflate level 6."""
-    planes = a if al is None else np.concatenate([a, al[..., None]], axis=2)
-    h, w, c = planes.shape
-    color_type = {2: 4, 3: 2, 4: 6}[c]
-    raw = np.ascontiguousarray(planes.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
-    up = raw.copy()
-    up[1:] = raw[1:] - raw[:-1]  # uint8 arithmetic wraps mod 256, as the Up filter wants
-    rows = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1)
-    out = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))]
-    if icc:
-        out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
-    out.append(_png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)))
-    out.append(_png_chunk(b"IEND", b""))
-    return b"".join(out)
-
-
-def _tiff16(a: np.ndarray, al: np.ndarray | None, *, compress: bool = True) -> bytes:
-    """A little-endian 16-bit TIFF (gray+alpha, RGB or RGBA), one strip, deflate-compressed or not."""
-    planes = a if al is None else np.concatenate([a, al[..., None]], axis=2)
-    h, w, c = planes.shape
-    data = np.ascontiguousarray(planes.astype("<u2")).tobytes()
-    if compress:
-        data = zlib.compress(data, 6)
-    n_entries = 10 + (al is not None)
-    ifd_off = 8
-    ifd_size = 2 + 12 * n_entries + 4
-    bps_off = ifd_off + ifd_size
-    data_off = bps_off + 2 * c
-    entries = [
-        (256, 4, 1, w),  # ImageWidth (LONG)
-        (257, 4, 1, h),  # ImageLength
-        (258, 3, c, bps_off if c > 2 else (16 | (16 << 16) if c == 2 else 16)),  # BitsPerSample
-        (259, 3, 1, 8 if compress else 1),  # Compression: Adobe deflate or none
-        (262, 3, 1, 2 if c >= 3 else 1),  # Photometric: RGB or BlackIsZero
-        (273, 4, 1, data_off),  # StripOffsets
-        (277, 3, 1, c),  # SamplesPerPixel
-        (278, 4, 1, h),  # RowsPerStrip
-        (279, 4, 1, len(data)),  # StripByteCounts
-        (284, 3, 1, 1),  # PlanarConfiguration: chunky
-    ]
-    if al is not None:
-        entries.append((338, 3, 1, 2))  # ExtraSamples: unassociated alpha
-    out = [b"II*\x00", struct.pack("<I", ifd_off), struct.pack("<H", len(entries))]
-    for tag, typ, count, value in entries:
-        if typ == 3 and count == 1:
-            out.append(struct.pack("<HHIHH", tag, typ, count, value, 0))
-        else:
-            out.append(struct.pack("<HHII", tag, typ, count, value))
-    out.append(struct.pack("<I", 0))
-    out.append(struct.pack(f"<{c}H", *([16] * c)))
-    out.append(data)
-    return b"".join(out)
-
-
 def _atomic_write(p: Path, payload: bytes, overwrite: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
     try:
@@ -627,76 +491,3 @@ def _atomic_write(p: Path, payload: bytes, overwrite: bool) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def to_pil(pixels: np.ndarray, alpha: np.ndarray | None = None):
-    """A PIL image of (pixels, alpha): L/LA/RGB/RGBA for uint8, ``I;16`` for 16-bit gray.
-
-    Pillow has no 16-bit colour mode, so 16-bit colour is reduced to 8 bits (with a warning).
-    """
-    from PIL import Image as PILImage
-
-    a = _as_hwc(pixels)
-    if a.dtype == np.uint16 and a.shape[2] == 1 and alpha is None:
-        return PILImage.fromarray(np.ascontiguousarray(a[..., 0]).astype(np.uint16))
-    if a.dtype == np.uint16:
-        warnings.warn("Pillow has no 16-bit colour mode; returning 8 bits per channel", stacklevel=2)
-    a = _to_depth(a, 8)
-    if alpha is not None:
-        a = np.concatenate([a, _to_depth(np.asarray(alpha), 8)[..., None]], axis=2)
-    return PILImage.fromarray(np.ascontiguousarray(a if a.shape[2] > 1 else a[..., 0]))
-
-
-# --------------------------------------------------------------------------------------------- tensors
-
-
-def _writable(a: np.ndarray) -> np.ndarray:
-    """``a``, or a copy when it is read-only (``np.asarray(PIL image)``, memory maps): torch.from_numpy
-    warns on read-only arrays, and the caller's data must never be written through the tensor."""
-    return a if a.flags.writeable else a.copy()
-
-
-def to_tensor(arr: np.ndarray):
-    """(H, W[, C]) uint8/uint16 (or float in [0, 1]) -> float32 tensor (C, H, W) in [0, 1]."""
-    import torch
-
-    a = np.asarray(arr)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3:
-        raise ValueError(f"expected an (H, W) or (H, W, C) array, got shape {a.shape}")
-    if a.dtype == np.uint8:
-        t = torch.from_numpy(_writable(np.ascontiguousarray(a))).float().div_(255.0)
-    elif a.dtype == np.uint16:
-        t = torch.from_numpy(a.astype(np.float32)).div_(65535.0)
-    elif np.issubdtype(a.dtype, np.floating):
-        t = torch.from_numpy(_writable(np.ascontiguousarray(a, dtype=np.float32)))
-    else:
-        raise TypeError(f"unsupported array dtype {a.dtype}; expected uint8, uint16 or float")
-    return t.permute(2, 0, 1).contiguous()
-
-
-def from_tensor(t, bit_depth: int = 8) -> np.ndarray:
-    """Float tensor (C, H, W) / (1, C, H, W) / (H, W) in [0, 1] -> (H, W, C) uint8 or uint16.
-
-    Values are clipped to [0, 1], scaled to 255 or 65535 and rounded half up to the integer grid.
-    """
-    import torch
-
-    if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, not {bit_depth}")
-    x = t.detach()
-    if x.ndim == 4:
-        if x.shape[0] != 1:
-            raise ValueError(f"from_tensor takes one image; got a batch of {x.shape[0]}")
-        x = x[0]
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3:
-        raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
-    m = 255.0 if bit_depth == 8 else 65535.0
-    # quantise on the tensor's device (a GPU result then crosses the bus as integers, not floats)
-    x = torch.floor(x.float().clamp(0.0, 1.0) * m + 0.5)
-    x = x.to(torch.uint8 if bit_depth == 8 else torch.int32).permute(1, 2, 0).cpu()
-    dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.ascontiguousarray(x.numpy().astype(dtype, copy=False))

@@ -6,8 +6,8 @@
   Written here rather than taken from a library: bicubic-pytorch / resize-right are single-file ports with
   the same math but add a dependency (and resize-right is exact only on numpy); the test suite pins this one
   to MATLAB's own output (``golden/lq_matlab_x4``) bit-exactly after rounding.
-- :func:`study_resize`: what the study's torchvision ``Resize`` did to a float tensor in early 2022 --
-  bilinear, ``align_corners=False``, no antialiasing.
+- :func:`study_resize`: what the study's torchvision ``Resize`` did to a float tensor (before torchvision
+  made antialiasing its default) -- bilinear, ``align_corners=False``, no antialiasing.
 - :class:`Degradation` and :func:`get_degradation`: named HR -> LR maps (``bicubic`` = standard protocol,
   ``study`` = the study's bilinear), with a registry for more (blur kernels, noise, JPEG) later.
 """
@@ -89,7 +89,7 @@ def imresize(
 
     Give ``scale`` (e.g. ``1/4`` or ``2``) or ``size=(H, W)``. The result is not rounded or clipped:
     call :func:`quantize` for MATLAB's uint8 behaviour. Float64 inputs give MATLAB's double results;
-    float32 (the GPU path) agrees to ~1e-5 on a 0-255 scale.
+    float32 (the GPU path) agrees up to float32 rounding.
     """
     if not torch.is_floating_point(x):
         raise TypeError("imresize expects a floating-point tensor; convert uint8 with .float() first")
@@ -121,7 +121,7 @@ def quantize(x: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
 
 
 def study_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The study's resize: bilinear, align_corners=False, no antialiasing (torchvision Resize on tensors, 2022)."""
+    """The study's resize: bilinear, align_corners=False, no antialiasing (the study's torchvision Resize)."""
     squeeze = x.dim() == 3
     if squeeze:
         x = x.unsqueeze(0)

@@ -6,7 +6,9 @@ Two kinds of names live here:
   hyper-parameters;
 - *presets* (``srcnn-955-x2``, ``rrdbnet-x4``, ...): an architecture plus fixed hyper-parameters.
 
-Pretrained weights (the zoo, ncnn packages) are resolved by :func:`srlab.load_model`, which builds the
+This module is a leaf: it imports no architecture. ``srlab.models`` (the package) imports every
+architecture module, which registers itself here, so importing anything under ``srlab.models`` fills the
+registry. Pretrained weights (the zoo, ncnn packages) are resolved by :func:`srlab.load_model`, which builds the
 network through this registry.
 
 :func:`build_model` returns ``(module, ModelDescriptor)``; :func:`describe` makes the descriptor of any
@@ -52,7 +54,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {}
 
 
 def register_arch(name: str):
+    """Decorator registering an architecture builder; a name already taken is an error (as torchvision's
+    ``register_model``), so two modules can never silently shadow each other."""
+
     def deco(builder):
+        if name in ARCHS or name in PRESETS:
+            raise ValueError(f"model name {name!r} is already registered")
         ARCHS[name] = builder
         return builder
 
@@ -60,17 +67,13 @@ def register_arch(name: str):
 
 
 def register_preset(name: str, arch: str, doc: str = "", **hparams: Any) -> None:
+    if name in PRESETS or name in ARCHS:
+        raise ValueError(f"model name {name!r} is already registered")
     PRESETS[name] = (arch, hparams, doc)
-
-
-def _ensure_loaded() -> None:
-    # Importing the architecture modules registers them.
-    from srlab.models import bicubic, discriminators, rrdbnet, srcnn, srvgg, vgg  # noqa: F401
 
 
 def list_models(pattern: str = "*", *, include_archs: bool = True) -> list[str]:
     """Registered preset (and architecture) names matching a glob pattern."""
-    _ensure_loaded()
     names = set(PRESETS)
     if include_archs:
         names |= set(ARCHS)
@@ -79,7 +82,6 @@ def list_models(pattern: str = "*", *, include_archs: bool = True) -> list[str]:
 
 def resolve(name: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
     """(architecture, hyper-parameters) for a preset or architecture name."""
-    _ensure_loaded()
     if name in PRESETS:
         arch, hp, _ = PRESETS[name]
         return arch, {**hp, **overrides}
@@ -95,7 +97,7 @@ def build_model(name: str, *, init_weights: bool = True, **hparams: Any):
 
     ``init_weights=False`` skips the random initialisation (the module is built on the meta device and
     given uninitialised CPU storage): use it only when every tensor is loaded right after, as the
-    weight loaders do -- initialising RRDBNet-23 costs seconds on a laptop CPU.
+    weight loaders do: random initialisation of a large RRDBNet is slow on a CPU.
     """
     arch, hp = resolve(name, **hparams)
     try:

@@ -1,0 +1,60 @@
+"""The one image lister: training sets, evaluation sets and ``srlab upscale`` folders see the same files
+of a folder, in the same order.
+
+An image file is a regular, non-hidden file whose extension (any case) is in :data:`IMAGE_EXTENSIONS`;
+files are sorted by folder, then by *natural* name order (``img2`` before ``img10``, case-insensitive),
+which is also the order data sets number their images in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from srlab.errors import DataError
+
+__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "list_images", "natural_key", "require_images"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(p: Path) -> tuple:
+    """Sort key: folder, then the name with digit runs compared as numbers, then the exact path."""
+    name = [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in _DIGITS.split(p.name) if t]
+    return (str(p.parent), name, str(p))
+
+
+def is_image_file(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+
+
+def list_images(folder: str | os.PathLike, pattern: str = "*", *, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` matching ``pattern`` (sub-folders too with ``recursive``), in natural order.
+    A missing folder gives an empty list; :func:`require_images` says why instead."""
+    d = Path(folder)
+    if not d.is_dir():
+        return []
+    found = d.rglob(pattern) if recursive else d.glob(pattern)
+    # a hidden sub-folder (.git, .cache, ...) is hidden with everything in it
+    keep = (
+        p for p in found if is_image_file(p) and not any(s.startswith(".") for s in p.relative_to(d).parts)
+    )
+    return sorted(keep, key=natural_key)
+
+
+def require_images(
+    folder: str | os.PathLike, *, what: str = "image folder", recursive: bool = False
+) -> list[Path]:
+    """:func:`list_images`, or one-line :class:`DataError` naming the folder and the fix when it is missing,
+    not a folder, or holds no image."""
+    d = Path(folder)
+    if not d.exists():
+        raise DataError(f"{what} {d} does not exist; check the path, --data-root or $SRLAB_DATA_ROOT")
+    if not d.is_dir():
+        raise DataError(f"{what} {d} is not a folder; give a folder of images")
+    files = list_images(d, recursive=recursive)
+    if not files:
+        raise DataError(f"{what} {d} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); put images in it")
+    return files
