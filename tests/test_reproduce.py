@@ -45,7 +45,7 @@ def _one_thread():
 
 
 def _ctx(tmp_path, profile="quick", data_root=None, **quick):
-    from srlab.reproduce import PROFILES, Context, QuickSettings
+    from srlab.study import PROFILES, Context, QuickSettings
 
     return Context(
         PROFILES[profile],
@@ -60,7 +60,7 @@ def _ctx(tmp_path, profile="quick", data_root=None, **quick):
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
-    from srlab.reproduce import QuickSettings, reproduce
+    from srlab.study import QuickSettings, reproduce
 
     out = tmp_path_factory.mktemp("reproduce") / "rep"
     summary = reproduce(
@@ -139,10 +139,10 @@ def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
 
 
 def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
-    from srlab.reproduce import (
+    from srlab.study import (
         QuickSettings,
-        _build_config,
-        _config_hash,
+        build_config,
+        config_hash,
         plan_runs,
         prepare_quick_samples,
         run_training,
@@ -160,8 +160,8 @@ def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
     ctx2 = _ctx(out.parent, srcnn_iters=4)
     ctx2.out = out
     ctx2.train_set, ctx2.val_set = ctx.train_set, ctx.val_set
-    h1 = [_config_hash(_build_config(r, False)[1]) for r in plan_runs(ctx)]
-    h2 = [_config_hash(_build_config(r, False)[1]) for r in plan_runs(ctx2)]
+    h1 = [config_hash(build_config(r, False)[1]) for r in plan_runs(ctx)]
+    h2 = [config_hash(build_config(r, False)[1]) for r in plan_runs(ctx2)]
     assert [a == b for a, b in zip(h1, h2)] == [False, True, False, True]  # SRCNN changed, ESRGAN not
     # a report folder that moved keeps its identity
     moved = tmp_path / "moved" / "rep"
@@ -169,14 +169,14 @@ def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
     ctx3.out = moved
     ctx3.train_set = {"path": str(moved / "data" / "samples-train")}
     ctx3.val_set = str(moved / "data" / "samples-val")
-    h3 = [_config_hash(_build_config(r, False)[1], moved) for r in plan_runs(ctx3)]
-    h1o = [_config_hash(_build_config(r, False)[1], out) for r in plan_runs(ctx)]
+    h3 = [config_hash(build_config(r, False)[1], moved) for r in plan_runs(ctx3)]
+    h1o = [config_hash(build_config(r, False)[1], out) for r in plan_runs(ctx)]
     assert h3 == h1o
 
 
 def test_data_root_roles_substitute_and_list_missing(tmp_path):
     from srlab.imaging.io import write_image
-    from srlab.reproduce import prepare_data_root
+    from srlab.study import prepare_data_root
 
     rng = np.random.default_rng(0)
     root = tmp_path / "data"
@@ -209,7 +209,7 @@ def test_data_root_roles_substitute_and_list_missing(tmp_path):
 
 def test_data_root_faces_and_anime_roles(tmp_path):
     from srlab.imaging.io import write_image
-    from srlab.reproduce import prepare_data_root
+    from srlab.study import prepare_data_root
 
     rng = np.random.default_rng(1)
     root = tmp_path / "data"
@@ -234,7 +234,7 @@ def test_data_root_faces_and_anime_roles(tmp_path):
 
 
 def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
-    from srlab.reproduce import _build_config, plan_runs
+    from srlab.study import build_config, plan_runs
 
     for profile in ("quick", "study", "paper"):
         ctx = _ctx(tmp_path, profile=profile)
@@ -245,7 +245,7 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
         rows = sorted(row for r in runs for row in r.outputs.values())
         assert rows == sorted(["srcnn", "esrgan_psnr", "esrgan_gan"] * 2)
         for spec in runs:
-            cfg, _ = _build_config(spec, progress=False)  # validates every override against the schema
+            cfg, _ = build_config(spec, progress=False)  # validates every override against the schema
             assert cfg.data.degradation == ("study" if spec.protocol == "study" else "bicubic")
             assert cfg.protocol == spec.protocol and cfg.scale == 2
             # absolute: the trainer would resolve a relative path against the data root
@@ -257,8 +257,8 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
         ctx.factor = 0.5
         half = plan_runs(ctx)
         for a, b in zip(runs, half):
-            ca, _ = _build_config(a, False)
-            cb, _ = _build_config(b, False)
+            ca, _ = build_config(a, False)
+            cb, _ = build_config(b, False)
             for st in ca.stages:
                 assert cb.stages[st].iterations == max(1, round(ca.stages[st].iterations * 0.5))
 
@@ -267,7 +267,7 @@ def test_quick_init_makes_interpolators(tmp_path):
     import torch
 
     from srlab.imaging.resize import upsample
-    from srlab.reproduce import _build_config, _identity_init, plan_runs
+    from srlab.study import build_config, identity_init, plan_runs
     from srlab.weights.loader import load_model
 
     ctx = _ctx(tmp_path, srcnn_features=(64, 32), rrdb_blocks=2, rrdb_features=32, rrdb_growth=16)
@@ -276,8 +276,8 @@ def test_quick_init_makes_interpolators(tmp_path):
     ref = upsample(x, 2, "bilinear")
     for spec in plan_runs(ctx)[:2]:  # SRCNN and RRDBNet, study protocol
         assert spec.identity_init
-        cfg, _ = _build_config(spec, False)
-        m, _ = load_model(_identity_init(cfg, tmp_path / f"{spec.family}.safetensors"))
+        cfg, _ = build_config(spec, False)
+        m, _ = load_model(identity_init(cfg, tmp_path / f"{spec.family}.safetensors"))
         with torch.no_grad():
             y = m(x)
         # RRDBNet's zero-padded border differs; inside, both are the study's bilinear interpolation
@@ -290,7 +290,7 @@ def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):
     import torch
 
     from srlab.imaging.resize import imresize
-    from srlab.reproduce import prepare_pretrained
+    from srlab.study import prepare_pretrained
     from srlab.weights.loader import load_model
 
     ctx = _ctx(tmp_path, pretrained=True)
@@ -321,3 +321,25 @@ def test_cli_parses_and_refuses_bad_input(tmp_path, capsys):
     assert main(["reproduce", "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert main(["reproduce", "--budget", "-1", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_cpu_threads_follow_the_free_cores_and_are_recorded(tmp_path, monkeypatch):
+    import os
+
+    import srlab.runtime
+    from srlab.study.context import adapt_threads
+
+    ctx = _ctx(tmp_path)
+    ctx.base_threads = 2
+    said: list[str] = []
+    ctx.say = said.append
+    monkeypatch.setattr(srlab.runtime, "free_cores", lambda base: (1, 1.3))
+    adapt_threads(ctx, "srcnn_trained-study")
+    assert ctx.threads == [
+        {"phase": "srcnn_trained-study", "threads": 1, "busy_cores": 1.3, "cores": os.cpu_count() or 1}
+    ]
+    assert len(said) == 1 and "using 1 thread)" in said[0]
+    # no load measurement (no /proc): nothing recorded, nothing said
+    monkeypatch.setattr(srlab.runtime, "free_cores", lambda base: (base, None))
+    adapt_threads(ctx, "eval-study")
+    assert len(ctx.threads) == 1 and len(said) == 1

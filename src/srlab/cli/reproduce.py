@@ -43,7 +43,7 @@ def run(args) -> int:
     import shlex
     import sys
 
-    from srlab.reproduce import reproduce
+    from srlab.study import reproduce
 
     command = "srlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else None
     summary = reproduce(

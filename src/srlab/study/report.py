@@ -1,0 +1,326 @@
+"""The study's report (``report.md`` / ``report.html``): results tables, figures, provenance of every row,
+data, settings and environment."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from srlab.study.context import (
+    INTERP_OF,
+    METRIC_CHANNEL,
+    PROTOCOLS,
+    PUBLISHED_NOTE,
+    ROLE_INFO,
+    ROLES,
+    SCALE,
+    SHORT_DEG,
+    Context,
+    rel,
+)
+from srlab.study.environment import environment
+from srlab.study.evaluation import eval_command, mean, model_order, short_title
+from srlab.study.tables import cross_table, fmt, row_label, study_tables, table_rows
+
+
+def _fig(ctx: Context, path: str) -> str:
+    return str(Path(path).resolve().relative_to(ctx.out.resolve()))
+
+
+def build_report(ctx: Context, command: str, wall: float):
+    from srlab.protocols import get_protocol
+    from srlab.report.html import Document
+
+    env = environment()
+    p = ctx.profile
+    doc = Document(f"srlab reproduce — {p.name} profile")
+    doc.paragraph(
+        "The study compared SRCNN, ESRGAN and a pretrained ESRGAN at x2 on natural photos, faces and anime "
+        "(its Tables 1-2, Figures 4-6). This report re-makes that comparison with srlab on the data found here, "
+        "under the study's protocol and under the standard (papers') protocol."
+    )
+    doc.bullets(
+        [
+            f"command: `{command}`",
+            f"profile: **{p.name}** — {p.summary}",
+            f"wall time: **{wall / 60:.1f} min** ({wall:.0f} s) on {env['cpu']}"
+            + (f" + {', '.join(env['gpus'])}" if env["gpus"] else "")
+            + f", device `{ctx.device}`",
+            f"finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; srlab {env['srlab']}"
+            + (f" (git {env['git']})" if env["git"] else ""),
+        ]
+    )
+    # loud notices first
+    if "random" in ctx.perceptual:
+        doc.warning(
+            "**The perceptual loss used RANDOM VGG19 weights.** ImageNet VGG19 (vgg19-dcbb9e9d.pth) is not in "
+            "the weight cache, so the ESRGAN GAN stage's 'perceptual' term compared features of an untrained "
+            "network. The GAN-stage rows are therefore not ESRGAN as published. `srlab weights fetch vgg19` "
+            "downloads the weights; re-run to train with them."
+        )
+    elif ctx.perceptual:
+        doc.paragraph(f"Perceptual-loss weights: {', '.join(sorted(ctx.perceptual))}.")
+    if p.name == "quick":
+        q = ctx.quick
+        doc.warning(
+            "**Quick profile: small models, short training.** SRCNN 9-5-5 with "
+            f"{q.srcnn_features[0]}/{q.srcnn_features[1]} features, {_iters(ctx, 'srcnn')} iterations; "
+            f"RRDBNet {q.rrdb_blocks} blocks x {q.rrdb_features} features, {_iters(ctx, 'esrgan_psnr')} PSNR + "
+            f"{_iters(ctx, 'esrgan_gan')} GAN iterations on {q.patch}x{q.patch} patches (the study: 16 blocks x 64, "
+            "6,000 iterations on 128x128). The numbers show the pipeline working, not the study's results; "
+            "`--profile study` runs its settings."
+        )
+    for n in ctx.notes:
+        doc.warning(n)
+    for m in ctx.missing:
+        doc.warning(f"**Role '{m['role']}' is missing** ({m['why']}): see [Data](#data).")
+
+    # ---- tables
+    doc.heading("Results")
+    doc.paragraph(
+        "Rows are models, columns the test roles, as in the study's Tables 1 and 2. **ours** = this run; "
+        "**study** = "
+        + PUBLISHED_NOTE
+        + " Each protocol's SRCNN/ESRGAN rows come from models trained on that "
+        "protocol's degradation (see [Which checkpoint made which row](#which-checkpoint-made-which-row))."
+    )
+    for i, proto in enumerate(PROTOCOLS):
+        t = study_tables(ctx, proto)
+        ch = METRIC_CHANNEL[proto].upper()
+        spec = get_protocol(proto).summary
+        doc.heading(f"{proto.capitalize()} protocol", 3)
+        doc.paragraph(
+            f"Protocol **{proto}**: {spec}. Metrics on **{ch}**"
+            + (
+                " (the role folders already hold the test crops, so `srlab eval` runs with `--hr-crop 0`)"
+                if proto == "study"
+                else ""
+            )
+            + (", no border crop." if proto == "study" else f", border crop {SCALE}.")
+            + (
+                " The study's numbers were made under this protocol."
+                if proto == "study"
+                else " The study's numbers (its protocol, RGB) are repeated for reference only."
+            )
+        )
+        h, rows = table_rows(ctx, t, "psnr")
+        doc.table(h, rows, caption=f"Table {2 * i + 1}: PSNR (dB), x{SCALE}, {proto} protocol ({ch})")
+        h, rows = table_rows(ctx, t, "ssim")
+        doc.table(h, rows, caption=f"Table {2 * i + 2}: SSIM, x{SCALE}, {proto} protocol ({ch})")
+    doc.paragraph("† the study computed this SSIM on the wrong channel axis; not comparable.")
+    doc.heading("Cross-protocol: trained on one degradation, tested on the other", 3)
+    doc.paragraph(
+        "PSNR (dB) / SSIM of every model under both protocols. A model trained on the study's bilinear "
+        "degradation meets MATLAB-bicubic LR images under the standard protocol and vice versa; losing to "
+        "interpolation there is a finding (the study's own SRCNN does), not a bug."
+    )
+    h, rows = cross_table(ctx)
+    doc.table(
+        h,
+        rows,
+        caption="Every model under both protocols (PSNR / SSIM)",
+        align=["l", "l"] + ["r"] * (len(h) - 2),
+    )
+    _findings(ctx, doc)
+
+    # ---- figures
+    doc.heading("Figures")
+    for role in ctx.roles:
+        for proto in PROTOCOLS:
+            pn = ctx.panels.get(f"{role}/{proto}")
+            if pn:
+                doc.figure(
+                    _fig(ctx, pn["path"]),
+                    f"{ROLE_INFO[role]['title']}, {proto} protocol: {pn['image']}; the red box is enlarged "
+                    "below each image; PSNR/SSIM of this image under each.",
+                )
+    for f in ctx.figures:
+        if f["kind"] == "curves":
+            doc.figure(
+                _fig(ctx, f["path"]),
+                f"Training losses and validation PSNR ({f['protocol']} degradation); validation set "
+                f"{rel(ctx.val_set) if ctx.val_set else '(none)'}.",
+            )
+    for f in ctx.figures:
+        if f["kind"] == "distribution":
+            doc.figure(_fig(ctx, f["path"]), f"Per-image PSNR, {f['role']}, {f['protocol']} protocol.")
+
+    # ---- provenance
+    doc.heading("Which checkpoint made which row")
+    prov = []
+    for lb in model_order(ctx):
+        m = ctx.models[lb]
+        run = next((r for r in ctx.runs if r["key"] == m["run"]), None)
+        st = run["stages"][m["stage"]] if run else {}
+        prov.append(
+            [
+                short_title(ctx, lb),
+                m["protocol"] or "—",
+                f"`{rel(m['path'])}`",
+                f"{m['arch']} ({m['params']:,} params)",
+                (
+                    f"{run['recipe']} + overrides, stage {m['stage']}: {st.get('iterations')} it × batch "
+                    f"{st.get('batch_size')}, lr {st.get('lr'):g}, {st.get('losses')}"
+                )
+                if run
+                else (ctx.pretrained["what"] if ctx.pretrained else ""),
+            ]
+        )
+    doc.table(
+        ["Row", "trained on", "checkpoint", "network", "how it was made"],
+        prov,
+        align=["l", "l", "l", "l", "l"],
+    )
+    doc.paragraph(
+        "Every number in the tables is the mean over the role's images of `srlab eval` run on these files; "
+        "these commands re-make them (per-image rows in `eval/<protocol>/results.csv`):"
+    )
+    specs = ["bilinear", "bicubic"] + [ctx.models[lb]["path"] for lb in model_order(ctx)]
+    for proto in PROTOCOLS:
+        doc.paragraph(f"{proto} protocol — all rows:")
+        doc.code(eval_command(ctx, proto, specs), "bash")
+    doc.paragraph("One row at a time:")
+    lines = []
+    for proto in PROTOCOLS:
+        for lb in ["bilinear", "bicubic"] + model_order(ctx):
+            spec = lb if lb in ("bilinear", "bicubic") else ctx.models[lb]["path"]
+            m = ctx.models.get(lb)
+            trained = f", trained on {SHORT_DEG[m['protocol']]}" if m and m["protocol"] else ""
+            lines.append(f"# {short_title(ctx, lb)}{trained} — {proto} protocol")
+            lines.append(eval_command(ctx, proto, [spec]).replace(" \\\n    ", " "))
+    doc.code("\n".join(lines), "bash")
+
+    # ---- data
+    doc.heading("Data")
+    rows = []
+    for role in ROLES:
+        info = ctx.roles.get(role)
+        if info:
+            rows.append(
+                [
+                    role,
+                    ROLE_INFO[role]["study_set"],
+                    info["source"] + (" (**substituted**)" if info["substituted"] else ""),
+                    f"`{rel(info['path'])}`",
+                ]
+            )
+        else:
+            rows.append([role, ROLE_INFO[role]["study_set"], "**missing**", "—"])
+    doc.table(["Role", "the study used", "this run", "folder"], rows, align=["l", "l", "l", "l"])
+    ts = ctx.train_set
+    doc.paragraph(
+        f"Training images: {ts.get('name')} (`{rel(ts['path'])}`"
+        + (f", {ts['images']} images" if isinstance(ts.get("images"), int) else "")
+        + ")"
+        + (f"; {ts['note']}" if ts.get("note") else "")
+        + f". Validation during training: {('`' + rel(ctx.val_set) + '`') if ctx.val_set else 'none'}"
+        " (never a test role)."
+    )
+    if ctx.missing:
+        doc.paragraph("Missing roles and where to get them:")
+        items = []
+        for m in ctx.missing:
+            where = "; ".join(f"**{k}**: {v}" for k, v in m["where"].items())
+            items.append(
+                f"**{m['role']}** ({m['study_set']}): {m['why']}. {where}. {m['layout']}"
+                " and pass `--data-root DATA_ROOT`."
+            )
+        doc.bullets(items)
+
+    # ---- settings
+    doc.heading("Settings")
+    rows = []
+    for r in ctx.runs:
+        for stage, st in r["stages"].items():
+            rows.append(
+                [
+                    r["key"],
+                    stage,
+                    str(st["iterations"]),
+                    str(st["batch_size"]),
+                    f"{st['lr']:g}",
+                    st["losses"],
+                    st["perceptual_weights"] or "—",
+                    fmt((st.get("best_val") or {}).get("psnr"), 2),
+                ]
+            )
+    doc.table(
+        ["run", "stage", "iterations", "batch", "lr", "loss", "VGG weights", "best val PSNR"],
+        rows,
+        caption="Training runs",
+    )
+    rows = [
+        [r["key"], r["recipe"], r["status"], f"{r['wall_s']:.0f} s", f"`{rel(r['dir'])}`"] for r in ctx.runs
+    ]
+    doc.table(["run", "recipe (configs/)", "this invocation", "training wall time", "run folder"], rows)
+    notes = [f"{r['key']}: {n}" for r in ctx.runs for n in r["notes"]]
+    if notes:
+        doc.bullets(notes)
+    if ctx.factor != 1.0:
+        doc.paragraph(
+            f"`--budget {ctx.budget:g}` scaled every iteration count by {ctx.factor:.3g} "
+            f"(the profile is sized for {p.nominal_minutes:g} min on {p.nominal_hardware})."
+        )
+    doc.paragraph("Protocols (as `srlab eval` writes them in each results.json header):")
+    for proto in PROTOCOLS:
+        hdr = ctx.results[proto]["header"]["protocol"]
+        doc.bullets([f"**{proto}** — {k.replace('_', ' ')}: {v}" for k, v in hdr.items() if k != "name"])
+
+    # ---- environment
+    doc.heading("Environment")
+    env["torch_threads"] = ctx.base_threads
+    env["gpus"] = ", ".join(env["gpus"]) or "none"
+    doc.table(["", "version / value"], [[k, str(v)] for k, v in env.items()], align=["l", "l"])
+    doc.table(["step", "wall time"], [[k.removesuffix("_s"), f"{v:.1f} s"] for k, v in ctx.timings.items()])
+    if ctx.threads:
+        doc.paragraph(
+            "CPU threads per phase: srlab used the cores that other processes left free when the phase "
+            "started (busy cores measured from /proc/stat over 0.5 s)."
+        )
+        doc.table(
+            ["phase", "torch threads", "cores busy with other work", "cores"],
+            [[t["phase"], str(t["threads"]), f"{t['busy_cores']:.2f}", str(t["cores"])] for t in ctx.threads],
+        )
+    doc.heading("Files")
+    doc.bullets(
+        [
+            "`report.md`, `report.html` (self-contained), `reproduce.json` (all numbers and settings)",
+            "`tables/` — the study-layout tables (Markdown, CSV); `eval/<protocol>/` — `srlab eval` results "
+            "(per-image CSV/JSON)",
+            "`figures/` — panels, training curves, distributions (PNG); `readme/` — the figure and table for a README",
+            "`models/` — every evaluated checkpoint; `runs/` — training runs (logs, checkpoints, configs)",
+        ]
+    )
+    return doc
+
+
+def _iters(ctx: Context, row: str) -> str:
+    for r in ctx.runs:
+        for st in r["stages"].values():
+            if st["row"] == row:
+                return f"{st['iterations']:,}"
+    return "?"
+
+
+def _findings(ctx: Context, doc) -> None:
+    """Whether SRCNN beats its protocol's interpolation baseline on the natural role, as sentences."""
+    lines = []
+    for proto in PROTOCOLS:
+        info = ctx.roles.get("natural")
+        lb = row_label(ctx, "srcnn", proto)
+        if not info or not lb:
+            continue
+        ch = METRIC_CHANNEL[proto]
+        rows = ctx.results[proto]["rows"]
+        s = mean(rows, lb, info["dataset"], f"psnr_{ch}")
+        b = mean(rows, INTERP_OF[proto], info["dataset"], f"psnr_{ch}")
+        if s is None or b is None:
+            continue
+        verdict = "beats" if s > b else "does **not** beat"
+        lines.append(
+            f"{proto} protocol, natural: SRCNN (trained on {SHORT_DEG[proto]}) {s:.2f} dB {verdict} "
+            f"{INTERP_OF[proto]} {b:.2f} dB ({s - b:+.2f} dB)."
+        )
+    if lines:
+        doc.paragraph("Checks:")
+        doc.bullets(lines)
