@@ -45,19 +45,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     device_info,
     peak_per_variant,
-    pick_device,
     print_table,
     step_flops,
-    sync,
     time_interleaved,
     verdict,
     write_json,
 )
 from srlab.models.registry import build_model  # noqa: E402
+from srlab.runtime import COMPILE_MODES, amp_dtype, resolve_device, resolve_precision  # noqa: E402
+from srlab.runtime import synchronize as sync  # noqa: E402
 from srlab.train.config import load_config  # noqa: E402
-from srlab.train.loop import pick_amp  # noqa: E402
 from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss  # noqa: E402
-from srlab.train.recipes import StageRunner  # noqa: E402
+from srlab.train.recipes import RunnerOptions, StageRunner  # noqa: E402
 
 
 def _stage(config: str, overrides: list[str]):
@@ -157,20 +156,17 @@ def build_case(case: str, variant: str, args, device):
             weights="random",
         ).to(device)
         return RefESRGAN(g, d.to(device), vgg, st), None
-    amp = pick_amp("bf16" if variant == "srlab-bf16" else "auto", device, desc)
+    amp = amp_dtype(
+        resolve_precision("bf16" if variant == "srlab-bf16" else "auto", device, desc, training=True)
+    )
     compiled = variant.startswith("srlab-compile")
-    runner = StageRunner(
-        name,
-        st,
-        g,
-        device=device,
-        amp_dtype=amp,
-        seed=0,
+    options = RunnerOptions(
         channels_last=True,
         compile=compiled,
         compile_mode=args.compile_mode if compiled else "default",
         fused_blocks=variant.endswith("fused") and case == "esrgan",
     )
+    runner = StageRunner(name, st, g, device=device, amp_dtype=amp, seed=0, options=options)
     return SrlabStep(runner), amp
 
 
@@ -248,7 +244,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--compile-mode",
         default="default",
-        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+        choices=COMPILE_MODES,
         help="torch.compile mode of the srlab-compile variants (reduce-overhead: CUDA graphs)",
     )
     ap.add_argument("--cpu-bf16", action="store_true", help="on CPU, also time bf16 autocast (slow)")
@@ -258,7 +254,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--out", help="write JSON here")
     args = ap.parse_args(argv)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     cuda = device.type == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,8 +15,9 @@ from PIL import Image
 from srlab.errors import ConfigError, SrlabError, WeightsError
 from srlab.train.checkpoint import list_checkpoints, load_checkpoint
 from srlab.train.config import ScheduleConfig, config_from_dict, configs_dir, load_config
-from srlab.train.loop import Trainer
-from srlab.train.recipes import NonFiniteLossError, StageRunner, build_optimizer, lr_at
+from srlab.train.optim import build_optimizer, lr_at
+from srlab.train.recipes import NonFiniteLossError, RunnerOptions, StageRunner
+from srlab.train.trainer import Trainer
 
 
 def _write_images(folder, n, size, seed):
@@ -211,6 +212,27 @@ def test_schedules_and_per_layer_learning_rates():
         build_optimizer(
             list(net.named_parameters()), OptimConfig(param_lr={"conv9": 1e-5}), cuda=False, path="o"
         )
+
+
+def test_runner_options_are_read_from_the_config_in_one_place():
+    over = {
+        "runtime.compile": True,
+        "runtime.compile_mode": "max-autotune",
+        "runtime.channels_last": False,
+        "runtime.fused_blocks": True,
+        "data.pre_upsample": "bicubic",
+    }
+    opts = RunnerOptions.from_config(_cfg(SRCNN, **over), world=2, local_rank=1)
+    assert opts == RunnerOptions(
+        channels_last=False,
+        compile=True,
+        compile_mode="max-autotune",
+        fused_blocks=True,
+        pre_upsampled=True,
+        ddp=True,
+        local_rank=1,
+    )
+    assert not RunnerOptions.from_config(_cfg(SRCNN)).ddp
 
 
 # ------------------------------------------------------------------------------------------------ resume

@@ -62,7 +62,7 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     )
     torch.set_num_threads(1)
     from srlab.train.config import config_from_dict
-    from srlab.train.loop import Trainer
+    from srlab.train.trainer import Trainer
 
     tr = Trainer(config_from_dict(CFG), out_dir=out, data_root=root, echo=None)
     tr.run()
@@ -105,7 +105,7 @@ def test_two_process_gloo_ddp_keeps_ranks_identical_and_matches_the_doubled_batc
     # one process with the doubled batch sees the same samples per step (compared after the psnr stage: in
     # the gan stage the discriminator's BatchNorm sees each rank's half batch)
     from srlab.train.config import apply_overrides, config_from_dict
-    from srlab.train.loop import Trainer
+    from srlab.train.trainer import Trainer
 
     single = Trainer(
         config_from_dict(apply_overrides(CFG, {"stages.*.batch_size": 4})),

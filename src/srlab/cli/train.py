@@ -81,7 +81,7 @@ def run(args) -> int:
 
         print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
         return 0
-    from srlab.train.loop import Trainer
+    from srlab.train.trainer import Trainer
 
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     trainer = Trainer(cfg, out_dir=out, data_root=args.data_root, resume=args.resume, device=args.device)

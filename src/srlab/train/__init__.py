@@ -1,10 +1,13 @@
-"""Training: configs (:mod:`.config`), losses (:mod:`.losses`), stage steps (:mod:`.recipes`), the loop with
-checkpoints/resume/DDP (:mod:`.loop`) and validation (:mod:`.validate`).
+"""Training: configs (:mod:`.config`), losses (:mod:`.losses`), optimisers and schedules (:mod:`.optim`),
+stage steps (:mod:`.recipes`), the stage loop with resume and DDP (:mod:`.trainer`, :mod:`.state`,
+:mod:`.batches`, :mod:`.distributed`), its files (:mod:`.outputs`, :mod:`.checkpoint`, :mod:`.logs`) and
+validation (:mod:`.validate`).
 
-``import srlab.train`` stays light; use ``from srlab.train.loop import train`` (imports torch).
+``import srlab.train`` stays light: ``srlab.train.train``, ``srlab.train.Trainer`` and
+``srlab.train.TrainResult`` import torch on first use.
 """
 
-__all__ = ["load_config", "train"]
+__all__ = ["TrainResult", "Trainer", "load_config", "train"]
 
 
 def __getattr__(name: str):
@@ -12,8 +15,8 @@ def __getattr__(name: str):
         from srlab.train.config import load_config
 
         return load_config
-    if name == "train":
-        from srlab.train.loop import train
+    if name in ("train", "Trainer", "TrainResult"):
+        from srlab.train import trainer
 
-        return train
+        return getattr(trainer, name)
     raise AttributeError(f"module 'srlab.train' has no attribute {name!r}")

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from srlab.errors import SrlabError
+from srlab.runtime import cuda_rng_state, set_cuda_rng_state
+from srlab.train.config import TrainConfig, config_to_dict
 
 FORMAT = "srlab-train-checkpoint"
 VERSION = 1
@@ -29,7 +31,9 @@ __all__ = [
     "FORMAT",
     "atomic_save",
     "capture_rng",
+    "check_resume",
     "checkpoint_name",
+    "find_resume",
     "find_latest",
     "list_checkpoints",
     "load_checkpoint",
@@ -52,8 +56,9 @@ def capture_rng() -> dict[str, Any]:
         },
         "python": {"version": int(py_state[0]), "state": list(py_state[1]), "gauss": py_state[2]},
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["cuda"] = list(torch.cuda.get_rng_state_all())
+    cuda = cuda_rng_state()
+    if cuda is not None:
+        out["cuda"] = cuda
     return out
 
 
@@ -65,11 +70,7 @@ def restore_rng(state: dict[str, Any]) -> None:
     )
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-    cuda = state.get("cuda")
-    if cuda and torch.cuda.is_available():
-        n_dev = torch.cuda.device_count()
-        if len(cuda) == n_dev:
-            torch.cuda.set_rng_state_all(cuda)
+    set_cuda_rng_state(state.get("cuda"))
 
 
 def _nonfinite_tensor(sd: dict, prefix: str = "") -> str | None:
@@ -148,3 +149,35 @@ def load_checkpoint(path: Path | str) -> dict:
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise SrlabError(f"{p}: not an srlab training checkpoint (no '{FORMAT}' marker)")
     return obj
+
+
+def find_resume(resume: str | Path | None, folder: Path) -> Path | None:
+    """The checkpoint a run resumes from: ``resume`` = ``'auto'`` (the latest in ``folder``, None if there is
+    none) or a path. Without ``resume``, a ``folder`` that holds checkpoints is an error: two runs never mix."""
+    if resume:
+        return find_latest(folder) if str(resume) == "auto" else Path(resume)
+    if list_checkpoints(folder):
+        raise SrlabError(
+            f"{folder} already holds checkpoints of an earlier run; use --resume auto to continue it "
+            "or --out DIR for a new run"
+        )
+    return None
+
+
+def check_resume(ckpt: dict, path: Path, cfg: TrainConfig, world: int) -> str | None:
+    """SrlabError unless ``ckpt`` was made by ``cfg``'s stages and model; a note when the number of processes
+    differs (the data order then differs)."""
+    names = cfg.stage_names()
+    si, stage = int(ckpt["stage_index"]), ckpt["stage"]
+    if si >= len(names) or names[si] != stage:
+        raise SrlabError(
+            f"{path}: checkpoint of stage {stage!r} (#{si}) but the config's stages are {names}; "
+            "resume with the config that made it"
+        )
+    old = ckpt.get("config", {})
+    if old.get("model") != config_to_dict(cfg)["model"]:
+        raise SrlabError(f"{path}: checkpoint of a different model ({old.get('model')}); use its config")
+    ws = int(ckpt.get("world_size", 1))
+    if ws != world:
+        return f"note: checkpoint made with {ws} processes, resuming with {world} (data order differs)"
+    return None

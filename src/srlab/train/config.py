@@ -1,9 +1,10 @@
-"""Training configuration: a typed dataclass schema, YAML files, ``base:`` inheritance and dotted overrides.
+"""Training configuration: a typed schema (pydantic), YAML files, ``base:`` inheritance, dotted overrides.
 
 A config file is a YAML mapping checked against :class:`TrainConfig`; every unknown key is a
-:class:`~srlab.errors.ConfigError` naming the key (as a dotted path) and the closest valid one. Values are
-coerced to the field's type where that is unambiguous (``1e-4`` -- a string to YAML 1.1 -- becomes a float;
-a list becomes a tuple) and refused otherwise.
+:class:`~srlab.errors.ConfigError` naming the key (as a dotted path) and the closest valid one, and every bad
+value one naming its path, the value and what is expected. Values are converted to the field's type where
+that is unambiguous (``1e-4`` -- a string to YAML 1.1 -- becomes a float, ``1e5`` an int where an int is
+expected; a list becomes a tuple) and refused otherwise.
 
 - ``base: other.yaml`` (relative to the file) deep-merges the file onto another one (mappings merge, lists
   and scalars replace).
@@ -21,15 +22,16 @@ file to start from; by default a stage continues from the generator the previous
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
-import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from srlab.errors import ConfigError
+from srlab.train.config_errors import error_message, is_section
 
 __all__ = [
     "CheckpointConfig",
@@ -52,17 +54,68 @@ __all__ = [
 ]
 
 
+# ------------------------------------------------------------------------------------------ value types
+def _number(kind: str):
+    def check(value: Any) -> Any:
+        # YAML reads true/false as bools, which pydantic would take as 1/0: a bool where a number is
+        # expected is a mistake. YAML 1.1 reads 1e5 as a string; as an int it is unambiguous.
+        if isinstance(value, bool):
+            raise PydanticCustomError(f"{kind}_type", "not a number")
+        if kind == "int" and isinstance(value, str):
+            try:
+                f = float(value.replace("_", ""))
+            except ValueError:
+                return value
+            return int(f) if f.is_integer() else value
+        return value
+
+    return BeforeValidator(check)
+
+
+Int = Annotated[int, _number("int")]
+Float = Annotated[float, _number("float")]
+# YAML 1.1 reads an unquoted `off` (runtime.amp=off) as false
+_YAML_OFF = BeforeValidator(lambda v: "off" if v is False else v)
+
+
+class _Section(BaseModel):
+    """A config mapping: unknown keys are errors; an empty YAML section (null) means its defaults."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key, value in data.items():
+            f = cls.model_fields.get(key)
+            if f is not None:
+                out[key] = _null_as_empty(f.annotation, value)
+        return out
+
+
+def _null_as_empty(tp: Any, value: Any) -> Any:
+    """``None`` -> ``{}`` for a section or mapping that cannot be null (also for the values of a mapping of
+    sections: ``stages: {train: null}``)."""
+    if is_section(tp) or typing.get_origin(tp) is dict:
+        if value is None:
+            return {}
+        if isinstance(value, dict) and typing.get_origin(tp) is dict and is_section(typing.get_args(tp)[1]):
+            return {k: {} if v is None else v for k, v in value.items()}
+    return value
+
+
 # ------------------------------------------------------------------------------------------------ schema
-@dataclass
-class ModelConfig:
+class ModelConfig(_Section):
     """A network from the model registry: a preset or architecture name plus hyper-parameters."""
 
     name: str = "srcnn"
-    hparams: dict[str, Any] = field(default_factory=dict)
+    hparams: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass
-class DataConfig:
+class DataConfig(_Section):
     """Training data (paths relative to the data root unless absolute)."""
 
     train: str = "T91"  # HR folder
@@ -70,261 +123,127 @@ class DataConfig:
     degradation: str = "bicubic"  # srlab.imaging.resize name: bicubic (MATLAB) | study (bilinear, no AA)
     quantize_lr: bool = True  # round the LR to uint8 (standard protocol); the study kept it float
     mode: Literal["random", "center", "subimages", "full"] = "random"
-    crop: int = 128  # HR crop / sub-image size
-    stride: int = 0  # sub-image stride (0 = crop)
+    crop: Int = 128  # HR crop / sub-image size
+    stride: Int = 0  # sub-image stride (0 = crop)
     color: Literal["rgb", "y"] = "rgb"
     flip: bool = True
     rot90: bool = True
     small: Literal["skip", "pad"] = "skip"  # images smaller than the crop
     pre_upsample: Literal["bicubic", "bilinear"] | None = None  # SRCNN: train forward_upsampled on these
     lr_on_device: bool = False  # synthesise LR batch-wise on the training device
-    max_images: int = 0  # 0 = all
+    max_images: Int = 0  # 0 = all
     shuffle: bool = True
 
 
-@dataclass
-class ValConfig:
+class ValConfig(_Section):
     """Validation during training (PSNR/SSIM through srlab.metrics under the protocol)."""
 
     set: str | None = "Set5"  # a known set name or a folder of HR images; None = no validation
     protocol: Literal["standard", "study"] = "standard"
-    every: int = 1000  # iterations (0 = only at the end of each stage)
-    max_images: int = 0
-    samples: int = 2  # SR images written per validation
+    every: Int = 1000  # iterations (0 = only at the end of each stage)
+    max_images: Int = 0
+    samples: Int = 2  # SR images written per validation
     metric: Literal["psnr", "ssim"] = "psnr"  # what "best" tracks
     ssim: bool = True  # also compute SSIM (slow on large images on CPU)
 
 
-@dataclass
-class OptimConfig:
+class OptimConfig(_Section):
     type: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd
-    param_lr: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr (SRCNN paper)
+    lr: Float = 1e-4
+    betas: tuple[Float, Float] = (0.9, 0.999)
+    eps: Float = 1e-8
+    weight_decay: Float = 0.0
+    momentum: Float = 0.9  # sgd
+    param_lr: dict[str, Float] = Field(default_factory=dict)  # parameter-name prefix -> lr (SRCNN paper)
     fused: bool | None = None  # None = fused on CUDA
 
 
-@dataclass
-class ScheduleConfig:
+class ScheduleConfig(_Section):
     type: Literal["constant", "multistep", "step", "cosine"] = "constant"
-    milestones: list[int] = field(default_factory=list)  # multistep
-    step_size: int = 0  # step: multiply by gamma every step_size iterations
-    gamma: float = 0.5
-    eta_min: float = 0.0  # cosine floor
-    warmup: int = 0  # linear warm-up iterations
+    milestones: list[Int] = Field(default_factory=list)  # multistep
+    step_size: Int = 0  # step: multiply by gamma every step_size iterations
+    gamma: Float = 0.5
+    eta_min: Float = 0.0  # cosine floor
+    warmup: Int = 0  # linear warm-up iterations
 
 
-@dataclass
-class LossConfig:
+class LossConfig(_Section):
     pixel: Literal["l1", "mse", "charbonnier", "none"] = "l1"
-    pixel_weight: float = 1.0
+    pixel_weight: Float = 1.0
     perceptual: Literal["vgg19", "none"] = "none"
-    perceptual_weight: float = 1.0
-    perceptual_layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})
+    perceptual_weight: Float = 1.0
+    perceptual_layers: dict[str, Float] = Field(default_factory=lambda: {"conv5_4": 1.0})
     perceptual_normalize: bool = True  # ImageNet mean/std on the VGG input
     perceptual_criterion: Literal["l1", "mse", "charbonnier"] = "l1"
     perceptual_weights: str | None = None  # None = the zoo's ImageNet VGG19; a path; or "random" (explicit)
     gan: Literal["ragan", "vanilla", "none"] = "none"
-    gan_weight: float = 5e-3
+    gan_weight: Float = 5e-3
 
 
-@dataclass
-class StageConfig:
+class StageConfig(_Section):
     kind: Literal["psnr", "gan"] = "psnr"
-    iterations: int = 1000
-    batch_size: int = 16
+    iterations: Int = 1000
+    batch_size: Int = 16
     init: str | None = None  # earlier stage name or weights file; None = continue with the current G
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    optim_d: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    optim_d: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     schedule_d: ScheduleConfig | None = None  # None = same as schedule
-    losses: LossConfig = field(default_factory=LossConfig)
-    discriminator: ModelConfig = field(
-        default_factory=lambda: ModelConfig("vgg_discriminator", {"input_size": 128})
+    losses: LossConfig = Field(default_factory=LossConfig)
+    discriminator: ModelConfig = Field(
+        default_factory=lambda: ModelConfig(name="vgg_discriminator", hparams={"input_size": 128})
     )
-    ema: float = 0.0  # EMA decay of the generator (0 = off); validation/export use the EMA when on
-    grad_clip: float = 0.0  # max global grad norm (0 = off)
+    ema: Float = 0.0  # EMA decay of the generator (0 = off); validation/export use the EMA when on
+    grad_clip: Float = 0.0  # max global grad norm (0 = off)
     skip_nonfinite: bool = False  # skip steps whose loss is NaN/inf instead of stopping
 
 
-@dataclass
-class LogConfig:
-    every: int = 10  # iterations between scalar log rows
+class LogConfig(_Section):
+    every: Int = 10  # iterations between scalar log rows
     tensorboard: bool = True  # when the tensorboard package is installed
     progress: bool = True
 
 
-@dataclass
-class CheckpointConfig:
-    every: int = 1000  # iterations (0 = only at stage ends)
-    keep: int = 3  # latest checkpoints kept (0 = all)
+class CheckpointConfig(_Section):
+    every: Int = 1000  # iterations (0 = only at stage ends)
+    keep: Int = 3  # latest checkpoints kept (0 = all)
 
 
-@dataclass
-class RuntimeConfig:
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 (or fp16) on CUDA, fp32 on CPU
+class RuntimeConfig(_Section):
+    device: str = "auto"  # srlab.runtime.resolve_device: auto | cpu | cuda | cuda:N | mps
+    # srlab.runtime.resolve_precision(training=True): auto = bf16 (or fp16) autocast on CUDA, fp32 elsewhere
+    amp: Annotated[Literal["auto", "bf16", "fp16", "off"], _YAML_OFF] = "auto"
     channels_last: bool = True  # on CUDA
     cudnn_benchmark: bool = True
     compile: bool = False  # torch.compile the generator (and D)
-    # torch.compile mode: reduce-overhead = CUDA graphs (D outputs are cloned, steps marked)
+    # torch.compile mode (srlab.runtime.COMPILE_MODES): reduce-overhead = CUDA graphs (D outputs are cloned,
+    # steps marked)
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
         "default"
     )
     fused_blocks: bool = False  # RRDBNet dense blocks without concatenations (same function and parameters)
-    threads: int = 0  # CPU threads (0 = torch's default)
-    stop_after: int = 0  # stop after this many iterations in this invocation (0 = run to the end)
+    threads: Int = 0  # CPU threads (0 = torch's default)
+    stop_after: Int = 0  # stop after this many iterations in this invocation (0 = run to the end)
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(_Section):
     name: str = ""
     description: str = ""
-    scale: int = 2
-    seed: int = 0
+    scale: Int = 2
+    seed: Int = 0
     protocol: Literal["standard", "study"] = "standard"  # the evaluation protocol the model is meant for
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    val: ValConfig = field(default_factory=ValConfig)
-    stages: dict[str, StageConfig] = field(default_factory=lambda: {"train": StageConfig()})
-    log: LogConfig = field(default_factory=LogConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    quick: dict[str, Any] = field(default_factory=dict)  # overrides applied by --quick
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    val: ValConfig = Field(default_factory=ValConfig)
+    stages: dict[str, StageConfig] = Field(default_factory=lambda: {"train": StageConfig()})
+    log: LogConfig = Field(default_factory=LogConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    quick: dict[str, Any] = Field(default_factory=dict)  # overrides applied by --quick
     notes: str = ""
 
     def stage_names(self) -> list[str]:
         return list(self.stages)
-
-
-# ------------------------------------------------------------------------------------------- coercion
-def _is_dataclass_type(tp) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _type_name(tp) -> str:
-    if tp is type(None):
-        return "null"
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is not None:
-        return getattr(origin, "__name__", str(origin))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, path)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[-1] if len(errors) == 1 else _bad(path, value, tp)
-    if origin is Literal:
-        if value in args:
-            return value
-        if isinstance(value, str):
-            close = difflib.get_close_matches(value, [str(a) for a in args], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-        else:
-            hint = ""
-        raise ConfigError(f"{path}: {value!r} is not one of {_type_name(tp)}{hint}")
-    if _is_dataclass_type(tp):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise _bad(path, value, tp, "a mapping")
-        return _build(tp, value, path)
-    if origin is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise _bad(path, value, tp, "a mapping")
-        kt, vt = args or (str, Any)
-        return {_coerce(k, kt, path): _coerce(v, vt, f"{path}.{k}") for k, v in value.items()}
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise _bad(path, value, tp, "a list")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}")
-            return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        et = args[0] if args else Any
-        out = [_coerce(v, et, f"{path}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
-            return value.lower() in ("true", "yes", "on")
-        raise _bad(path, value, tp)
-    if tp is int:
-        if isinstance(value, bool):
-            raise _bad(path, value, tp)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                f = float(value.replace("_", ""))
-            except ValueError:
-                raise _bad(path, value, tp) from None
-            if f.is_integer():
-                return int(f)
-        raise _bad(path, value, tp)
-    if tp is float:
-        if isinstance(value, bool):
-            raise _bad(path, value, tp)
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise _bad(path, value, tp) from None
-        raise _bad(path, value, tp)
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise _bad(path, value, tp)
-    raise ConfigError(f"{path}: unsupported type {tp!r}")  # pragma: no cover - schema bug
-
-
-def _bad(path: str, value: Any, tp, what: str | None = None) -> ConfigError:
-    return ConfigError(f"{path}: expected {what or _type_name(tp)}, got {value!r}")
-
-
-def _build(cls, data: dict, path: str):
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in names:
-            where = f"{path}.{key}" if path else str(key)
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f"; did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
-            valid = f" (valid keys here: {', '.join(names)})" if not close else ""
-            raise ConfigError(f"unknown config key {where!r}{hint}{valid}")
-        kwargs[key] = _coerce(value, hints[key], f"{path}.{key}" if path else key)
-    return cls(**kwargs)
 
 
 def config_from_dict(data: dict) -> TrainConfig:
@@ -332,24 +251,20 @@ def config_from_dict(data: dict) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConfigError("a training config must be a YAML mapping")
     data = {k: v for k, v in data.items() if k != "base"}
-    cfg = _build(TrainConfig, data, "")
+    try:
+        cfg = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # an unknown key (a typo) is the likeliest cause of the rest: name it first
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        raise ConfigError(error_message(first, TrainConfig)) from None
     _check(cfg)
     return cfg
 
 
-def _plain(v):
-    if dataclasses.is_dataclass(v):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
-
-
 def config_to_dict(cfg: TrainConfig) -> dict:
     """The config as plain YAML/JSON-able types (tuples become lists)."""
-    return _plain(cfg)
+    return cfg.model_dump(mode="json")
 
 
 def _check(cfg: TrainConfig) -> None:

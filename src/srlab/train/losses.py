@@ -17,10 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.errors import ConfigError, WeightsError
+from srlab.train.config import LossConfig
 
 __all__ = [
     "PerceptualLoss",
     "charbonnier",
+    "check_perceptual_weights",
+    "describe_losses",
     "gan_d_loss",
     "gan_g_loss",
     "pixel_loss",
@@ -67,6 +70,21 @@ def gan_d_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> t
     if kind == "vanilla":
         return 0.5 * (_bce(real_pred, 1.0) + _bce(fake_pred, 0.0))
     raise ConfigError(f"unknown GAN loss {kind!r}; use ragan or vanilla")
+
+
+def describe_losses(L: LossConfig) -> list[str]:
+    """The enabled losses with their weights, for the log (``['1*l1', '0.005*ragan']``)."""
+    out = []
+    if L.pixel != "none":
+        out.append(f"{L.pixel_weight:g}*{L.pixel}")
+    if L.perceptual != "none":
+        out.append(
+            f"{L.perceptual_weight:g}*vgg19[{','.join(L.perceptual_layers)}]"
+            f"({L.perceptual_criterion}, {'imagenet-norm' if L.perceptual_normalize else 'no norm'})"
+        )
+    if L.gan != "none":
+        out.append(f"{L.gan_weight:g}*{L.gan}")
+    return out
 
 
 def _load_vgg(weights: str | None):

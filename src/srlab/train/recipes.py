@@ -1,9 +1,9 @@
 """One training stage's optimisation step: ``psnr`` (generator alone) and ``gan`` (generator + discriminator).
 
-:class:`StageRunner` owns what a stage adds around the generator: optimisers (Adam/AdamW fused on CUDA, SGD
-with per-layer learning rates), learning-rate schedules (a pure function of the iteration, so resuming needs
-only the iteration), losses, the discriminator, the generator's EMA, gradient scalers (fp16) and the
-non-finite-loss policy. :meth:`StageRunner.step` runs one iteration on a batch.
+:class:`StageRunner` owns what a stage adds around the generator: optimisers and learning-rate schedules
+(:mod:`srlab.train.optim`), losses, the discriminator, the generator's EMA, gradient scalers (fp16) and the
+non-finite-loss policy. :meth:`StageRunner.step` runs one iteration on a batch; :class:`RunnerOptions` say
+how it runs on the machine (channels_last, torch.compile, fused blocks, DDP).
 
 The ESRGAN step (Wang et al. 2018, as in BasicSR): the generator is updated with
 ``pixel + perceptual + adversarial`` against a frozen discriminator, then the discriminator is updated on the
@@ -16,76 +16,49 @@ discriminator's gradients are averaged across processes explicitly (it runs two 
 from __future__ import annotations
 
 import copy
-import math
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from srlab.errors import ConfigError, SrlabError
 from srlab.runtime import compile_module
-from srlab.train.config import OptimConfig, ScheduleConfig, StageConfig
+from srlab.train.config import StageConfig, TrainConfig
 from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss, pixel_loss
+from srlab.train.optim import build_optimizer, lr_at
 
-__all__ = ["NonFiniteLossError", "StageRunner", "build_optimizer", "lr_at"]
+__all__ = ["NonFiniteLossError", "RunnerOptions", "StageRunner"]
 
 
 class NonFiniteLossError(SrlabError):
     """A loss became NaN or infinite."""
 
 
-def lr_at(s: ScheduleConfig, base: float, it: int, total: int) -> float:
-    """Learning rate of a group with base ``base`` for the step after ``it`` completed iterations."""
-    if s.type == "constant":
-        lr = base
-    elif s.type == "multistep":
-        lr = base * s.gamma ** sum(1 for m in s.milestones if it >= m)
-    elif s.type == "step":
-        lr = base * (s.gamma ** (it // s.step_size) if s.step_size > 0 else 1.0)
-    elif s.type == "cosine":
-        t = min(max(it - s.warmup, 0), max(total - s.warmup, 1)) / max(total - s.warmup, 1)
-        lr = s.eta_min + (base - s.eta_min) * 0.5 * (1.0 + math.cos(math.pi * t))
-    else:  # pragma: no cover - validated by the schema
-        raise ConfigError(f"unknown schedule {s.type!r}")
-    if s.warmup > 0 and it < s.warmup:
-        lr *= (it + 1) / s.warmup
-    return lr
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How a stage's step runs (not what it optimises); :meth:`from_config` reads them from a config."""
 
+    channels_last: bool = False  # NHWC activations and weights (CUDA only)
+    compile: bool = False  # torch.compile G and D (srlab.runtime.compile_module)
+    compile_mode: str = "default"
+    fused_blocks: bool = False  # RRDBNet dense blocks without concatenations
+    pre_upsampled: bool = False  # inputs are interpolated already: train the model's forward_upsampled
+    ddp: bool = False  # one of several DistributedDataParallel processes
+    local_rank: int | None = None  # its device index under DDP on CUDA
 
-def build_optimizer(params: list[tuple[str, nn.Parameter]], cfg: OptimConfig, *, cuda: bool, path: str):
-    """Optimiser over named parameters; ``param_lr`` maps name prefixes to their own learning rate."""
-    groups: dict[float, list[nn.Parameter]] = {}
-    order: list[float] = []
-    prefixes = sorted(cfg.param_lr, key=len, reverse=True)
-    used = set()
-    for name, p in params:
-        if not p.requires_grad:
-            continue
-        lr = cfg.lr
-        for pre in prefixes:
-            if name == pre or name.startswith(pre + "."):
-                lr = cfg.param_lr[pre]
-                used.add(pre)
-                break
-        if lr not in groups:
-            groups[lr] = []
-            order.append(lr)
-        groups[lr].append(p)
-    unused = [p for p in cfg.param_lr if p not in used]
-    if unused:
-        names = sorted({n.rsplit(".", 1)[0] for n, _ in params})
-        raise ConfigError(f"{path}.param_lr: {unused[0]!r} matches no parameter (layers: {', '.join(names)})")
-    param_groups = [{"params": groups[lr], "lr": lr, "base_lr": lr} for lr in order]
-    fused = cfg.fused if cfg.fused is not None else cuda
-    if cfg.type in ("adam", "adamw"):
-        cls = torch.optim.Adam if cfg.type == "adam" else torch.optim.AdamW
-        kw = {"betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
-        if fused and cuda:
-            kw["fused"] = True
-        return cls(param_groups, **kw)
-    if cfg.type == "sgd":
-        return torch.optim.SGD(param_groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ConfigError(f"{path}.type: unknown optimiser {cfg.type!r}")  # pragma: no cover
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, *, world: int = 1, local_rank: int | None = None) -> RunnerOptions:
+        rt = cfg.runtime
+        return cls(
+            channels_last=rt.channels_last,
+            compile=rt.compile,
+            compile_mode=rt.compile_mode,
+            fused_blocks=rt.fused_blocks,
+            pre_upsampled=bool(cfg.data.pre_upsample),
+            ddp=world > 1,
+            local_rank=local_rank,
+        )
 
 
 class _Upsampled(nn.Module):
@@ -111,22 +84,18 @@ class StageRunner:
         device: torch.device,
         amp_dtype: torch.dtype | None,
         seed: int,
-        pre_upsampled: bool = False,
-        channels_last: bool = False,
-        compile: bool = False,
-        compile_mode: str = "default",
-        fused_blocks: bool = False,
-        ddp: bool = False,
-        local_rank: int | None = None,
+        options: RunnerOptions | None = None,
         sync_checks: bool | None = None,
         log=None,
     ) -> None:
         from srlab.models.registry import build_model
 
-        self.name, self.cfg, self.device = name, cfg, device
+        opts = options or RunnerOptions()
+        compile, compile_mode, ddp = opts.compile, opts.compile_mode, opts.ddp
+        self.name, self.cfg, self.device, self.options = name, cfg, device, opts
         self.amp_dtype = amp_dtype
         self.cuda = device.type == "cuda"
-        self.channels_last = channels_last and self.cuda
+        self.channels_last = opts.channels_last and self.cuda
         self.ddp = ddp
         self.g = generator
         self.skipped = 0
@@ -134,11 +103,11 @@ class StageRunner:
         self.sync_checks = (not self.cuda or cfg.skip_nonfinite) if sync_checks is None else bool(sync_checks)
         self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
         say = log or (lambda _m: None)
-        if pre_upsampled and not hasattr(generator, "forward_upsampled"):
+        if opts.pre_upsampled and not hasattr(generator, "forward_upsampled"):
             raise ConfigError("data.pre_upsample is set but the model has no forward_upsampled (SRCNN only)")
-        g_train: nn.Module = _Upsampled(generator) if pre_upsampled else generator
-        if fused_blocks:
-            from srlab.models.rrdbnet import set_fused_training
+        g_train: nn.Module = _Upsampled(generator) if opts.pre_upsampled else generator
+        if opts.fused_blocks:
+            from srlab.models.rrdbnet import set_fused_blocks as set_fused_training
 
             if not set_fused_training(generator, True):
                 say(
@@ -152,7 +121,9 @@ class StageRunner:
         if ddp:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            g_train = DDP(g_train, device_ids=[local_rank] if self.cuda else None, broadcast_buffers=False)
+            g_train = DDP(
+                g_train, device_ids=[opts.local_rank] if self.cuda else None, broadcast_buffers=False
+            )
         self._g_eager = g_train
         self._compile_pending = bool(compile)
         self._say = say
