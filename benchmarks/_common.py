@@ -1,6 +1,7 @@
 """Shared helpers for the benchmark scripts: timing (CUDA events / perf_counter, warm-up excluded, median of
 repeats; several variants interleaved round by round so that a slow spell of a shared machine hits them all
-alike), convolution FLOP counting, peak memory, device info and JSON/table output."""
+alike), convolution FLOP counting, peak memory, device info and JSON/table output. Devices and
+synchronisation are srlab.runtime's (``resolve_device``, ``synchronize``)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from srlab.runtime import synchronize
 
 
 def _time_once(fn: Callable[[], object], device: torch.device) -> float:
@@ -56,7 +48,7 @@ def time_interleaved(
     for label in labels:
         for _ in range(warmup):
             fns[label]()
-    sync(device)
+    synchronize(device)
     times: dict[str, list[float]] = {k: [] for k in labels}
     for r in range(repeats):
         k = r % len(labels)
@@ -150,10 +142,10 @@ def peak_per_variant(fns: dict[str, Callable[[], object]], device: torch.device)
     peaks = {}
     for label, fn in fns.items():
         fn()
-        sync(device)
+        synchronize(device)
         reset_peak(device)
         fn()
-        sync(device)
+        synchronize(device)
         peaks[label] = peak_mib(device)
     return peaks
 

@@ -40,7 +40,7 @@ else
 fi
 (nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv || true) | tee "$OUT/gpu.txt"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
-# Ordered by what the targets need; each step capped so the whole fits a 9-minute device call
+# Most important first; each step capped so the whole fits a 9-minute device call
 # (TOTAL=540); every step writes its own JSON, so a step cut short loses only itself.
 # 1. eager model-level + 1080p end to end (fused fp16 channels_last), with a kernel profile
 step infer_eager 100 $PY benchmarks/infer_bench.py $INF $WARG --cases $CASES --large-cases $LCASES \

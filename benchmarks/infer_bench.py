@@ -38,15 +38,14 @@ from _common import (  # noqa: E402
     device_info,
     peak_mib,
     peak_per_variant,
-    pick_device,
     print_table,
     reset_peak,
-    sync,
     time_interleaved,
     verdict,
     write_json,
 )
 from srlab.models.registry import build_model  # noqa: E402
+from srlab.runtime import resolve_device, synchronize  # noqa: E402
 
 CASES = {
     "srcnn-x2": ("srcnn-955-x2", {}),
@@ -72,9 +71,10 @@ def _alternatives(key, model, x, device, args):
         out.append((label, lambda: m(xf), args.batch))
         mf = None
         if getattr(model, "arch", "") == "rrdbnet":
-            from srlab.models.rrdbnet import fuse_rdb
+            from srlab.models.rrdbnet import set_fused_blocks
 
-            mf = fuse_rdb(copy.deepcopy(m)).to(memory_format=torch.channels_last)
+            mf = copy.deepcopy(m)
+            set_fused_blocks(mf)
             out.append((label + " fused-RDB", lambda: mf(xf), args.batch))
         if args.compile and key in args.compile_cases.split(","):
             for tag, mod in (("", m), (" fused-RDB", mf)):
@@ -84,7 +84,7 @@ def _alternatives(key, model, x, device, args):
                 fn = torch.compile(mod, mode=args.compile_mode, dynamic=False)
                 with torch.no_grad():
                     fn(xf)
-                torch.cuda.synchronize()
+                synchronize(device)
                 out.append(
                     (
                         label + tag + f" compiled({time.perf_counter() - t0:.0f}s)",
@@ -248,8 +248,7 @@ def profile_kernels(fn, device, top: int = 12) -> list[dict]:
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch.no_grad(), profile(activities=acts) as prof:
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
     key = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = [e for e in prof.key_averages() if getattr(e, key, 0) > 0]
     total = sum(getattr(e, key) for e in events) or 1
@@ -305,7 +304,7 @@ def large_case(key, device, args) -> dict:
     up = Upscaler((model, desc), precision="auto", compile=compile, fuse=fuse, **kw)
     t0 = time.perf_counter()
     up(img)  # first call: compile / backend choice / export
-    sync(device)
+    synchronize(device)
     first = time.perf_counter() - t0
     reset_peak(device)
     reference()
@@ -388,7 +387,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     cuda = device.type == "cuda"
     args.size = args.size or (256 if cuda else 64)
     args.large = args.large or ("1920x1080" if cuda else "256x192")

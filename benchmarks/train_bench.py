@@ -52,8 +52,13 @@ from _common import (  # noqa: E402
     write_json,
 )
 from srlab.models.registry import build_model  # noqa: E402
-from srlab.runtime import COMPILE_MODES, amp_dtype, resolve_device, resolve_precision  # noqa: E402
-from srlab.runtime import synchronize as sync  # noqa: E402
+from srlab.runtime import (  # noqa: E402
+    COMPILE_MODES,
+    amp_dtype,
+    resolve_device,
+    resolve_precision,
+    synchronize,  # noqa: E402
+)
 from srlab.train.config import load_config  # noqa: E402
 from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss  # noqa: E402
 from srlab.train.recipes import RunnerOptions, StageRunner  # noqa: E402
@@ -179,7 +184,7 @@ def run_case(case, variants, args, device, lr, hr) -> list[dict]:
         if v.startswith("srlab-compile"):  # first call compiles
             t0 = time.perf_counter()
             steps[v].step(lr, hr)
-            sync(device)
+            synchronize(device)
             compile_s[v] = time.perf_counter() - t0
 
     def many(v):

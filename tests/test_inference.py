@@ -11,12 +11,14 @@ import torch
 from PIL import Image as PILImage
 from torch import nn
 
-from srlab.imaging.color import rgb_to_ycbcr
-from srlab.imaging.resize import imresize
-from srlab.imaging.io import Image, from_tensor, to_tensor
 from srlab.errors import ConfigError
-from srlab.inference import Upscaler, _axis_tiles, _axis_weights, pick_device, pick_precision, upscale
+from srlab.imaging.color import rgb_to_ycbcr
+from srlab.imaging.io import Image, from_tensor, to_tensor
+from srlab.imaging.resize import imresize
+from srlab.inference import Upscaler, upscale
+from srlab.inference.tiling import axis_tiles, axis_weights
 from srlab.models.registry import ModelDescriptor, build_model
+from srlab.runtime import resolve_device, resolve_precision
 
 RNG = np.random.default_rng(7)
 
@@ -77,7 +79,7 @@ def test_too_small_overlap_shows_seams():
 
 def test_rrdbnet_tiling_difference_at_overlap_32():
     """Tiny random RRDBNet x4, tiled (overlap 32) vs untiled: the zero-weight margin R = 16 plus the ramp
-    hide the window edges. (A real 23-block x4plus differs by up to 0.06 here: see the module docstring.)
+    hide the window edges. (A real 23-block x4plus differs more: see srlab.inference.tiling and the README.)
     Tiled along the width only, which is enough for the overlap logic and keeps the test cheap."""
     m, d = _tiny_rrdb(scale=4)
     for conv in m.modules():  # weights large enough that the body's ~17-pixel reach matters
@@ -133,9 +135,9 @@ def test_auto_tile_uses_memory_budget():
 
 def test_blend_weights_partition_of_unity_and_zero_margins():
     length, tile, overlap, scale, margin = 203, 50, 9, 3, 5
-    win, tiles = _axis_tiles(length, tile, overlap, 1)
+    win, tiles = axis_tiles(length, tile, overlap, 1)
     assert len(tiles) > 3 and tiles[0].c0 == 0 and tiles[-1].c1 == length
-    ws = _axis_weights(tiles, win, scale, overlap, margin)
+    ws = axis_weights(tiles, win, scale, overlap, margin)
     total = torch.zeros(length * scale)
     for t, w in zip(tiles, ws):
         assert t.start <= t.c0 - min(overlap, t.c0) and t.start + win >= min(length, t.c1 + overlap)
@@ -276,23 +278,56 @@ def test_outscale_up_and_down():
 
 
 def test_precision_and_device_choice():
+    """The Upscaler's rules are srlab.runtime's (inference mode): checked here with inference's cases."""
     _, d = build_model("srcnn-955-x2")
     _, bic = build_model("bicubic-x2")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert pick_precision("auto", cpu, d) == "fp32"
-    assert pick_precision("auto", cuda, d) == "fp16"
-    assert pick_precision("auto", cuda, bic) == "fp32"  # bicubic computes in fp32
-    assert pick_precision("bf16", cpu, d) == "bf16"
+    assert resolve_precision("auto", cpu, d) == "fp32"
+    assert resolve_precision("auto", cuda, d) == "fp16"
+    assert resolve_precision("auto", cuda, bic) == "fp32"  # bicubic computes in fp32
+    assert resolve_precision("bf16", cpu, d) == "bf16"
     with pytest.warns(UserWarning, match="fp16"):
-        assert pick_precision("fp16", cuda, bic) == "fp32"
+        assert resolve_precision("fp16", cuda, bic) == "fp32"
     with pytest.raises(ConfigError):
-        pick_precision("fp8", cpu, d)
-    if not torch.cuda.is_available():
-        assert pick_device("auto").type in ("cpu", "mps")
+        resolve_precision("fp8", cpu, d)
+    from srlab import runtime
+
+    if not runtime.cuda_available():
+        assert resolve_device("auto").type in ("cpu", "mps")
         with pytest.raises(ConfigError, match="cuda"):
-            pick_device("cuda")
+            Upscaler(build_model("bicubic-x2"), device="cuda")
     with pytest.raises(ConfigError):
-        pick_device("tpu")
+        Upscaler(build_model("bicubic-x2"), device="tpu")
+
+
+def test_auto_device_goes_through_runtime_resolve_device(monkeypatch):
+    """`--device auto` with CUDA present means cuda, fp16, channels_last and fused blocks: the choice is made
+    by srlab.runtime (spied on here) before anything is placed, so it is checked without a GPU."""
+    from srlab import runtime
+    from srlab.inference.engine import engine_settings
+
+    calls = []
+    real = runtime.resolve_device
+
+    def spy(spec="auto"):
+        calls.append(spec)
+        return real(spec)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # asked by resolve_precision
+    monkeypatch.setattr(runtime, "resolve_device", spy)
+    m, d = _tiny_rrdb(scale=2)
+    s = engine_settings(m, d, device="auto")
+    assert "auto" in calls
+    assert s.device == torch.device("cuda") and s.backend == "torch" and s.precision == "fp16"
+    assert s.model_dtype == torch.float16 and s.autocast_dtype is None and s.channels_last and s.fuse
+    # and on the CPU, the same call is the CPU's defaults
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    n = len(calls)
+    up = Upscaler((m, d), device="auto", backend="torch")
+    assert calls[n:] == ["auto"]
+    assert up.device == torch.device("cpu") and up.precision == "fp32" and not up.engine.fused
 
 
 def test_cpu_bf16_autocast_close_to_fp32():
@@ -300,7 +335,7 @@ def test_cpu_bf16_autocast_close_to_fp32():
     x = torch.rand(3, 24, 20)
     ref = Upscaler((m, d), device="cpu", precision="fp32").upscale_tensor(x)
     up = Upscaler((m, d), precision="bf16", device="cpu")
-    assert up.autocast_dtype == torch.bfloat16
+    assert up.engine.autocast_dtype == torch.bfloat16
     out = up.upscale_tensor(x)
     err = (out - ref).abs()
     assert out.dtype == torch.float32 and err.mean().item() < 0.03 and err.max().item() < 0.15
@@ -347,9 +382,16 @@ def test_fused_rdb_upscaler_matches_plain():
     img = (np.random.default_rng(1).random((20, 24, 3)) * 255).astype(np.uint8)
     plain = Upscaler((m, d), device="cpu", fuse=False, backend="torch")
     fused = Upscaler((m, d), device="cpu", fuse=True, backend="torch")
-    assert fused.fused and not plain.fused and "fused-RDB" in fused.describe()
-    # the caller's module is untouched
-    assert type(m.body[0].rdb1).__name__ == "ResidualDenseBlock"
+    assert fused.engine.fused and not plain.engine.fused and "fused-RDB" in fused.describe()
+    # the caller's module is untouched; the Upscaler's copy has its blocks switched
+    assert not m.body[0].rdb1.fused and fused.engine.module.body[0].rdb1.fused
+    # a module whose blocks are already switched on runs plain when asked (fuse=False)
+    from srlab.models.rrdbnet import set_fused_blocks
+
+    set_fused_blocks(m, True)
+    plain2 = Upscaler((m, d), device="cpu", fuse=False, backend="torch")
+    assert m.body[0].rdb1.fused and not plain2.engine.module.body[0].rdb1.fused
+    set_fused_blocks(m, False)
     a, b = plain(img), fused(img)
     assert a.shape == b.shape == (40, 48, 3)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
@@ -371,9 +413,9 @@ def test_auto_backend_picks_onnxruntime_for_rrdbnet_on_cpu(tmp_path, monkeypatch
     assert Upscaler((s, sd), device="cpu").backend == "onnxruntime"
     bic, bd = build_model("bicubic", scale=2)
     assert Upscaler((bic, bd), device="cpu").backend == "torch"  # no convolutions: nothing to gain
-    assert Upscaler((s, sd), device="cpu", backend="torch").channels_last  # NHWC measured faster on CPU
+    assert Upscaler((s, sd), device="cpu", backend="torch").engine.channels_last  # NHWC on the CPU too
     plain = Upscaler((m, d), device="cpu", backend="torch", channels_last=False)  # each fast path switchable
-    assert not plain.channels_last and "channels_last" not in plain.describe()
+    assert not plain.engine.channels_last and "channels_last" not in plain.describe()
     assert Upscaler((m, d), device="cpu", precision="bf16").backend == "torch"
     img = (np.random.default_rng(2).random((24, 20, 3)) * 255).astype(np.uint8)
     assert np.abs(auto(img).astype(int) - torch_up(img).astype(int)).max() <= 1
@@ -387,23 +429,36 @@ def test_compile_modes_reach_torch_compile_and_bad_ones_are_refused(monkeypatch,
     from srlab.models.registry import build_model
 
     seen = []
+    env_at_call = []
 
     def fake_compile(mod, mode=None, **kw):  # recorded, not compiled: fast on a CPU
         seen.append(mode)
-        return mod
+
+        def compiled(*a, **k):  # what PyTorch would see when it compiles: the first call
+            env_at_call.append(os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
+            return mod(*a, **k)
+
+        return compiled
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # unset for srlab; restored after the test
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # restored after the test
     m, d = build_model("rrdbnet", scale=2, num_block=1, num_feat=8, num_grow_ch=4)
     up = Upscaler((m, d), device="cpu", compile="max-autotune")
-    # compiled graphs are cached under srlab's cache folder (persists across processes and reboots)
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
-    assert (tmp_path / "cache" / "inductor").is_dir()
-    # compile asks for PyTorch even where ONNX Runtime would be the automatic CPU choice
-    assert up.backend == "torch" and seen == ["max-autotune"] and "compiled(max-autotune)" in up.describe()
-    Upscaler((m, d), device="cpu", compile=True)
+    # compiled graphs are cached under srlab's cache folder (persists across processes and reboots), set
+    # only while a compiled call runs: the process environment is left as the user had it
+    assert (tmp_path / "cache" / "inductor").is_dir() and "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    up(np.zeros((6, 5, 3), np.uint8))
+    assert env_at_call == [str(tmp_path / "cache" / "inductor")]
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    # a folder the user chose is theirs: left as set, and used
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    Upscaler((m, d), device="cpu", compile=True)(np.zeros((6, 5, 3), np.uint8))
+    assert env_at_call[-1] == str(tmp_path / "mine") == os.environ["TORCHINDUCTOR_CACHE_DIR"]
     assert seen[-1] is None  # torch's default mode
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    # compile asks for PyTorch even where ONNX Runtime would be the automatic CPU choice
+    assert up.backend == "torch" and seen[0] == "max-autotune" and "compiled(max-autotune)" in up.describe()
     with pytest.raises(ConfigError, match="compile mode"):
         Upscaler((m, d), device="cpu", compile="fastest")
     with pytest.raises(ConfigError, match="torch backend"):
@@ -466,3 +521,28 @@ def test_a_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         up(img)  # no second warning, no second failure
+
+
+def test_upscale_file_writes_and_never_replaces_its_input(tmp_path):
+    from srlab.imaging.io import ImageError, read_image, write_image
+
+    m, d = build_model("bicubic-x2")
+    up = Upscaler((m, d), device="cpu")
+    src = write_image(tmp_path / "a.png", RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    res = up.upscale_file(src, tmp_path / "b.png")
+    assert (
+        res.path == tmp_path / "b.png"
+        and read_image(res.path).pixels.shape == (12, 10, 3) == res.pixels.shape
+    )
+    with pytest.raises(ImageError, match="already exists"):
+        up.upscale_file(src, tmp_path / "b.png")
+    with pytest.raises(ImageError, match="input file"):
+        up.upscale_file(src, src, overwrite=True)
+    # the output path may be chosen from the decoded image, before any upscaling
+    seen = []
+    res = up.upscale_file(
+        src, lambda img: seen.append(img.width) or tmp_path / f"w{img.width}.tif", outscale=3
+    )
+    assert (
+        seen == [5] and res.path == tmp_path / "w5.tif" and read_image(res.path).pixels.shape == (18, 15, 3)
+    )

@@ -87,7 +87,7 @@ def test_import_srlab_is_light():
 def test_fused_training_blocks_match_forward_and_gradients():
     import copy
 
-    from srlab.models.rrdbnet import RRDBNet, set_fused_training
+    from srlab.models.rrdbnet import RRDBNet, set_fused_blocks
 
     torch.manual_seed(3)
     m = RRDBNet(scale=2, num_block=2, num_feat=16, num_grow_ch=8)
@@ -95,7 +95,7 @@ def test_fused_training_blocks_match_forward_and_gradients():
         for p in m.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     f = copy.deepcopy(m)
-    assert set_fused_training(f) == 6
+    assert set_fused_blocks(f) == 6
     assert list(f.state_dict()) == list(m.state_dict())  # same layout: checkpoints unchanged
     x = torch.rand(2, 3, 20, 12)
     target = torch.rand(2, 3, 40, 24)
@@ -106,23 +106,29 @@ def test_fused_training_blocks_match_forward_and_gradients():
     for (name, pa), pb in zip(m.named_parameters(), f.parameters()):
         scale = pa.grad.abs().max().item() + 1e-12
         assert (pa.grad - pb.grad).abs().max().item() / scale < 1e-4, name
-    set_fused_training(f, False)
+    set_fused_blocks(f, False)
     assert not any(getattr(mod, "fused", False) for mod in f.modules())
     assert (f(x) - ya).abs().max().item() < 1e-6
 
 
-def test_fused_rdb_computes_the_same_function():
+def test_fused_blocks_compute_the_same_function_in_inference():
+    """The inference side of the one switch: eval mode, no autograd, a converted (channels_last) copy."""
     import copy
 
-    from srlab.models.rrdbnet import FusedResidualDenseBlock, RRDBNet, fuse_rdb
+    from srlab.models.rrdbnet import RRDBNet, set_fused_blocks
 
     m = RRDBNet(scale=2, num_block=2, num_feat=16, num_grow_ch=8).eval()
     with torch.no_grad():  # non-trivial weights everywhere
         for p in m.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    f = fuse_rdb(copy.deepcopy(m)).eval()
-    assert sum(isinstance(x, FusedResidualDenseBlock) for x in f.modules()) == 6
+    f = copy.deepcopy(m).to(memory_format=torch.channels_last)
+    assert set_fused_blocks(f) == 6
     assert sum(p.numel() for p in f.parameters()) == sum(p.numel() for p in m.parameters())
     x = torch.rand(2, 3, 20, 12)
-    with torch.no_grad():
-        assert (f(x) - m(x)).abs().max().item() < 1e-5
+    with torch.inference_mode():
+        ref = m(x)
+        assert (f(x.contiguous(memory_format=torch.channels_last)) - ref).abs().max().item() < 1e-5
+        # weights changed in place are seen on the next call (nothing regrouped is kept between calls)
+        for mod in (m, f):
+            mod.body[0].rdb1.conv2.weight.mul_(2.0)
+        assert (f(x) - m(x)).abs().max().item() < 1e-5 and (m(x) - ref).abs().max().item() > 1e-4

@@ -1,6 +1,6 @@
 """fp16 / bf16 inference (the CUDA fast path's precisions) against fp32 on a real photo with real weights.
 
-The issue's bar: PSNR between the reduced-precision output and the fp32 output >= 50 dB on real images.
+The bar: PSNR between the reduced-precision output and the fp32 output >= 50 dB on real images.
 Run here on the CPU (PyTorch's CPU fp16 convolutions are slow, so the crop is small); the GPU figure comes
 from ``benchmarks/infer_bench.py`` (``psnr vs ref`` column).
 """
@@ -27,7 +27,7 @@ def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_fp16_fused_and_bf16_stay_above_50_db_of_fp32_on_a_real_photo():
     import srlab
-    from srlab.models.rrdbnet import fuse_rdb
+    from srlab.models.rrdbnet import set_fused_blocks
 
     model, desc = srlab.load_model("realesrgan-x4plus")
     model.eval()
@@ -36,7 +36,9 @@ def test_fp16_fused_and_bf16_stay_above_50_db_of_fp32_on_a_real_photo():
     with torch.inference_mode():
         ref = model(x)
         # what the Upscaler runs on CUDA by default: fused dense blocks in fp16
-        fp16 = fuse_rdb(copy.deepcopy(model)).half()(x.half())
+        fused = copy.deepcopy(model)
+        assert set_fused_blocks(fused) == 69
+        fp16 = fused.half()(x.half())
         bf16 = copy.deepcopy(model).to(torch.bfloat16)(x.to(torch.bfloat16))
     p16, pb16 = _psnr_u8(fp16, ref), _psnr_u8(bf16, ref)
     print(f"Real-ESRGAN x4plus, astronaut 20x20: fp16 fused {p16:.2f} dB, bf16 {pb16:.2f} dB vs fp32")

@@ -6,7 +6,8 @@
   :class:`OnnxModel` interpolates before calling it, exactly like :meth:`SRCNN.forward`.
 - :class:`OnnxModel` wraps an ``onnxruntime.InferenceSession`` as a torch module, so the tiler, evaluation
   and benchmarks use it unchanged (``srlab upscale --backend onnxruntime``).
-- :func:`cached_onnx` exports once per (weights, architecture) into the cache dir and reuses the file.
+- :func:`cached_onnx` exports once per (weights, architecture) into the cache (``<cache root>/onnx``,
+  :func:`srlab.runtime.cache_dir`) and reuses the file.
 
 onnx/onnxruntime are optional (``pip install "srlab[onnx]"``) and imported only here, lazily.
 """
@@ -25,7 +26,7 @@ from torch import nn
 
 from srlab.errors import ConfigError, SrlabError
 from srlab.models.registry import ModelDescriptor, describe
-from srlab.runtime import cache_dir as runtime_cache_dir
+from srlab.runtime import cache_dir
 
 __all__ = ["OnnxModel", "cached_onnx", "export_onnx", "onnxruntime_available"]
 
@@ -170,13 +171,9 @@ def _model_key(model: nn.Module) -> str:
     return h.hexdigest()[:24]
 
 
-def cache_dir() -> Path:
-    return runtime_cache_dir("onnx")
-
-
 def cached_onnx(model: nn.Module, **kw) -> OnnxModel:
     """Export ``model`` once into the cache (keyed by weights + hyper-parameters) and open it."""
-    path = cache_dir() / f"{getattr(model, 'arch', 'model')}-{_model_key(model)}.onnx"
+    path = cache_dir("onnx") / f"{getattr(model, 'arch', 'model')}-{_model_key(model)}.onnx"
     if not path.exists():
         export_onnx(model, path)
     return OnnxModel(path, **kw)

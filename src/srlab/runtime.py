@@ -146,13 +146,13 @@ def resolve_precision(
     if p not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     fp16_ok = bool(getattr(descriptor, "supports_fp16", True))
-    bf16_ok = bool(getattr(descriptor, "supports_bf16", True)) and _bf16_ok(device)
+    model_bf16 = bool(getattr(descriptor, "supports_bf16", True))
     name = getattr(descriptor, "name", "the model")
     if p == "auto":
         if training:
             if device.type != "cuda":
                 return "fp32"
-            if _bf16_ok(device) and bf16_ok:
+            if model_bf16 and _bf16_ok(device):
                 return "bf16"
             return "fp16" if fp16_ok else "fp32"
         if device.type not in ("cuda", "mps"):
@@ -161,7 +161,7 @@ def resolve_precision(
     if p == "fp16" and not fp16_ok:
         warnings.warn(f"model {name} does not support fp16; running fp32", stacklevel=3)
         return "fp32"
-    if p == "bf16" and not bf16_ok:
+    if p == "bf16" and not (model_bf16 and _bf16_ok(device)):
         warnings.warn(f"bf16 is not supported by model {name} on {device.type}; running fp32", stacklevel=3)
         return "fp32"
     return p

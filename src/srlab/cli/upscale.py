@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 OUT_EXTS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff")
 _ALPHA_OK = (".png", ".webp", ".tif", ".tiff", ".bmp")
 
@@ -104,9 +103,12 @@ def _has_magic(s: str) -> bool:
 
 
 def expand_inputs(specs: list[str]) -> tuple[list, list[str]]:
-    """(files, problems): folders give their image files (sorted), globs their matches; each problem is one line."""
+    """(files, problems): folders give their image files (:func:`srlab.imaging.files.list_images`), globs
+    their image matches, named files themselves; each problem is one line."""
     import glob
     from pathlib import Path
+
+    from srlab.imaging.files import IMAGE_EXTENSIONS, is_image_file, list_images, natural_key
 
     files: list[Path] = []
     problems: list[str] = []
@@ -121,21 +123,23 @@ def expand_inputs(specs: list[str]) -> tuple[list, list[str]]:
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            found = sorted(
-                q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS and not q.name.startswith(".")
-            )
+            found = list_images(p)
             if not found:
-                problems.append(f"{p}: folder has no image files ({', '.join(IMAGE_EXTS)}); check the path")
+                problems.append(
+                    f"{p}: folder has no image files ({', '.join(IMAGE_EXTENSIONS)}); check the path"
+                )
             for q in found:
                 add(q)
         elif p.exists() or p.is_symlink():
-            add(p)
+            add(p)  # named explicitly: read_image says what is wrong with it, if anything
         elif _has_magic(spec):
-            matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
-            matches = [m for m in matches if m.is_file()]
+            matches = [Path(m) for m in glob.glob(spec, recursive=True)]
+            images = sorted((m for m in matches if is_image_file(m)), key=natural_key)
             if not matches:
                 problems.append(f"{spec}: no file matches this pattern; check it")
-            for m in matches:
+            elif not images:
+                problems.append(f"{spec}: matches no image file ({', '.join(IMAGE_EXTENSIONS)}); check it")
+            for m in images:
                 add(m)
         else:
             problems.append(f"{p}: no such file or folder; check the path")
@@ -171,6 +175,7 @@ def plan_outputs(files, out: str, *, suffix: str, ext: str, has_alpha=None):
 
 
 def run(args) -> int:
+    import functools
     import os
     import sys
     import warnings
@@ -225,41 +230,46 @@ def run(args) -> int:
     claimed: dict[str, Path] = {}
     failed = len(problems)
     written = 0
+    max_pixels = int(args.max_pixels * 1e6)
+
+    def output_for(src: Path, dst: Path, img) -> Path:
+        """Where the decoded ``img`` of ``src`` goes (planned: ``dst``), or an ImageError saying why not."""
+        if img.alpha is not None and args.ext == "same" and dst.suffix.lower() not in _ALPHA_OK:
+            if dst.parent != Path(args.output) or Path(args.output).is_dir() or len(outs) > 1:
+                dst = dst.with_suffix(".png")  # keep the transparency (folder outputs only)
+        key = os.path.realpath(dst)
+        if key in input_keys:
+            raise imio.ImageError(
+                f"{src}: its output {dst} would overwrite an input; use --suffix or another -o"
+            )
+        if key in claimed:
+            raise imio.ImageError(
+                f"{src}: output {dst} is also the output of {claimed[key]}; rename one or use separate -o folders"
+            )
+        claimed[key] = src
+        if dst.exists() and not args.force:
+            raise imio.ImageError(f"{src}: output {dst} already exists; pass --force to replace it")
+        return dst
+
     bar = tqdm(list(zip(files, outs)), desc="images", unit="img", disable=True if args.quiet else None)
     for src, dst in bar:
         try:
-            img = imio.read_image(src, max_pixels=int(args.max_pixels * 1e6))
-            if img.alpha is not None and args.ext == "same" and dst.suffix.lower() not in _ALPHA_OK:
-                if dst.parent != Path(args.output) or Path(args.output).is_dir() or len(outs) > 1:
-                    dst = dst.with_suffix(".png")  # keep the transparency (folder outputs only)
-            key = os.path.realpath(dst)
-            if key in input_keys:
-                raise imio.ImageError(
-                    f"{src}: its output {dst} would overwrite an input; use --suffix or another -o"
-                )
-            if key in claimed:
-                raise imio.ImageError(
-                    f"{src}: output {dst} is also the output of {claimed[key]}; rename one or use separate -o folders"
-                )
-            claimed[key] = src
-            if dst.exists() and not args.force:
-                raise imio.ImageError(f"{src}: output {dst} already exists; pass --force to replace it")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                res = up.upscale_image(img, outscale=args.outscale)
-                imio.write_image(
-                    dst,
-                    res.pixels,
-                    alpha=res.alpha,
-                    bit_depth=res.bit_depth,
+                res = up.upscale_file(
+                    src,
+                    functools.partial(output_for, src, dst),
+                    outscale=args.outscale,
                     overwrite=args.force,
-                    icc_profile=res.icc_profile,
+                    max_pixels=max_pixels,
                 )
             for w in caught:
                 say(f"note: {w.message}")
             written += 1
             if not args.quiet:
-                tqdm.write(f"{src} -> {dst} ({res.width}x{res.height}, {res.bit_depth}-bit)", file=sys.stdout)
+                tqdm.write(
+                    f"{src} -> {res.path} ({res.width}x{res.height}, {res.bit_depth}-bit)", file=sys.stdout
+                )
         except SrlabError as exc:
             failed += 1
             say(f"srlab upscale: {exc}")

@@ -28,8 +28,8 @@ class ResidualDenseBlock(nn.Module):
             m.weight.data *= 0.1
             nn.init.zeros_(m.bias)
 
-    #: evaluate without concatenations from the block's own parameters (see :meth:`forward_fused`);
-    #: set for a whole model with :func:`set_fused_training`.
+    #: evaluate without concatenations (see :meth:`forward_fused`); set for a whole model with
+    #: :func:`set_fused_blocks`.
     fused: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,29 +43,35 @@ class ResidualDenseBlock(nn.Module):
         return x5 * 0.2 + x
 
     def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        """The same function as :meth:`forward`, grouped by input instead of by output (as
-        :class:`FusedResidualDenseBlock`), with the regrouped weights sliced from this block's own
-        parameters on every call -- so it trains (gradients reach conv1..conv5 as usual) and the
-        state dict keeps its layout. No concatenated activation is ever written; the weight copies are
-        tiny (about 0.1 M parameters per block)."""
+        """The same function as :meth:`forward`, computed without concatenations.
+
+        ``conv_k(cat(x, x1, ..., x_{k-1}))`` is a sum of convolutions over the parts. Grouping by input
+        instead of by output, each feature map is convolved once into the partial sums of every later
+        layer: ``x`` -> 4 x growth + num_feat channels, ``x1`` -> 3 x growth + num_feat, ... The FLOPs are
+        the same; the GEMMs are wider (better tensor-core use) and no concatenated activation is ever
+        written. The regrouped weights are sliced from this block's own parameters on every call, so it
+        trains (gradients reach conv1..conv5 as usual), the state dict keeps its layout and a weight update
+        can never be missed; the weight copies are small next to the activations.
+        """
         convs = (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)
         nf, gc = self.conv1.in_channels, self.conv1.out_channels
         bounds = [(0, nf)] + [(nf + i * gc, nf + (i + 1) * gc) for i in range(4)]
         partial = None
         for src, (lo, hi) in enumerate(bounds):
-            w = torch.cat([c.weight[:, lo:hi] for c in convs[src:]], dim=0)
+            w = torch.cat([c.weight[:, lo:hi] for c in convs[src:]], dim=0)  # every conv reading `src`
             if src == 0:
                 bias = torch.cat([c.bias for c in convs])
-                partial = F.conv2d(x, w, bias, padding=1)
+                partial = F.conv2d(x, w, bias, padding=1)  # pieces for conv1..conv5
             else:
-                feats = F.leaky_relu(partial[:, :gc], 0.2)
+                feats = F.leaky_relu(partial[:, :gc], 0.2)  # x_src
                 partial = partial[:, gc:] + F.conv2d(feats, w, None, padding=1)
         return partial * 0.2 + x
 
 
-def set_fused_training(model: nn.Module, on: bool = True) -> int:
+def set_fused_blocks(model: nn.Module, on: bool = True) -> int:
     """Switch every ResidualDenseBlock of ``model`` to (or from) its concatenation-free evaluation, keeping
-    its parameters (trainable, same state dict). Returns how many blocks were switched."""
+    its parameters (trainable, same state dict): the one switch for training (``runtime.fused_blocks``)
+    and inference (``Upscaler(fuse=...)``). Returns how many blocks there are."""
     n = 0
     for m in model.modules():
         if isinstance(m, ResidualDenseBlock):
@@ -176,53 +182,3 @@ register_preset(
 register_preset(
     "rrdbnet-anime-x4", "rrdbnet", "Real-ESRGAN anime_6B layout: 6 blocks, x4", scale=4, num_block=6
 )
-
-
-class FusedResidualDenseBlock(nn.Module):
-    """The same function as :class:`ResidualDenseBlock`, computed without concatenations.
-
-    ``conv_k(cat(x, x1, ..., x_{k-1}))`` is a sum of convolutions over the parts. Grouping by input
-    instead of by output, each feature map is convolved once into the partial sums of every later
-    layer: ``x`` -> 4 x growth + num_feat channels, ``x1`` -> 3 x growth + num_feat, ... The FLOPs are
-    the same; the GEMMs are wider (better tensor-core use) and no concatenated copy is ever written.
-    Inference-only rearrangement of trained weights (``fuse_rdb``); compare with the original in tests.
-    """
-
-    def __init__(self, rdb: ResidualDenseBlock) -> None:
-        super().__init__()
-        convs = [rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5]
-        nf = rdb.conv1.in_channels
-        gc = rdb.conv1.out_channels
-        self.nf, self.gc = nf, gc
-        # input slice of each source feature map inside conv_k's concatenated input
-        bounds = [(0, nf)] + [(nf + i * gc, nf + (i + 1) * gc) for i in range(4)]
-        self.convs = nn.ModuleList()
-        for src, (lo, hi) in enumerate(bounds):
-            targets = convs[src:]  # conv_{src+1} .. conv5 read source `src`
-            w = torch.cat([c.weight.data[:, lo:hi] for c in targets], dim=0)
-            conv = nn.Conv2d(hi - lo, w.shape[0], 3, 1, 1, bias=(src == 0))
-            conv.weight.data.copy_(w)
-            if src == 0:
-                conv.bias.data.copy_(torch.cat([c.bias.data for c in targets]))
-            self.convs.append(conv.to(rdb.conv1.weight.device, rdb.conv1.weight.dtype))
-        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gc = self.gc
-        partial = self.convs[0](x)  # pieces for conv1..conv5
-        feats = None
-        for k in range(1, 5):
-            feats = self.lrelu(partial[:, :gc])  # x_k
-            rest = partial[:, gc:]
-            partial = rest + self.convs[k](feats)
-        return partial * 0.2 + x
-
-
-def fuse_rdb(model: nn.Module) -> nn.Module:
-    """Replace every ResidualDenseBlock of an RRDBNet (in place) with :class:`FusedResidualDenseBlock`."""
-    for name, child in list(model.named_children()):
-        if isinstance(child, ResidualDenseBlock):
-            setattr(model, name, FusedResidualDenseBlock(child))
-        else:
-            fuse_rdb(child)
-    return model

@@ -107,9 +107,9 @@ class StageRunner:
             raise ConfigError("data.pre_upsample is set but the model has no forward_upsampled (SRCNN only)")
         g_train: nn.Module = _Upsampled(generator) if opts.pre_upsampled else generator
         if opts.fused_blocks:
-            from srlab.models.rrdbnet import set_fused_blocks as set_fused_training
+            from srlab.models.rrdbnet import set_fused_blocks
 
-            if not set_fused_training(generator, True):
+            if not set_fused_blocks(generator, True):
                 say(
                     f"stage {name}: runtime.fused_blocks is set but the generator has no dense blocks; ignored"
                 )

@@ -37,26 +37,19 @@ def load_model(
 ):
     """Load a model by name or path. Returns ``(model.eval(), descriptor)``.
 
-    ``device``: a torch device or ``"auto"`` (CUDA, else MPS, else CPU). ``dtype``: e.g. ``torch.float16``
+    ``device``: a torch device, a name (``cpu``, ``cuda:N``, ...) or ``"auto"`` (CUDA, else MPS, else CPU), as
+    :func:`srlab.runtime.resolve_device` resolves and checks it. ``dtype``: e.g. ``torch.float16``
     (None keeps float32). ``scale``: for files whose keys cannot tell it (a single-upsampling RRDBNet
     that is x3, SRCNN checkpoints); checked against the file when it can tell.
     """
+    from srlab.runtime import resolve_device  # the one device rule, as for upscaling and training
+
     model, desc = _resolve(name_or_path, scale)
     model.eval()
-    model.to(device=_device(device))
+    model.to(device=resolve_device(device))
     if dtype is not None:
         model.to(dtype=dtype)
     return model, desc
-
-
-def _device(device: Any):
-    import torch
-
-    if isinstance(device, str) and device == "auto":
-        from srlab.inference import pick_device  # cuda, else mps, else cpu: one rule for load and upscale
-
-        return pick_device("auto")
-    return torch.device(device)
 
 
 def known_names() -> dict[str, str]:

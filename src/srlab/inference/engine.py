@@ -1,0 +1,231 @@
+"""How a model runs: backend, device, precision, memory layout, fused dense blocks and ``torch.compile``.
+
+:func:`build_engine` makes every one of these choices in one place (:func:`engine_settings` for the
+choices, then the module is placed accordingly); :meth:`Engine.run` is the forward pass: pad to the
+model's size multiple, run on the device, clamp if asked, crop.
+
+- device and precision follow :func:`srlab.runtime.resolve_device` / :func:`~srlab.runtime.resolve_precision`
+  (``auto``: cuda, else mps, else cpu; fp32 on the CPU, fp16 on CUDA/MPS where the model supports it; a
+  precision the model or device cannot run falls back to fp32 with a warning). fp16/bf16 on a GPU convert
+  the model; on the CPU they autocast.
+- backend ``auto``: ONNX Runtime for the architectures in :data:`ORT_FASTER_ON_CPU` on the CPU in fp32
+  when it is installed (exported once into the cache by :func:`srlab.export.cached_onnx`; a failed export
+  falls back to PyTorch with a warning), else PyTorch.
+- channels_last (``None``: on for CUDA and the CPU with the torch backend): on CUDA the weights are
+  converted too (tensor-core layouts); on the CPU only the input is, since the layout propagates through
+  the convolutions and the caller's module can stay as it is.
+- fused dense blocks (``None``: on for CUDA): RRDBNet's blocks evaluated without concatenations
+  (:func:`srlab.models.rrdbnet.set_fused_blocks`; the same function, wider GEMMs).
+- compile: :func:`srlab.runtime.compile_module`; torch.compile fails on the first call, not at wrap time
+  (e.g. no C++ compiler), so that call falls back to eager once, with one warning.
+
+The caller's module is never moved, converted or switched: it is copied first when anything would change.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from srlab import runtime
+from srlab.errors import ConfigError
+from srlab.inference.tiling import pad_to_multiple
+from srlab.models.registry import ModelDescriptor
+from srlab.models.rrdbnet import ResidualDenseBlock, set_fused_blocks
+
+__all__ = ["ORT_FASTER_ON_CPU", "Engine", "EngineSettings", "build_engine", "engine_settings"]
+
+# Architectures that ONNX Runtime runs faster than PyTorch on a CPU (benchmarks/infer_bench.py; README
+# has the figures): ``backend='auto'`` uses ONNX Runtime for these when it is installed and fp32 is asked
+# for. Interpolation has no convolutions, so there is nothing to gain there.
+ORT_FASTER_ON_CPU = frozenset({"rrdbnet", "srvgg", "srcnn"})
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The resolved choices: nothing here touches the module or the device."""
+
+    backend: str  # 'torch' or 'onnxruntime'
+    device: torch.device
+    precision: str  # 'fp32', 'fp16' or 'bf16'
+    channels_last: bool
+    fuse: bool
+    compile_mode: str | None
+    auto_backend: bool  # the backend was chosen, not asked for: a failed ONNX export falls back
+
+    @property
+    def model_dtype(self) -> torch.dtype:
+        """The model's dtype: converted on a GPU, float32 on the CPU (which autocasts instead)."""
+        gpu = self.device.type in ("cuda", "mps")
+        return runtime.torch_dtype(self.precision) if gpu else torch.float32
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return runtime.amp_dtype(self.precision) if self.device.type == "cpu" else None
+
+
+def engine_settings(
+    module: nn.Module,
+    desc: ModelDescriptor,
+    *,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    backend: str = "auto",
+    compile: bool | str = False,
+    fuse: bool | None = None,
+    channels_last: bool | None = None,
+) -> EngineSettings:
+    """Resolve the ``Upscaler`` arguments of the same names (see :mod:`srlab.inference.engine`)."""
+    compile_mode = (
+        runtime.check_compile_mode("default" if compile is True else str(compile)) if compile else None
+    )
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; use 'auto', 'torch' or 'onnxruntime'")
+    auto = backend == "auto"
+    if auto:
+        backend = "torch" if compile_mode else _auto_backend(module, device, precision)
+    elif compile_mode and backend == "onnxruntime":
+        raise ConfigError("compile needs the torch backend; use --backend torch (or auto)")
+    if backend == "onnxruntime":
+        if str(device) not in ("auto", "cpu"):
+            raise ConfigError("the onnxruntime backend runs on the CPU; use --device cpu")
+        dev, prec = torch.device("cpu"), "fp32"
+    else:
+        dev = runtime.resolve_device(device)
+        prec = runtime.resolve_precision(precision, dev, desc)
+    torch_cl = dev.type in ("cuda", "cpu") if channels_last is None else bool(channels_last)
+    return EngineSettings(
+        backend=backend,
+        device=dev,
+        precision=prec,
+        channels_last=torch_cl and backend == "torch",
+        fuse=(dev.type == "cuda" if fuse is None else bool(fuse)) and backend == "torch",
+        compile_mode=compile_mode,
+        auto_backend=auto,
+    )
+
+
+def _auto_backend(module: nn.Module, device: Any, precision: str) -> str:
+    if precision not in ("auto", "fp32") or getattr(module, "arch", None) not in ORT_FASTER_ON_CPU:
+        return "torch"
+    if runtime.resolve_device(device).type != "cpu":
+        return "torch"
+    from srlab.export import onnxruntime_available
+
+    return "onnxruntime" if onnxruntime_available() else "torch"
+
+
+def build_engine(module: nn.Module, desc: ModelDescriptor, *, caller_owned: bool, **options: Any) -> Engine:
+    """The :class:`Engine` for ``module`` with the ``Upscaler`` options ``device``, ``precision``,
+    ``backend``, ``compile``, ``fuse`` and ``channels_last``. ``caller_owned``: the module belongs to the
+    caller (it is copied before anything changes it)."""
+    settings = engine_settings(module, desc, **options)
+    if settings.backend == "onnxruntime":
+        from srlab.export import cached_onnx
+
+        try:
+            return Engine(cached_onnx(module.eval()), desc, settings, caller_owned=False)
+        except Exception as exc:  # noqa: BLE001 - auto falls back; an explicit request reports
+            if not settings.auto_backend:
+                raise
+            warnings.warn(f"ONNX export failed ({exc}); running with PyTorch", stacklevel=3)
+            settings = engine_settings(module, desc, **{**options, "backend": "torch"})
+    return Engine(module, desc, settings, caller_owned=caller_owned)
+
+
+class Engine:
+    """A module placed as :class:`EngineSettings` say, and its forward pass (see :meth:`run`)."""
+
+    def __init__(
+        self, module: nn.Module, desc: ModelDescriptor, settings: EngineSettings, *, caller_owned: bool
+    ) -> None:
+        s = self.settings = settings
+        self.descriptor = desc
+        self.device = s.device
+        convert_weights = s.channels_last and s.device.type == "cuda"
+        torch_backend = s.backend == "torch"
+        moves = torch_backend and (
+            s.device.type != "cpu" or s.model_dtype != torch.float32 or convert_weights
+        )
+        blocks = [m for m in module.modules() if isinstance(m, ResidualDenseBlock)] if torch_backend else []
+        switch = any(b.fused != s.fuse for b in blocks)
+        if caller_owned and (moves or switch):
+            module = copy.deepcopy(module)  # never move, convert or switch the caller's module
+        module = module.eval()
+        if moves:
+            module = module.to(s.device, s.model_dtype)
+            if convert_weights:
+                module = module.to(memory_format=torch.channels_last)
+        if switch:
+            set_fused_blocks(module, s.fuse)
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.fused = bool(blocks) and s.fuse
+        self.module = module
+        self.compile_mode = s.compile_mode
+        self.model = runtime.compile_module(module, s.compile_mode) if s.compile_mode else module
+
+    # settings, for describe() and callers
+    backend = property(lambda self: self.settings.backend)
+    precision = property(lambda self: self.settings.precision)
+    channels_last = property(lambda self: self.settings.channels_last)
+    model_dtype = property(lambda self: self.settings.model_dtype)
+    autocast_dtype = property(lambda self: self.settings.autocast_dtype)
+
+    def describe(self) -> str:
+        """``cuda fp16 channels_last fused-RDB compiled(default)``: what runs."""
+        return (
+            f"{self.device.type} {self.precision}{' channels_last' if self.channels_last else ''}"
+            f"{' fused-RDB' if self.fused else ''}"
+            f"{f' compiled({self.compile_mode})' if self.compile_mode else ''}"
+        )
+
+    def run(self, x: torch.Tensor, *, keep: bool = False, clamp: bool = False) -> torch.Tensor:
+        """The model's output for a float (N, C, H, W) batch: padded to the model's size multiple, run on
+        the device, clamped to [0, 1] with ``clamp``, cropped to (H s, W s). float32, on the CPU, or with
+        ``keep`` on the device it ran on."""
+        h, w = x.shape[-2:]
+        s = int(self.descriptor.scale)
+        y = self.forward(pad_to_multiple(x, max(1, int(self.descriptor.size_multiple))), keep=keep)
+        if clamp:
+            y = y.clamp(0, 1)
+        return y[..., : h * s, : w * s]
+
+    def forward(self, batch: torch.Tensor, *, keep: bool = False) -> torch.Tensor:
+        """The model on ``batch`` as it is (no padding): moved to the device, dtype and layout, and back."""
+        if self.device.type == "cuda" and not batch.is_cuda:
+            batch = batch.pin_memory()
+        x = batch.to(self.device, self.model_dtype, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        try:
+            y = self._call(x)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - dynamo/inductor raise many kinds (e.g. no C++ compiler)
+            oom = isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
+            if oom or not self.compile_mode or self.model is self.module:
+                raise
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            warnings.warn(
+                f"torch.compile failed ({type(exc).__name__}: {lines[0][:160] if lines else ''}); "
+                "running without it",
+                stacklevel=4,
+            )
+            self.model, self.compile_mode = self.module, None
+            y = self._call(x)
+        if keep:
+            return y.float()
+        return y.to("cpu", torch.float32)
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        if self.autocast_dtype is not None:
+            with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
+                return self.model(x)
+        return self.model(x)
