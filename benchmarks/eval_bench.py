@@ -28,21 +28,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_info, print_table, write_json  # noqa: E402
-from srlab.imaging.resize import imresize, modcrop, quantize  # noqa: E402
+from srlab.imaging.resize import imresize, quantize  # noqa: E402
 from srlab.metrics import metrics_batch  # noqa: E402
+from srlab.protocols import get_protocol, hr_tensor, read_hr  # noqa: E402
+from srlab.runtime import cuda_available  # noqa: E402
+
+_STANDARD = get_protocol("standard")
 
 _Y = np.array([65.481, 128.553, 24.966]) / 255.0
 
 
 def _pairs_from_set(name: str, data_root: str | None, scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    from srlab.imaging.io import read_image
-    from srlab.data.registry import find_dataset
+    from srlab.data.find import find_dataset
 
     ds = find_dataset(name, data_root)
     out = []
     for p in ds.files:
-        px = read_image(p).pixels
-        out.append((p.stem, *_pair(px if px.ndim == 3 else px[..., None], scale)))
+        out.append((p.stem, *_pair(read_hr(p)[0], scale)))
     return out
 
 
@@ -59,9 +61,12 @@ def _synthetic(n: int, scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def _pair(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    hr = np.ascontiguousarray(modcrop(hr, scale))
-    t = torch.from_numpy(hr).permute(2, 0, 1).double()
-    sr = quantize(imresize(quantize(imresize(t, 1 / scale)), scale))
+    hr, reason = _STANDARD.prepare_hr(hr, scale)
+    if hr is None:
+        raise SystemExit(f"eval_bench: {reason}")
+    hr = np.ascontiguousarray(hr)
+    t = hr_tensor(hr)[0]
+    sr = quantize(imresize(_STANDARD.make_lr(t, scale), scale))
     return hr, sr.permute(1, 2, 0).numpy().astype(np.uint8)
 
 
@@ -126,11 +131,11 @@ def main(argv=None) -> int:
             print(f"{args.dataset} not available ({exc}); using 14 synthetic images")
             pairs, source = _synthetic(14, args.scale), "14 synthetic images"
     mpx = sum(hr.shape[0] * hr.shape[1] for _, hr, _ in pairs) / 1e6
-    crop = args.scale
+    crop = _STANDARD.border_crop(args.scale)
     print(f"{source}: {len(pairs)} pairs, {mpx:.2f} Mpx of HR, x{args.scale}, border crop {crop}")
 
     devices = [torch.device("cpu")]
-    if torch.cuda.is_available() and not args.no_cuda:
+    if cuda_available() and not args.no_cuda:
         devices.append(torch.device("cuda"))
     rows = []
     for y_only in (False, True):

@@ -1,4 +1,4 @@
-"""Known data sets: layouts on disk, data-root resolution, overrides, `srlab data list|fetch`."""
+"""Known data sets (catalog), finding them (layouts, data root, overrides), `srlab data list|fetch`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from srlab.cli import main
-from srlab.data import registry as R
+from srlab.data.catalog import DATASETS, DatasetSpec, Layout, get_spec
+from srlab.data.find import find_dataset, parse_set_paths, resolve_data_root
 from srlab.errors import DataError
 
 
@@ -32,89 +33,91 @@ def test_shared_layouts_are_recognised(data_root):
         "DIV2K_train_crop128": ("DIV2K_train_crop128", 800),
     }
     for name, (rel, n) in expect.items():
-        ds = R.find_dataset(name, data_root)
+        ds = find_dataset(name, data_root)
         assert ds.hr_dir == data_root / rel and len(ds) == n and ds.complete
-    s5 = R.find_dataset("set5", data_root)  # case-insensitive
+    s5 = find_dataset("set5", data_root)  # case-insensitive
     assert [p.name for p in s5.files] == ["baby.png", "bird.png", "butterfly.png", "head.png", "woman.png"]
-    assert R.find_dataset("B100", data_root).name == "B100"
+    assert find_dataset("B100", data_root).name == "B100"
 
 
 def test_alternative_layouts(tmp_path):
     for n in ("baby", "bird"):
         _img(tmp_path / "benchmark" / "Set5" / "HR" / f"{n}.png")
     _img(tmp_path / "benchmark" / "Set5" / "LR_bicubic" / "X2" / "babyx2.png")
-    ds = R.find_dataset("Set5", tmp_path)
+    ds = find_dataset("Set5", tmp_path)
     assert ds.hr_dir == tmp_path / "benchmark/Set5/HR" and len(ds) == 2 and not ds.complete
     assert ds.lr_dir(2) == tmp_path / "benchmark/Set5/LR_bicubic/X2" and ds.lr_dir(3) is None
     # SelfExSR: HR and LR files side by side; only *_HR files count
     for i in (1, 2, 3):
         _img(tmp_path / "Set14" / "image_SRF_2" / f"img_00{i}_SRF_2_HR.png")
         _img(tmp_path / "Set14" / "image_SRF_2" / f"img_00{i}_SRF_2_LR.png")
-    ds = R.find_dataset("Set14", tmp_path)
+    ds = find_dataset("Set14", tmp_path)
     assert len(ds) == 3 and all(p.name.endswith("_HR.png") for p in ds.files)
     # BasicSR's GTmod12, a flat folder, DIV2K valid, natural sort order
     _img(tmp_path / "Urban100" / "GTmod12" / "img_001.png")
-    assert R.find_dataset("Urban100", tmp_path).hr_dir.name == "GTmod12"
+    assert find_dataset("Urban100", tmp_path).hr_dir.name == "GTmod12"
     for n in ("img10", "img2", "img1"):
         _img(tmp_path / "General100" / f"{n}.bmp")
     (tmp_path / "General100" / "notes.txt").write_text("x")
-    assert [p.stem for p in R.find_dataset("General100", tmp_path).files] == ["img1", "img2", "img10"]
+    assert [p.stem for p in find_dataset("General100", tmp_path).files] == ["img1", "img2", "img10"]
     _img(tmp_path / "DIV2K_valid_HR" / "0801.png")
-    assert len(R.find_dataset("DIV2K_valid", tmp_path)) == 1
+    assert len(find_dataset("DIV2K_valid", tmp_path)) == 1
     # FFHQ is searched recursively (00000/, 01000/, ...)
     _img(tmp_path / "thumbnails128x128" / "00000" / "00000.png")
     _img(tmp_path / "thumbnails128x128" / "01000" / "01000.png")
-    assert len(R.find_dataset("FFHQ", tmp_path)) == 2
+    assert len(find_dataset("FFHQ", tmp_path)) == 2
 
 
 def test_missing_and_unknown_sets_say_what_to_do(tmp_path):
     with pytest.raises(DataError, match=r"Urban100 not found under .*srlab data fetch Urban100"):
-        R.find_dataset("Urban100", tmp_path)
+        find_dataset("Urban100", tmp_path)
     with pytest.raises(DataError, match=r"Manga109 not found.*manga109.org"):
-        R.find_dataset("Manga109", tmp_path)
+        find_dataset("Manga109", tmp_path)
     with pytest.raises(DataError, match=r"did you mean 'Set1?[45]'\?.*--set-path Set15=FOLDER"):
-        R.find_dataset("Set15", tmp_path)
+        find_dataset("Set15", tmp_path)
 
 
 def test_set_path_overrides(tmp_path):
     _img(tmp_path / "mine" / "a.png")
     _img(tmp_path / "mine" / "b.jpg")
-    ds = R.find_dataset("Set5", tmp_path / "nowhere", set_paths={"Set5": tmp_path / "mine"})
+    ds = find_dataset("Set5", tmp_path / "nowhere", set_paths={"Set5": tmp_path / "mine"})
     assert ds.hr_dir == tmp_path / "mine" and len(ds) == 2 and ds.spec.name == "Set5"
     # a set's root folder: its HR/ inside is used
     _img(tmp_path / "root5" / "HR" / "c.png")
-    assert (
-        R.find_dataset("Set5", None, set_paths={"set5": tmp_path / "root5"}).hr_dir == tmp_path / "root5/HR"
-    )
+    assert find_dataset("Set5", None, set_paths={"set5": tmp_path / "root5"}).hr_dir == tmp_path / "root5/HR"
     # ad-hoc names
-    adhoc = R.find_dataset("Holiday", None, set_paths={"Holiday": tmp_path / "mine"})
+    adhoc = find_dataset("Holiday", None, set_paths={"Holiday": tmp_path / "mine"})
     assert adhoc.spec is None and adhoc.complete and adhoc.name == "Holiday"
     with pytest.raises(DataError, match="no such folder"):
-        R.find_dataset("Set5", None, set_paths={"Set5": tmp_path / "nope"})
+        find_dataset("Set5", None, set_paths={"Set5": tmp_path / "nope"})
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images"):
-        R.find_dataset("Set5", None, set_paths={"Set5": tmp_path / "empty"})
-    assert R.parse_set_paths(["Set5=/a/b", "X=/c,Y=/d"]) == {
+        find_dataset("Set5", None, set_paths={"Set5": tmp_path / "empty"})
+    assert parse_set_paths(["Set5=/a/b", "X=/c,Y=/d"]) == {
         "Set5": Path("/a/b"),
         "X": Path("/c"),
         "Y": Path("/d"),
     }
     with pytest.raises(DataError, match="NAME=FOLDER"):
-        R.parse_set_paths(["Set5"])
+        parse_set_paths(["Set5"])
 
 
 def test_data_root_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("SRLAB_DATA_ROOT", raising=False)
+    monkeypatch.delenv("SRLAB_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     work = tmp_path / "proj" / "repo"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
-    assert R.resolve_data_root() == tmp_path / "cache" / "srlab" / "data"
+    assert resolve_data_root() == tmp_path / "cache" / "srlab" / "data"
+    # the one cache root: $SRLAB_CACHE wins over $XDG_CACHE_HOME
+    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "srlab-cache"))
+    assert resolve_data_root() == tmp_path / "srlab-cache" / "data"
     (tmp_path / "proj" / "shared" / "data").mkdir(parents=True)
-    assert R.resolve_data_root() == Path.cwd().parent / "shared" / "data"
+    assert resolve_data_root() == Path.cwd().parent / "shared" / "data"
     monkeypatch.setenv("SRLAB_DATA_ROOT", str(tmp_path / "env"))
-    assert R.resolve_data_root() == tmp_path / "env"
-    assert R.resolve_data_root(tmp_path / "explicit") == tmp_path / "explicit"
+    assert resolve_data_root() == tmp_path / "env"
+    assert resolve_data_root(tmp_path / "explicit") == tmp_path / "explicit"
 
 
 def test_every_spec_is_complete():
@@ -128,10 +131,13 @@ def test_every_spec_is_complete():
         "Set14",
     }
     names |= {"B100", "Urban100", "Manga109", "T91", "General100", "BSD200", "DIV2K_train_crop128"}
-    assert names <= set(R.DATASETS)
-    for spec in R.DATASETS.values():
+    assert names <= set(DATASETS)
+    for spec in DATASETS.values():
         assert spec.url and spec.layouts and spec.count and spec.role in ("train", "test")
         assert spec.download is None or spec.download.startswith(("http://", "https://"))
+        assert get_spec(spec.name) is spec and all(get_spec(a.upper()) is spec for a in spec.aliases)
+    # the catalogue holds no protocol detail (the study's centre crops live in srlab.protocols)
+    assert not any("crop" in f for f in DatasetSpec.__dataclass_fields__)
 
 
 def test_data_list_cli(data_root, tmp_path, capsys):
@@ -152,16 +158,16 @@ def test_data_list_cli(data_root, tmp_path, capsys):
 
 
 def _fake_spec(monkeypatch, archive: Path, sha: str | None, count=2):
-    spec = R.DatasetSpec(
+    spec = DatasetSpec(
         "FakeSet",
         "test set",
         count,
         "https://example.org/fake",
         download=archive.as_uri(),
         sha256=sha,
-        layouts=(R.Layout("FakeSet/HR"),),
+        layouts=(Layout("FakeSet/HR"),),
     )
-    monkeypatch.setitem(R.DATASETS, "FakeSet", spec)
+    monkeypatch.setitem(DATASETS, "FakeSet", spec)
     return spec
 
 

@@ -13,12 +13,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srlab.cli import main
+from srlab.eval_models import EvalModel
+from srlab.evaluate import evaluate
 from srlab.imaging.color import rgb_to_ycbcr
 from srlab.imaging.resize import imresize, quantize
-from srlab.evaluate import EvalModel, centre_crop, evaluate
 from srlab.metrics import metrics_batch
 from srlab.models.bicubic import Interpolation
 from srlab.models.registry import describe
+from srlab.protocols import centre_crop
 from srlab.report.tables import markdown_table, read_results, summarize
 
 # Bicubic, Y channel, crop = scale (SRCNN / VDSR / EDSR tables).

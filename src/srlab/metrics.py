@@ -6,7 +6,7 @@
   L = 255, population (biased) variances, the *valid* region of the filtered maps only (no padding), mean of
   the SSIM map; for RGB the mean of the three per-channel SSIMs (BasicSR's ``calculate_ssim``). It agrees with
   ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-  data_range=255)`` to ~1e-12. (torchmetrics averages the padded full map instead and differs by ~1e-3.)
+  data_range=255)`` to rounding error. (torchmetrics averages the padded full map instead, which differs.)
 - **Channels**: ``'y'`` is MATLAB ``rgb2ycbcr`` luma ``16 + 65.481 R + 128.553 G + 24.966 B`` (R, G, B in
   [0, 1]) *not* rounded; ``'rgb'`` the three channels. A one-channel (grayscale) image is measured on its own
   channel for both.
@@ -26,7 +26,6 @@ otherwise raises :class:`srlab.errors.SrlabError` saying how to get them.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from srlab.errors import SrlabError
+from srlab.runtime import one_thread
 
 __all__ = [
     "SSIM_K",
@@ -147,24 +147,6 @@ def _gauss_1d() -> list[float]:
     return [v / s for v in g]
 
 
-@contextlib.contextmanager
-def _one_thread(device: torch.device):
-    """Run the metric arithmetic on one CPU thread.
-
-    The operations are small and memory-bound: on a busy machine OpenMP's barrier waits made the two-thread
-    version 10x slower than one thread (measured on 2 shared cores); on an idle machine they are on par.
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _gauss_filter(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Valid-region 1-D Gaussian filtering along ``dim``, as a sum of symmetric shifted slices.
 
@@ -223,7 +205,7 @@ def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float) -> to
     cpu = x.device.type == "cpu"
     rows = max(8, _STRIP_BYTES // per_row - halo) if cpu else out_h
     total = None
-    with _one_thread(x.device):
+    with one_thread(x.device):
         for r0 in range(0, out_h, rows):
             r1 = min(out_h, r0 + rows)
             part = _ssim_sum(x[..., r0 : r1 + halo, :], y[..., r0 : r1 + halo, :], c1, c2, data_range / 2.0)
@@ -276,7 +258,7 @@ def metrics_batch(
             raise ValueError(f"channel must be 'y' or 'rgb', not {ch!r}")
     a, _ = _to_batch(sr)
     b, _ = _to_batch(hr)
-    with _one_thread(a.device):
+    with one_thread(a.device):
         return _metrics(a, b, crop, channels, data_range)
 
 

@@ -7,7 +7,8 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="list known data sets (found/complete/missing) or fetch one")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     common = dict(
-        default=None, help="data root (default: $SRLAB_DATA_ROOT, ../shared/data, ~/.cache/srlab/data)"
+        default=None,
+        help="data root (default: $SRLAB_DATA_ROOT, ../shared/data, the srlab cache's data/ folder)",
     )
     lp = dsub.add_parser("list", help="show each known set: found/complete/missing and where to get it")
     lp.add_argument("--data-root", **common)
@@ -24,13 +25,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from srlab.data.registry import (
-        DATASETS,
-        dataset_status,
-        fetch_dataset,
-        parse_set_paths,
-        resolve_data_root,
-    )
+    from srlab.data.catalog import DATASETS
+    from srlab.data.fetch import fetch_dataset
+    from srlab.data.find import dataset_status, parse_set_paths, resolve_data_root
 
     if args.data_command == "fetch":
         fetch_dataset(args.name, args.data_root, force=args.force, keep_archive=args.keep_archive)

@@ -43,7 +43,11 @@ def register(sub) -> None:
         "--datasets", type=_csv, default=["Set5", "Set14", "B100"], help="comma-separated set names"
     )
     p.add_argument("--scale", "--scales", dest="scales", type=_scales, default=[2, 3, 4], help="e.g. 2,3,4")
-    p.add_argument("--protocol", choices=("standard", "study"), default="standard")
+    p.add_argument(
+        "--protocol",
+        default="standard",
+        help="standard (papers' tables, default) or study (the study's notebook); see srlab.protocols",
+    )
     p.add_argument(
         "--data-root",
         default=None,
@@ -66,7 +70,8 @@ def register(sub) -> None:
         "--hr-crop",
         type=int,
         default=None,
-        help="study protocol: centre-crop size (default 128, whole image for sets at the study's size; 0 = none)",
+        help="study protocol: centre-crop size (default 128; images no larger, and the sets the study used "
+        "whole, are used whole; 0 = none)",
     )
     p.add_argument(
         "--lpips", action="store_true", help="also LPIPS (needs the optional lpips package and its weights)"
@@ -80,7 +85,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from srlab.data.registry import parse_set_paths
+    from srlab.data.find import parse_set_paths
     from srlab.evaluate import evaluate
     from srlab.report.tables import markdown_table, summarize, write_results
 

@@ -1,1 +1,2 @@
-"""Data: image decoding/encoding, degradations (HR -> LR) and datasets."""
+"""Data sets: the catalogue of known sets (``catalog``), finding them on disk (``find``), downloading them
+(``fetch``) and in-memory training sets (``datasets``)."""

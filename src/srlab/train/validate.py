@@ -1,12 +1,11 @@
 """Validation during training: PSNR/SSIM of the generator on a small HR set under an evaluation protocol.
 
-- ``standard``: HR modcropped to the scale; LR = MATLAB bicubic ``imresize(HR, 1/s)`` rounded to uint8; the
-  SR output rounded to uint8; PSNR/SSIM on Y (MATLAB BT.601) with a border crop of ``s``. A Y-channel model
-  gets the LR's luma and is scored on its own output channel.
-- ``study``: HR = 128x128 centre crop; LR = bilinear resize to half size without antialiasing (float, not
-  rounded); PSNR/SSIM on RGB 0-255 of the clipped output, no crop.
-
-Metrics come from :mod:`srlab.metrics` (MATLAB-consistent). Validation runs in fp32, one image at a time.
+The HR/LR pairs are made exactly as ``srlab eval`` makes them (:mod:`srlab.protocols`: the same reader, the
+same HR preparation, degradation and rounding); an image the protocol refuses (too small) is skipped with
+its reason, as ``srlab eval`` skips it. The score is the protocol's headline channel (``standard``: Y with a
+border crop of the scale; ``study``: RGB, no crop) of the rounded (standard) or clipped (study) output; a
+Y-channel model is scored on its own output channel. Metrics come from :mod:`srlab.metrics`. Validation runs
+in fp32, one image at a time.
 """
 
 from __future__ import annotations
@@ -17,23 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srlab.errors import DataError
+from srlab.errors import DataError, ImageError
+from srlab.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
 
-__all__ = ["ValImage", "ValSet", "resolve_data_root", "resolve_data_path", "run_validation"]
-
-
-def resolve_data_root(data_root: str | Path | None = None) -> Path:
-    """The data root: the argument, else $SRLAB_DATA_ROOT, else ../shared/data, else the cache."""
-    from srlab.data.registry import resolve_data_root as _resolve
-
-    return Path(_resolve(data_root))
+__all__ = ["ValImage", "ValSet", "resolve_data_path", "run_validation"]
 
 
 def resolve_data_path(path: str | Path, data_root: str | Path | None = None, *, hr: bool = True) -> Path:
     """A folder of images: an absolute path; else ``path`` under the data root (its ``HR/`` sub-folder when it
-    has one); else a known set name found by :func:`srlab.data.registry.find_dataset` (DataError saying where
+    has one); else a known set name found by :func:`srlab.data.find.find_dataset` (DataError saying where
     to get it when it is not there)."""
-    from srlab.data.registry import find_dataset, get_spec
+    from srlab.data.catalog import get_spec
+    from srlab.data.find import find_dataset, resolve_data_root
 
     p = Path(path).expanduser()
     if not p.is_absolute():
@@ -50,67 +44,79 @@ def resolve_data_path(path: str | Path, data_root: str | Path | None = None, *, 
 @dataclass
 class ValImage:
     name: str
-    inp: torch.Tensor  # (1, C, h, w) float in [0, 1], the model input
-    hr: torch.Tensor  # (1, C, H, W) float on the 0-255 scale, the reference (RGB or Y)
+    inp: torch.Tensor  # (1, C, h, w) float32 in [0, 1], the model input
+    hr: torch.Tensor  # (1, C, H, W) float64 on the 0-255 scale, the reference (RGB, grey or Y)
 
 
 class ValSet:
-    """HR images prepared once for a protocol and the model's colour (``rgb`` or ``y``)."""
+    """HR images prepared once for a protocol and the model's colour (``rgb`` or ``y``).
+
+    ``hr_crop`` and ``dataset`` choose the HR centre crop as :meth:`srlab.protocols.Protocol.crop_size` does
+    (None: the protocol's default; ``dataset``: a catalogued set name, for the sets a protocol uses whole).
+    """
 
     def __init__(
         self,
         folder: Path,
         *,
         scale: int,
-        protocol: str,
+        protocol: str | Protocol,
         color: str,
+        hr_crop: int | None = None,
+        dataset: str | None = None,
         max_images: int = 0,
         log=None,
     ) -> None:
-        from srlab.data.datasets import list_images, load_rgb_uint8
-        from srlab.errors import ImageError
-        from srlab.imaging.color import rgb_to_y
-        from srlab.imaging.resize import imresize, modcrop, quantize, study_resize
+        from srlab.imaging.files import require_images
 
-        if protocol not in ("standard", "study"):
-            raise DataError(f"unknown validation protocol {protocol!r}; use standard or study")
-        self.scale, self.protocol, self.color = scale, protocol, color
+        self.scale, self.protocol, self.color = int(scale), get_protocol(protocol), color
         self.folder = Path(folder)
+        self.dataset = _canonical(dataset)
+        self.hr_crop = self.protocol.crop_size(hr_crop, self.dataset)
         self.images: list[ValImage] = []
-        files = list_images(folder, what="validation folder")
+        files = require_images(folder, what="validation folder")
         if max_images:
             files = files[:max_images]
-        skipped = []
+        skipped: list[str] = []
         for f in files:
-            try:
-                a = load_rgb_uint8(f)
-            except ImageError:
-                skipped.append(f.name)
-                continue
-            hr = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(torch.float64)[None]
-            if protocol == "standard":
-                hr = modcrop(hr, scale)
-                lr = quantize(imresize(hr, 1.0 / scale))
+            item, reason = self._prepare(f, hr_crop)
+            if item is None:
+                skipped.append(f"{f.name} ({reason})")
             else:
-                c = 128
-                h, w = hr.shape[-2:]
-                if h >= c and w >= c:
-                    y0, x0 = h // 2 - c // 2, w // 2 - c // 2
-                    hr = hr[..., y0 : y0 + c, x0 : x0 + c]
-                else:
-                    hr = modcrop(hr, scale)
-                h, w = hr.shape[-2:]
-                lr = study_resize((hr / 255.0).float(), (h // scale, w // scale)).double() * 255.0
-            if color == "y":
-                lr, hr = rgb_to_y(lr), rgb_to_y(hr)
-            self.images.append(ValImage(f.stem, (lr / 255.0).float(), hr))
+                self.images.append(item)
         if not self.images:
-            raise DataError(f"no readable validation image in {folder}")
+            why = f"; e.g. {skipped[0]}" if skipped else ""
+            raise DataError(f"no usable validation image in {folder} ({self.protocol.name} protocol){why}")
         if skipped and log:
-            log(f"val: skipped {len(skipped)} unreadable images in {folder}: {', '.join(skipped[:3])}")
+            log(f"val: skipped {len(skipped)} images in {folder}: {'; '.join(skipped[:3])}")
+
+    def _prepare(self, path: Path, hr_crop: int | None) -> tuple[ValImage | None, str | None]:
+        try:
+            pixels, _notes = read_hr(path)
+        except ImageError as exc:
+            return None, str(exc)
+        proto = self.protocol
+        hr_np, reason = proto.prepare_hr(pixels, self.scale, hr_crop=hr_crop, dataset=self.dataset)
+        if hr_np is None:
+            return None, reason
+        hr = hr_tensor(hr_np)
+        lr = proto.make_lr(hr, self.scale)
+        inp = (model_input(lr, self.color) / 255.0).float().contiguous()
+        ref = y_reference(hr) if self.color == "y" else hr
+        return ValImage(path.stem, inp, ref), None
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+def _canonical(dataset: str | None) -> str | None:
+    """A catalogued set's registry name (aliases resolved), else the name as given."""
+    if not dataset:
+        return None
+    from srlab.data.catalog import get_spec
+
+    spec = get_spec(str(dataset))
+    return spec.name if spec else str(dataset)
 
 
 @torch.no_grad()
@@ -125,20 +131,17 @@ def run_validation(
     ssim: bool = True,
 ):
     """Per-image and mean PSNR/SSIM of ``model`` on ``vset``. Writes ``samples`` SR images to ``sample_dir``."""
-    from srlab.imaging.resize import quantize
     from srlab.metrics import metrics_batch, psnr
 
+    proto = vset.protocol
+    crop, ch = proto.border_crop(vset.scale), proto.metric_channel
     was_training = model.training
     model.eval()
     rows = []
     try:
         for i, im in enumerate(vset.images):
             inp = im.inp.to(device)
-            sr = model(inp).float().cpu().double() * 255.0
-            if vset.protocol == "standard":
-                sr, crop, ch = quantize(sr), vset.scale, "y"
-            else:
-                sr, crop, ch = sr.clamp(0, 255), 0, "rgb"
+            sr = proto.round_sr(model(inp).float().cpu().double() * 255.0)
             if ssim:
                 m = metrics_batch(sr, im.hr, crop=crop, channels=(ch,))
                 row = {"psnr": float(m[f"psnr_{ch}"][0]), "ssim": float(m[f"ssim_{ch}"][0])}
@@ -157,13 +160,8 @@ def run_validation(
 
 
 def _write_sample(path: Path, sr: torch.Tensor) -> None:
+    from srlab.imaging.io import write_image
+
     arr = sr[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        from srlab.imaging.io import write_image
-
-        write_image(path, arr, overwrite=True)
-    except ImportError:  # pragma: no cover
-        from PIL import Image
-
-        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(path)
+    write_image(path, arr, overwrite=True)
