@@ -9,8 +9,8 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from srlab import metrics
-from srlab.imaging.resize import imresize, quantize
 from srlab.errors import SrlabError
+from srlab.imaging.resize import imresize, quantize
 
 # BasicSR metrics README, MATLAB column: bicubic x4 upsample (MATLAB imresize) of the MATLAB LR, crop 4.
 PUBLISHED = {

@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srlab.protocols import get_protocol
+
 # ---------------------------------------------------------------------------------------------- protocols
-# Every protocol-related constant of the study, in this one place.
+# The study runs both protocols of srlab.protocols (the only place a protocol is defined); these lookups
+# are read off them, plus the short names the report prints.
 SCALE = 2
 PROTOCOLS = ("study", "standard")
-METRIC_CHANNEL = {"study": "rgb", "standard": "y"}
-INTERP_OF = {"study": "bilinear", "standard": "bicubic"}
-DEGRADATION_OF = {"study": "study", "standard": "bicubic"}
+METRIC_CHANNEL = {p: get_protocol(p).metric_channel for p in PROTOCOLS}
+INTERP_OF = {p: get_protocol(p).interpolation for p in PROTOCOLS}
+DEGRADATION_OF = {p: get_protocol(p).degradation for p in PROTOCOLS}
 SHORT_DEG = {"study": "study (bilinear)", "standard": "standard (MATLAB bicubic)"}
 DEGRADATION_TEXT = {
     "study": "bilinear /2 without antialiasing, float LR (the study's)",

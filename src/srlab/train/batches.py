@@ -83,6 +83,8 @@ def load_val_set(cfg: TrainConfig, data_root: Path | str | None, *, log: Callabl
         resolve_data_path(cfg.val.set, data_root),
         scale=cfg.scale,
         protocol=cfg.val.protocol,
+        hr_crop=cfg.val.hr_crop,
+        dataset=cfg.val.set,
         color=cfg.data.color,
         max_images=cfg.val.max_images,
         log=log,

@@ -140,6 +140,8 @@ class ValConfig(_Section):
 
     set: str | None = "Set5"  # a known set name or a folder of HR images; None = no validation
     protocol: Literal["standard", "study"] = "standard"
+    # study protocol's HR centre crop: None = the protocol's default for the set, 0 = whole images
+    hr_crop: Int | None = None
     every: Int = 1000  # iterations (0 = only at the end of each stage)
     max_images: Int = 0
     samples: Int = 2  # SR images written per validation
