@@ -142,6 +142,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert "outscale" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_saved_srcnn_weights_file(tmp_path):
     from srlab.models.registry import build_model
     from srlab.weights.io import save_model
@@ -166,6 +167,7 @@ def test_saved_srcnn_weights_file(tmp_path):
     assert np.abs(tiled.astype(int) - whole).max() <= 1  # overlap 7 >= SRCNN x2 radius
 
 
+@pytest.mark.slow
 def test_subprocess_exit_status(tmp_path):
     d = tmp_path / "s"
     d.mkdir()

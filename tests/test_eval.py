@@ -36,6 +36,7 @@ PUBLISHED = {
 }
 
 
+@pytest.mark.slow
 def test_bicubic_reproduces_the_published_table(data_root):
     res = evaluate(
         ["bicubic"], ["Set5", "Set14"], [2, 3, 4], data_root=data_root, channels=("y",), log=lambda m: None

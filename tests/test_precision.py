@@ -25,6 +25,7 @@ def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
     )
 
 
+@pytest.mark.slow
 def test_fp16_fused_and_bf16_stay_above_50_db_of_fp32_on_a_real_photo():
     import srlab
     from srlab.models.rrdbnet import set_fused_blocks

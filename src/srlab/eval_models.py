@@ -70,7 +70,7 @@ def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -
     low = spec.lower()
     if low in INTERPOLATION_MODELS:
         module, desc = build_model(low, scale=scale)
-        return EvalModel(low, spec, module.to(device).eval(), desc, per_scale=True)
+        return EvalModel(low, spec, module.eval(), desc, per_scale=True)  # runs on the CPU in float64
     module, desc = load_model(spec, device=str(device))
     path = Path(spec).expanduser()
     ckpt = sha = None

@@ -34,7 +34,7 @@ from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imaging.resize import quantize, upsample
 from srlab.metrics import lpips_distance, metrics_batch, require_lpips
 from srlab.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
-from srlab.runtime import one_thread, resolve_device, synchronize, threads
+from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -65,16 +65,19 @@ def _run_model(
         want = int(getattr(desc, "in_channels", 3))
         if want != x.shape[1]:
             raise ConfigError(f"model {m.label} takes {want} input channels; expected 3 (RGB) or colour 'y'")
-    # Interpolation baselines run in float64 (MATLAB's double: identical on CPU and GPU); networks in float32.
+    # Interpolation baselines run on the CPU in float64 (MATLAB's double; MPS has no float64); networks run
+    # on the device in full fp32 (no TF32). Everything after the network runs on the CPU in float64, so a
+    # GPU changes only the network's own rounding.
+    dev = torch.device("cpu") if m.per_scale else device
     dtype = torch.float64 if m.per_scale else torch.float32
-    inp = (x / 255.0).to(device=device, dtype=dtype).contiguous()
-    synchronize(device)
+    inp = (x / 255.0).to(device=dev, dtype=dtype).contiguous()
+    synchronize(dev)
     t0 = time.perf_counter()
-    with torch.inference_mode(), threads(n_threads):
+    with torch.inference_mode(), threads(n_threads), full_fp32(dev):
         out = upsample(inp, scale, m.module.method) if m.per_scale else m.module(inp)
-    synchronize(device)
+    synchronize(dev)
     runtime = time.perf_counter() - t0
-    out = out.to(torch.float64) * 255.0
+    out = out.to("cpu", torch.float64) * 255.0
     exp = (lr.shape[-2] * scale, lr.shape[-1] * scale)
     if tuple(out.shape[-2:]) != exp:
         raise ConfigError(
@@ -106,7 +109,7 @@ def evaluate(
     protocol: str | Protocol = "standard",
     data_root: str | Path | None = None,
     set_paths: dict | None = None,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     crop: int | None = None,
     hr_crop: int | None = None,
     save_dir: str | Path | None = None,

@@ -41,6 +41,7 @@ __all__ = [
     "cuda_available",
     "cuda_rng_state",
     "free_cores",
+    "full_fp32",
     "gpu_names",
     "one_thread",
     "resolve_device",
@@ -105,6 +106,21 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+@contextlib.contextmanager
+def full_fp32(device: torch.device) -> Iterator[None]:
+    """fp32 convolutions and matmuls without TF32 inside the block on CUDA (PyTorch lets cuDNN use TF32,
+    10 mantissa bits, by default): evaluation numbers must not depend on the GPU generation."""
+    if device.type != "cuda":
+        yield
+        return
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def gpu_names() -> list[str]:

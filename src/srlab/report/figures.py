@@ -7,7 +7,6 @@ lists -- this module knows nothing about models or data sets.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,9 +275,3 @@ def save_distribution(
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path, dpi)
-
-
-def grid_shape(n: int) -> tuple[int, int]:
-    """Rows and columns for n small multiples (helper for callers laying out several panels)."""
-    cols = min(n, 3)
-    return math.ceil(n / max(cols, 1)), cols

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from srlab.serialize import dumps
 
 __all__ = ["RunLogger"]
 
@@ -99,12 +100,16 @@ class RunLogger:
         if not self.enabled:
             return
         now = round(time.time() - self._t0, 3)
-        clean = {k: (float(v) if math.isfinite(float(v)) else str(float(v))) for k, v in values.items()}
         for k, v in values.items():
             self._csv.writerow([iteration, stage, k, repr(float(v)), now])
-        self._jsonl_fh.write(
-            json.dumps({"iteration": iteration, "stage": stage, "time": now, **clean}) + "\n"
-        )
+        # non-finite values (a diverged loss) are null in the JSON lines, as in every JSON srlab writes
+        row = {
+            "iteration": iteration,
+            "stage": stage,
+            "time": now,
+            **{k: float(v) for k, v in values.items()},
+        }
+        self._jsonl_fh.write(dumps(row, indent=None) + "\n")
         self._csv_fh.flush()
         self._jsonl_fh.flush()
         if self.tb is not None:
