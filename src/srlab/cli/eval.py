@@ -63,7 +63,9 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (default: out/eval-<time>)")
     p.add_argument("--save-images", action="store_true", help="also write the SR images under OUT/images/")
     p.add_argument(
-        "--device", default="auto", help="auto (cuda, else mps, else cpu; the default), cpu, cuda, cuda:N or mps"
+        "--device",
+        default="auto",
+        help="auto (cuda, else mps, else cpu; the default), cpu, cuda, cuda:N or mps",
     )
     p.add_argument(
         "--crop", type=int, default=None, help="border crop in pixels (default: the scale; 0 for study)"
