@@ -18,7 +18,7 @@ def test_parameter_counts_match_papers(name, params):
 @pytest.mark.parametrize(
     "name,scale",
     [
-        ("rrdbnet-study-x2", 2),
+        ("rrdbnet-16-x2", 2),
         ("rrdbnet-x2-unshuffle", 2),
         ("srvgg-animevideov3-x3", 3),
         ("bicubic-x4", 4),

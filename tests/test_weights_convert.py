@@ -329,7 +329,7 @@ def test_srcnn_checkpoint_needs_scale(tmp_path):
     }
     path = tmp_path / "srcnn.pth"
     torch.save(sd, path)
-    with pytest.raises(WeightsError, match="scale"):
+    with pytest.raises(WeightsError, match="srlab eval --scale 3` or `srlab weights convert --scale 3"):
         srlab.load_model(path)
     model, desc = srlab.load_model(path, scale=3)
     assert desc.arch == "srcnn" and desc.scale == 3
@@ -337,6 +337,10 @@ def test_srcnn_checkpoint_needs_scale(tmp_path):
         n1=32, n2=16, f1=9, f2=1, f3=5, num_channels=1
     )
     assert torch.equal(model.conv2.weight, sd["conv2.weight"])
+    # a hint fills in the scale too, and the srlab layout keeps srlab's defaults (replicate, bicubic)
+    _, hinted = srlab.load_model(path, scale_hint=4)
+    assert hinted.scale == 4 and hinted.hparams["padding_mode"] == "replicate"
+    assert hinted.hparams["upsampler"] == "bicubic"
 
 
 # ------------------------------------------------------------------------------ errors

@@ -91,3 +91,39 @@ def test_cli_convert_list_info(tmp_path, capsys):
     assert "72.376" in capsys.readouterr().out
     assert main(["weights", "info", "RealESRGAN_x5"]) == 2
     assert "unknown zoo model" in capsys.readouterr().err
+
+
+def test_eval_scale_reaches_the_loader_as_a_hint(tmp_path, capsys):
+    """`srlab eval --scale N`: an SRCNN file (no scale in it) is built at N; a fixed-scale file is not refused,
+    only skipped at the scales it is not."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(d / "a.png")
+    g = torch.Generator().manual_seed(0)
+    sd = {
+        "conv1.weight": torch.randn(8, 3, 3, 3, generator=g) * 0.1,
+        "conv1.bias": torch.zeros(8),
+        "conv2.weight": torch.randn(4, 8, 1, 1, generator=g) * 0.1,
+        "conv2.bias": torch.zeros(4),
+        "conv3.weight": torch.randn(3, 4, 3, 3, generator=g) * 0.1,
+        "conv3.bias": torch.full((3,), 0.5),
+    }
+    srcnn = tmp_path / "my_srcnn.pth"
+    torch.save(sd, srcnn)
+    rrdb, _ = srlab.build_model("rrdbnet", scale=4, num_block=1, num_feat=4, num_grow_ch=2)
+    x4 = tmp_path / "tiny_x4.pth"
+    torch.save({"params_ema": rrdb.state_dict()}, x4)
+    out = tmp_path / "out"
+    args = ["eval", "--models", f"{srcnn},{x4}", "--datasets", "A", "--set-path", f"A={d}", "--no-progress"]
+    assert main([*args, "--scale", "3,4", "--out", str(out)]) == 0
+    assert "model tiny_x4 is x4; not evaluated at x3" in capsys.readouterr().err
+    doc = json.loads((out / "results.json").read_text())
+    assert {(r["model"], r["scale"]) for r in doc["rows"]} == {("my_srcnn", 3), ("tiny_x4", 4)}
+    desc = next(m for m in doc["header"]["models"] if m["label"] == "my_srcnn")["descriptor"]
+    assert desc["scale"] == 3 and desc["arch"] == "srcnn"

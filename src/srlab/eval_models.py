@@ -62,7 +62,11 @@ def _weights_file(spec: str, path: Path) -> Path | None:
 
 
 def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -> EvalModel:
-    """``bicubic``/``bilinear`` at ``scale``, else a checkpoint path or zoo name through the weights loader."""
+    """``bicubic``/``bilinear`` at ``scale``, else a checkpoint path or zoo name through the weights loader.
+
+    For a checkpoint ``scale`` is a hint (a file that does not record its scale, as SRCNN's, is built at
+    it); a file that records another scale loads as what it is and the caller skips it at ``scale``.
+    """
     from srlab.models.registry import build_model
     from srlab.weights.download import sha256_file
     from srlab.weights.loader import load_model
@@ -71,7 +75,7 @@ def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -
     if low in INTERPOLATION_MODELS:
         module, desc = build_model(low, scale=scale)
         return EvalModel(low, spec, module.eval(), desc, per_scale=True)  # runs on the CPU in float64
-    module, desc = load_model(spec, device=str(device))
+    module, desc = load_model(spec, device=str(device), scale_hint=scale)
     path = Path(spec).expanduser()
     ckpt = sha = None
     file = _weights_file(spec, path)

@@ -42,7 +42,14 @@ def register(sub) -> None:
     p.add_argument(
         "--datasets", type=_csv, default=["Set5", "Set14", "B100"], help="comma-separated set names"
     )
-    p.add_argument("--scale", "--scales", dest="scales", type=_scales, default=[2, 3, 4], help="e.g. 2,3,4")
+    p.add_argument(
+        "--scale",
+        "--scales",
+        dest="scales",
+        type=_scales,
+        default=[2, 3, 4],
+        help="e.g. 2,3,4; the first is also the scale of checkpoints that do not record one (SRCNN)",
+    )
     p.add_argument(
         "--protocol",
         default="standard",

@@ -1,10 +1,11 @@
-"""Networks: SRCNN, RRDBNet (ESRGAN), SRVGG (Real-ESRGAN compact), discriminators, VGG19, interpolation.
+"""Networks: SRCNN, RRDBNet (ESRGAN), the study's generator/discriminator, SRVGG, discriminators, VGG19,
+interpolation.
 
 Importing this package imports every architecture module; each registers its builders and presets in
 :mod:`srlab.models.registry` (a leaf that imports none of them).
 """
 
-from srlab.models import bicubic, discriminators, rrdbnet, srcnn, srvgg, vgg  # noqa: F401  (registers them)
+from srlab.models import bicubic, discriminators, rrdbnet, srcnn, srvgg, study, vgg  # noqa: F401  (registers them)
 from srlab.models.registry import ModelDescriptor, build_model, describe, list_models
 
 __all__ = ["ModelDescriptor", "build_model", "describe", "list_models"]

@@ -171,7 +171,13 @@ def build_rrdbnet(**kw) -> RRDBNet:
 
 register_preset("rrdbnet-x4", "rrdbnet", "ESRGAN generator, 23 blocks, x4", scale=4)
 register_preset("rrdbnet-x2", "rrdbnet", "ESRGAN generator, 23 blocks, x2 (one upsampling step)", scale=2)
-register_preset("rrdbnet-study-x2", "rrdbnet", "the study's generator: 16 blocks, x2", scale=2, num_block=16)
+register_preset(
+    "rrdbnet-16-x2",
+    "rrdbnet",
+    "BasicSR RRDBNet, 16 blocks, x2 (the study's own generator: study-esrgan-x2)",
+    scale=2,
+    num_block=16,
+)
 register_preset(
     "rrdbnet-x2-unshuffle",
     "rrdbnet",

@@ -50,7 +50,8 @@ class SRCNN(nn.Module):
             padding_mode=padding_mode,
         )
         # 'same' padding so the output has the input's size (the paper used valid convolutions and
-        # compared the centre; replicate padding keeps borders close to that).
+        # compared the centre; replicate padding keeps borders close to that). The study padded with zeros
+        # (``padding_mode="zeros"``), which changes its border pixels, so its weights need that mode.
         self.conv1 = nn.Conv2d(num_channels, n1, f1, padding=f1 // 2, padding_mode=padding_mode)
         self.conv2 = nn.Conv2d(n1, n2, f2, padding=f2 // 2, padding_mode=padding_mode)
         self.conv3 = nn.Conv2d(n2, num_channels, f3, padding=f3 // 2, padding_mode=padding_mode)
@@ -91,5 +92,10 @@ for _s in (2, 3, 4):
     )
     register_preset(f"srcnn-915-y-x{_s}", "srcnn", "SRCNN 9-1-5 on Y", scale=_s, num_channels=1, f2=1)
 register_preset(
-    "srcnn-study-x2", "srcnn", "SRCNN 9-5-5, RGB, bilinear input (the study's)", scale=2, upsampler="bilinear"
+    "srcnn-study-x2",
+    "srcnn",
+    "SRCNN 9-5-5, RGB, bilinear input, zero padding (the study's)",
+    scale=2,
+    upsampler="bilinear",
+    padding_mode="zeros",
 )

@@ -16,9 +16,17 @@ without a DataParallel ``module.`` prefix; ``params_ema`` wins when both are pre
                   pixel-unshuffle the input (``conv_first`` takes 4x / 16x the output channels).
 ``srvgg``         Real-ESRGAN's SRVGGNetCompact: ``body.<n>`` convs with PReLU slopes between them.
 ``srcnn``         ``conv1`` / ``conv2`` / ``conv3`` (kernel sizes and widths from the shapes).
+``srcnn-study``   the study's SRCNN: ``block1`` / ``block2`` / ``block3`` -> ``srcnn`` with zero padding and
+                  bilinear input, x2 (the only scale the study used) unless the caller says otherwise.
+``study-rrdbnet`` the study's generator: ``conv0.0``, ``RRDB_layers.<i>.block<j>.conv<k>.0``, ``conv1.0``,
+                  ``upSample0.0``, ``conv2.0``, ``conv3.0`` -> ``study_rrdbnet`` (x2).
+``study-discriminator`` the study's discriminator: ``block1.0``, ``basicBlocks.<n>.block1.{0,1}``,
+                  ``block2.{0,2}`` -> ``study_discriminator``.
 
 Inferred: blocks, features, growth channels, in/out channels and scale (the number of upsampling
-convs: 0/1/2/3 -> x1/x2/x4/x8; a single step cannot tell x2 from x3 -- pass ``scale=3``). A file that
+convs: 0/1/2/3 -> x1/x2/x4/x8; a single step cannot tell x2 from x3 -- pass ``scale=3``). ``scale`` is
+checked against the file where the file can tell; ``scale_hint`` only fills in what it cannot (SRCNN, x3)
+and is never an error, so a caller evaluating at several scales can pass its first one. A file that
 matches no layout, or whose tensors do not fit the inferred network, gets one :class:`WeightsError`
 naming the missing / unexpected / mis-shaped keys (the first few and the count).
 """
@@ -43,7 +51,16 @@ __all__ = [
     "unwrap_state_dict",
 ]
 
-LAYOUTS = ("rrdb-old", "rrdb-esrgan", "rrdb-basicsr", "srvgg", "srcnn")
+LAYOUTS = (
+    "rrdb-old",
+    "rrdb-esrgan",
+    "rrdb-basicsr",
+    "srvgg",
+    "srcnn",
+    "srcnn-study",
+    "study-rrdbnet",
+    "study-discriminator",
+)
 _WRAPPERS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "generator")
 
 
@@ -94,6 +111,7 @@ _ESR_UP = re.compile(r"^upconv(\d+)\.(weight|bias)$")
 _BSR_RDB = re.compile(r"^body\.(\d+)\.rdb([123])\.conv([1-5])\.(weight|bias)$")
 _BSR_UP = re.compile(r"^conv_up(\d+)\.(weight|bias)$")
 _VGG = re.compile(r"^body\.(\d+)\.(weight|bias)$")
+_STUDY_RDB = re.compile(r"^RRDB_layers\.(\d+)\.block[012]\.conv[0-4]\.0\.(weight|bias)$")
 
 
 def detect_layout(sd: Mapping, *, source: str = "checkpoint") -> str:
@@ -109,31 +127,51 @@ def detect_layout(sd: Mapping, *, source: str = "checkpoint") -> str:
         return "srvgg"
     if {"conv1.weight", "conv2.weight", "conv3.weight"} <= keys:
         return "srcnn"
+    if "conv0.0.weight" in keys and any(_STUDY_RDB.match(k) for k in keys):
+        return "study-rrdbnet"
+    if any(k.startswith("RRDB_layers.") for k in keys):
+        raise WeightsError(
+            f"{source}: an early draft of the study's generator (RRDB_layers without the '.0' of its "
+            "Sequential convs); srlab builds only the generator of the study's published checkpoints"
+        )
+    if "block1.0.weight" in keys and any(k.startswith("basicBlocks.") for k in keys):
+        return "study-discriminator"
+    if {"block1.weight", "block2.weight", "block3.weight"} <= keys:
+        return "srcnn-study"
     first = ", ".join(sorted(keys)[:4])
     raise WeightsError(
         f"{source}: unknown checkpoint layout ({len(keys)} tensors; first keys: {first}); srlab reads RRDBNet "
-        "(ESRGAN old/new arch, BasicSR/Real-ESRGAN), SRVGGNetCompact and SRCNN checkpoints"
+        "(ESRGAN old/new arch, BasicSR/Real-ESRGAN), SRVGGNetCompact, SRCNN and the study's checkpoints"
     )
 
 
 # --------------------------------------------------------------------------------------------- convert
 def convert_state_dict(
-    sd: Mapping, *, scale: int | None = None, source: str = "checkpoint"
+    sd: Mapping,
+    *,
+    scale: int | None = None,
+    scale_hint: int | None = None,
+    source: str = "checkpoint",
 ) -> tuple[str, dict[str, Any], dict, list[str]]:
     """Map a foreign state dict onto srlab keys.
 
-    Returns ``(arch, hparams, converted_state_dict, unmapped_keys)``; ``scale`` is a hint for what the
-    keys cannot say (x3 vs x2, SRCNN's scale).
+    Returns ``(arch, hparams, converted_state_dict, unmapped_keys)``. ``scale`` says what the keys cannot
+    (x3 vs x2, SRCNN's scale) and is checked where they can; ``scale_hint`` is used only where they cannot.
     """
     layout = detect_layout(sd, source=source)
     if layout.startswith("rrdb"):
-        return _convert_rrdb(sd, layout, scale, source)
+        return _convert_rrdb(sd, layout, scale, scale_hint, source)
     if layout == "srvgg":
         return _convert_srvgg(sd, scale, source)
-    return _convert_srcnn(sd, scale, source)
+    if layout == "study-rrdbnet":
+        return _convert_study_rrdbnet(sd, scale, source)
+    if layout == "study-discriminator":
+        return _convert_study_discriminator(sd, source)
+    return _convert_srcnn(sd, layout, scale if scale is not None else scale_hint, source)
 
 
-def _convert_rrdb(sd: Mapping, layout: str, scale_hint: int | None, source: str):
+def _convert_rrdb(sd: Mapping, layout: str, want: int | None, hint: int | None, source: str):
+    # want: the caller's scale, checked; hint: used only for what the keys cannot tell (x3 vs x2)
     out: dict = {}
     unmapped: list[str] = []
     if layout == "rrdb-old":
@@ -208,12 +246,12 @@ def _convert_rrdb(sd: Mapping, layout: str, scale_hint: int | None, source: str)
                 f"{source}: RRDBNet with {n_up} upsampling convs; srlab supports x1/x2/x3/x4/x8"
             )
         scale = {0: 1, 1: 2, 2: 4, 3: 8}[n_up]
-        if scale_hint == 3 and n_up == 1:
+        if n_up == 1 and (want == 3 or (want is None and hint == 3)):
             scale = 3
-    if scale_hint is not None and int(scale_hint) != scale:
+    if want is not None and int(want) != scale:
         raise WeightsError(
             f"{source}: the file is a x{scale} RRDBNet ({n_up} upsampling convs, {first_in} input channels), "
-            f"not x{scale_hint}"
+            f"not x{want}"
         )
     hp["scale"] = scale
     return "rrdbnet", hp, out, unmapped
@@ -256,15 +294,23 @@ def _convert_srvgg(sd: Mapping, scale_hint: int | None, source: str):
     return "srvgg", hp, dict(sd), []
 
 
-def _convert_srcnn(sd: Mapping, scale_hint: int | None, source: str):
-    w1, w2, w3 = sd["conv1.weight"], sd["conv2.weight"], sd["conv3.weight"]
-    if scale_hint is None:
+def _convert_srcnn(sd: Mapping, layout: str, scale: int | None, source: str):
+    study = layout == "srcnn-study"
+    names = ("block1", "block2", "block3") if study else ("conv1", "conv2", "conv3")
+    w1, w2, w3 = (sd[f"{n}.weight"] for n in names)
+    if scale is None and not study:
         raise WeightsError(
-            f"{source}: SRCNN checkpoints do not record their scale; pass it (srlab.load_model(path, scale=3), "
-            "or --scale on the command line)"
+            f"{source}: SRCNN checkpoints do not record their scale; pass it (srlab.load_model(path, scale=3); "
+            "on the command line `srlab eval --scale 3` or `srlab weights convert --scale 3`)"
         )
-    hp = dict(
-        scale=int(scale_hint),
+    for n, w in zip(names, (w1, w2, w3)):
+        if w.ndim != 4 or w.shape[-1] != w.shape[-2] or w.shape[-1] % 2 == 0:
+            raise WeightsError(
+                f"{source}: SRCNN {n}.weight has shape {tuple(w.shape)}; expected (out, in, k, k) with odd k"
+            )
+    hp: dict[str, Any] = dict(
+        # The study worked at x2 only, so its files mean x2 unless the caller says otherwise.
+        scale=int(scale) if scale is not None else 2,
         num_channels=int(w1.shape[1]),
         n1=int(w1.shape[0]),
         n2=int(w2.shape[0]),
@@ -272,8 +318,62 @@ def _convert_srcnn(sd: Mapping, scale_hint: int | None, source: str):
         f2=int(w2.shape[-1]),
         f3=int(w3.shape[-1]),
     )
-    unmapped = [k for k in sd if k.split(".")[0] not in ("conv1", "conv2", "conv3")]
-    return "srcnn", hp, {k: v for k, v in sd.items() if k not in unmapped}, unmapped
+    if study:
+        hp.update(upsampler="bilinear", padding_mode="zeros")
+    rename = {n: f"conv{i + 1}" for i, n in enumerate(names)}
+    out, unmapped = {}, []
+    for k, v in sd.items():
+        stem, _, kind = k.partition(".")
+        if stem in rename:
+            out[f"{rename[stem]}.{kind}"] = v
+        else:
+            unmapped.append(k)
+    return "srcnn", hp, out, unmapped
+
+
+def _shape(sd: Mapping, key: str, ndim: int, source: str) -> tuple[int, ...]:
+    if key not in sd:
+        raise WeightsError(f"{source}: the study's checkpoint lacks {key!r}; the file is incomplete")
+    shape = tuple(int(d) for d in sd[key].shape)
+    if len(shape) != ndim:
+        raise WeightsError(f"{source}: {key} has shape {shape}; expected {ndim} dimensions")
+    return shape
+
+
+def _convert_study_rrdbnet(sd: Mapping, scale: int | None, source: str):
+    num_feat, num_in = _shape(sd, "conv0.0.weight", 4, source)[:2]
+    num_out = _shape(sd, "conv3.0.weight", 4, source)[0]
+    growth = _shape(sd, "RRDB_layers.0.block0.conv0.0.weight", 4, source)[0]
+    num_block = max(int(m.group(1)) for k in sd if (m := _STUDY_RDB.match(k))) + 1
+    if scale is not None and int(scale) != 2:
+        raise WeightsError(
+            f"{source}: the file is the study's x2 generator (one PixelShuffle(2)), not x{scale}"
+        )
+    hp = dict(
+        scale=2,
+        num_in_ch=num_in,
+        num_out_ch=num_out,
+        num_feat=num_feat,
+        num_block=num_block,
+        num_grow_ch=growth,
+    )
+    return "study_rrdbnet", hp, dict(sd), []
+
+
+def _convert_study_discriminator(sd: Mapping, source: str):
+    num_feat, num_in = _shape(sd, "block1.0.weight", 4, source)[:2]
+    flat = _shape(sd, "block2.0.weight", 2, source)[1]
+    side = math.isqrt(max(1, flat // (8 * num_feat)))
+    if side * side * 8 * num_feat != flat:
+        raise WeightsError(
+            f"{source}: block2.0.weight takes {flat} inputs, not 8 x {num_feat} features x a square map"
+        )
+    return (
+        "study_discriminator",
+        dict(num_in_ch=num_in, num_feat=num_feat, input_size=32 * side),
+        dict(sd),
+        [],
+    )
 
 
 # --------------------------------------------------------------------------------------------- build
@@ -337,10 +437,15 @@ def load_into(
 
 
 def model_from_state_dict(
-    sd: Mapping, *, scale: int | None = None, source: str = "checkpoint", name: str | None = None
+    sd: Mapping,
+    *,
+    scale: int | None = None,
+    scale_hint: int | None = None,
+    source: str = "checkpoint",
+    name: str | None = None,
 ):
     """Detect, convert, build and load: ``(model, descriptor)`` for a foreign state dict."""
-    arch, hp, converted, unmapped = convert_state_dict(sd, scale=scale, source=source)
+    arch, hp, converted, unmapped = convert_state_dict(sd, scale=scale, scale_hint=scale_hint, source=source)
     try:
         model, desc = build_from_spec(arch, hp, name=name, init_weights=False)
     except (ValueError, TypeError) as exc:

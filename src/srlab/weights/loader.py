@@ -10,8 +10,9 @@ Names, in this order:
    no weights to load: that is a ConfigError pointing to :func:`srlab.build_model`.
 
 Anything else is a path: srlab safetensors (architecture from the metadata), foreign ``.pth`` / ``.pt`` /
-``.ckpt`` / ``.safetensors`` checkpoints (layout detected by :mod:`srlab.weights.convert`), or an ncnn
-``.param`` with its ``.bin`` beside it.
+``.ckpt`` / ``.safetensors`` checkpoints (layout detected by :mod:`srlab.weights.convert`, including the
+study's own ``SRCNN_lr_*.pt`` and ``ESRGAN_G_*.pt`` / ``ESRGAN_D_*.pt``), or an ncnn ``.param`` with its ``.bin``
+beside it.
 """
 
 from __future__ import annotations
@@ -34,17 +35,20 @@ def load_model(
     device: Any = "cpu",
     dtype: Any = None,
     scale: int | None = None,
+    scale_hint: int | None = None,
 ):
     """Load a model by name or path. Returns ``(model.eval(), descriptor)``.
 
     ``device``: a torch device, a name (``cpu``, ``cuda:N``, ...) or ``"auto"`` (CUDA, else MPS, else CPU), as
     :func:`srlab.runtime.resolve_device` resolves and checks it. ``dtype``: e.g. ``torch.float16``
     (None keeps float32). ``scale``: for files whose keys cannot tell it (a single-upsampling RRDBNet
-    that is x3, SRCNN checkpoints); checked against the file when it can tell.
+    that is x3, SRCNN checkpoints); checked against the file when it can tell. ``scale_hint``: the same
+    information, used only where the file cannot tell and never an error (``srlab eval`` passes its scale,
+    so a fixed-scale model is still skipped at the other scales rather than refused).
     """
     from srlab.runtime import resolve_device  # the one device rule, as for upscaling and training
 
-    model, desc = _resolve(name_or_path, scale)
+    model, desc = _resolve(name_or_path, scale, scale_hint)
     model.eval()
     model.to(device=resolve_device(device))
     if dtype is not None:
@@ -66,11 +70,11 @@ def known_names() -> dict[str, str]:
     return names
 
 
-def _resolve(name_or_path: str | os.PathLike, scale: int | None):
+def _resolve(name_or_path: str | os.PathLike, scale: int | None, hint: int | None = None):
     from srlab.weights import ncnn, zoo
 
     if isinstance(name_or_path, os.PathLike):
-        return load_file(name_or_path, scale=scale)
+        return load_file(name_or_path, scale=scale, scale_hint=hint)
     name = str(name_or_path)
     if name in ncnn.PACKAGE_MODELS:
         loaded = ncnn.load_package_model(name)
@@ -89,7 +93,7 @@ def _resolve(name_or_path: str | os.PathLike, scale: int | None):
         return model, desc
     p = Path(name).expanduser()
     if p.exists() or p.suffix.lower() in _WEIGHT_SUFFIXES or os.sep in name or "/" in name:
-        return load_file(p, scale=scale)
+        return load_file(p, scale=scale, scale_hint=hint)
     return _preset(name)
 
 
@@ -130,8 +134,16 @@ def _preset(name: str):
     )
 
 
-def load_file(path: str | os.PathLike, *, name: str | None = None, scale: int | None = None):
-    """Load any supported weight file. Returns ``(model, descriptor)`` (float32, CPU, not yet eval())."""
+def load_file(
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    scale: int | None = None,
+    scale_hint: int | None = None,
+):
+    """Load any supported weight file. Returns ``(model, descriptor)`` (float32, CPU, not yet eval()).
+
+    ``scale`` is checked against the file where it can tell; ``scale_hint`` only fills in what it cannot."""
     from srlab.weights.convert import build_from_spec, load_into, model_from_state_dict, unwrap_state_dict
     from srlab.weights.io import decode_metadata, read_checkpoint, sniff_format
 
@@ -161,4 +173,4 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, scale: int | 
             raise ConfigError(f"{path} is a x{desc.scale} model, not x{scale}")
         return model, desc
     sd = unwrap_state_dict(obj, source=str(path))
-    return model_from_state_dict(sd, scale=scale, source=str(path), name=name)
+    return model_from_state_dict(sd, scale=scale, scale_hint=scale_hint, source=str(path), name=name)
