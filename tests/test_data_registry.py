@@ -68,6 +68,34 @@ def test_alternative_layouts(tmp_path):
     assert len(find_dataset("FFHQ", tmp_path)) == 2
 
 
+def test_the_studys_folders_are_found(tmp_path):
+    # selfie2anime's zip: selfie2anime/{trainA,trainB,testA,testB}; the study tested on testB (anime)
+    for sub in ("trainA", "trainB", "testA", "testB"):
+        for i in range(2 if sub == "testB" else 3):
+            _img(tmp_path / "selfie2anime" / sub / f"{i:04d}.jpg", (256, 256))
+    ds = find_dataset("selfie2anime", tmp_path)
+    assert ds.hr_dir == tmp_path / "selfie2anime" / "testB" and len(ds) == 2
+    # the folder itself as a name, relative to the data root: the catalogued set it is a layout of
+    rel = find_dataset("selfie2anime/testB", tmp_path)
+    assert rel.name == "selfie2anime" and rel.spec is get_spec("selfie2anime") and len(rel) == 2
+    other = find_dataset("selfie2anime/testA", tmp_path)  # any other folder: an ad-hoc set of its images
+    assert other.spec is None and len(other) == 3
+    with pytest.raises(DataError, match="unknown data set"):
+        find_dataset("selfie2anime/nothing", tmp_path)
+    with pytest.raises(DataError, match="unknown data set"):
+        find_dataset("../outside", tmp_path / "selfie2anime")
+    # unzipped into a folder of the same name
+    _img(tmp_path / "nested" / "selfie2anime" / "selfie2anime" / "testB" / "0000.jpg")
+    assert len(find_dataset("selfie2anime_testB", tmp_path / "nested")) == 1
+    # FFHQ: the full thumbnails in numbered sub-folders; the study's subset is made from them
+    _img(tmp_path / "ffhq-dataset" / "thumbnails128x128" / "00000" / "00000.png")
+    full = find_dataset("FFHQ_thumbnails128x128", tmp_path)
+    assert full.name == "FFHQ_thumbnails128x128" and len(full) == 1
+    with pytest.raises(DataError) as info:
+        find_dataset("FFHQ_thumbnails128", tmp_path)
+    assert "srlab data prepare FFHQ_thumbnails128" in str(info.value)
+
+
 def test_missing_and_unknown_sets_say_what_to_do(tmp_path):
     with pytest.raises(DataError, match=r"Urban100 not found under .*srlab data fetch Urban100"):
         find_dataset("Urban100", tmp_path)
@@ -131,11 +159,13 @@ def test_every_spec_is_complete():
         "Set14",
     }
     names |= {"B100", "Urban100", "Manga109", "T91", "General100", "BSD200", "DIV2K_train_crop128"}
+    names |= {"DIV2K_valid_crop128", "DIV2K_valid_crop256", "FFHQ_thumbnails128x128"}
     assert names <= set(DATASETS)
     for spec in DATASETS.values():
         assert spec.url and spec.layouts and spec.count and spec.role in ("train", "test")
         assert spec.download is None or spec.download.startswith(("http://", "https://"))
         assert get_spec(spec.name) is spec and all(get_spec(a.upper()) is spec for a in spec.aliases)
+        assert spec.made_from is None or DATASETS[spec.made_from].made_from is None
     # the catalogue holds no protocol detail (the study's centre crops live in srlab.protocols)
     assert not any("crop" in f for f in DatasetSpec.__dataclass_fields__)
 

@@ -238,3 +238,127 @@ def test_load_vgg19_from_a_torchvision_style_file(tmp_path, cache):
         "srlab weights fetch vgg19" in msg and "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in msg
     )
     assert str(cache / "vgg19-dcbb9e9d.pth") in msg
+
+
+# ------------------------------------------------------------------------------ the study's pretrained row
+def test_basicsr_official_esrgan_entry(cache):
+    e = zoo.ZOO["esrgan-x4-df2kost"]
+    assert e.filename == "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth" and e.sha256 == "ff704c30"
+    assert e.url == (
+        "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth"
+    )
+    assert e.arch == "rrdbnet" and e.hparams["num_block"] == 23 and e.hparams["scale"] == 4
+    with pytest.raises(WeightsError) as info:  # not downloaded: the URL and where to put it, one line
+        srlab.load_model("esrgan-x4-df2kost")
+    msg = str(info.value)
+    assert e.url in msg and str(cache / e.filename) in msg and "\n" not in msg
+    # the file-name digits are checked as a sha256 prefix
+    cache.mkdir(parents=True)
+    (cache / e.filename).write_bytes(b"not the official file")
+    with pytest.raises(WeightsError, match="does not match esrgan-x4-df2kost"):
+        srlab.load_model("esrgan-x4-df2kost")
+
+
+def _tiny_official(monkeypatch, cache, **changes):
+    """A 1-block x4 RRDBNet in BasicSR's layout (wrapped in ``params``) as the cached official file."""
+    net, _ = srlab.build_model("rrdbnet", scale=4, num_block=1, num_feat=8, num_grow_ch=4)
+    e = zoo.ZOO["esrgan-x4-df2kost"]
+    hp = dict(e.hparams, num_block=1, num_feat=8, num_grow_ch=4)
+    monkeypatch.setitem(
+        zoo.ZOO, e.name, zoo.ZooEntry(**{**e.__dict__, "sha256": None, "hparams": hp, **changes})
+    )
+    return net.eval(), e
+
+
+def _study_ctx(tmp_path, **ref):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    reference = SimpleNamespace(
+        **{
+            "weights": "esrgan-x4-df2kost",
+            "fallback": [],
+            "input": "float",
+            "output": "float",
+            "resize": "none",
+            **ref,
+        }
+    )
+    spec = SimpleNamespace(
+        models={"pretrained": SimpleNamespace(title="Pretrained ESRGAN", pretrained=reference)},
+        resolve_path=Path,
+    )
+    return SimpleNamespace(
+        reference=None,
+        spec=spec,
+        scale=2,
+        out=tmp_path,
+        say=lambda m: None,
+        missing_inputs=[],
+        notes=[],
+        references={},
+        pretrained=None,
+        models={},
+        timings={},
+    )
+
+
+def _png8(t):
+    return torch.floor(t.clamp(0, 1) * 255 + 0.5) / 255
+
+
+def test_pretrained_row_the_studys_way_and_the_matlab_way(cache, monkeypatch, tmp_path):
+    import torch.nn.functional as F
+
+    from srlab.imaging.resize import imresize
+    from srlab.study.runs import prepare_pretrained
+
+    net, e = _tiny_official(monkeypatch, cache)
+    cache.mkdir(parents=True)
+    torch.save({"params": net.state_dict()}, cache / e.filename)
+    x = torch.rand(1, 3, 10, 12)
+    # the study: LR saved as an 8-bit PNG, x4 output saved as 8 bits, its bilinear /2 (saved as 8 bits)
+    ctx = _study_ctx(tmp_path / "study", input="png8", output="png8", resize="study")
+    prepare_pretrained(ctx, download=False)
+    info = ctx.references["pretrained"]
+    assert info["file"] == e.filename and info["official"] and ctx.pretrained is info
+    assert (
+        "8 bits" in info["how"]
+        and "bilinear" in info["how"]
+        and ctx.models[info["label"]]["weights"] == e.filename
+    )
+    model, desc = srlab.load_model(info["path"])  # a plain srlab checkpoint: srlab eval runs it as is
+    assert desc.scale == 2
+    with torch.no_grad():
+        want = _png8(F.interpolate(_png8(net(_png8(x))), size=(20, 24), mode="bilinear", align_corners=False))
+        got = model(x)
+    assert torch.equal(got, want) and torch.equal(got, _png8(got))
+    # the quick profile's way: the float output, MATLAB imresize
+    ctx = _study_ctx(tmp_path / "quick", resize="matlab")
+    prepare_pretrained(ctx, download=False)
+    model, _ = srlab.load_model(ctx.references["pretrained"]["path"])
+    with torch.no_grad():
+        assert torch.allclose(model(x), imresize(net(x), size=(20, 24)), atol=1e-6)
+    assert ctx.references["pretrained"]["label"] == "pretrained_esrgan-x4-df2kost_x4-imresize-x2"
+    # a x4 model cannot make x2 rows without a resize
+    with pytest.raises(srlab.errors.ConfigError, match="resize"):
+        prepare_pretrained(_study_ctx(tmp_path / "none"), download=False)
+
+
+def test_pretrained_row_offline_is_listed_and_the_run_goes_on(cache, monkeypatch, tmp_path):
+    from srlab.study.runs import prepare_pretrained
+
+    with socket.socket() as s:  # a port nothing listens on: the download fails as it does offline
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth"
+    _, e = _tiny_official(monkeypatch, cache, url=url)
+    ctx = _study_ctx(tmp_path, input="png8", output="png8", resize="study")
+    prepare_pretrained(ctx)
+    assert ctx.models == {} and ctx.references == {} and ctx.pretrained is None
+    (item,) = ctx.missing_inputs
+    line = item["where"]["esrgan-x4-df2kost"]
+    assert item["kind"] == "weights" and not item["blocking"]
+    assert url in line and str(cache / e.filename) in line and "\n" not in line
+    assert any("No 'Pretrained ESRGAN' row" in n for n in ctx.notes)
+    assert not list(cache.glob("*.part")) and not (cache / e.filename).exists()

@@ -1,4 +1,5 @@
-"""``srlab data list|fetch``: which known data sets are on disk, and download those with a direct URL."""
+"""``srlab data list|fetch|prepare``: which known data sets are on disk, download those with a direct URL, make
+the derived ones (the study's centre crops and FFHQ subset) from their originals."""
 
 from __future__ import annotations
 
@@ -21,6 +22,18 @@ def register(sub) -> None:
     fp.add_argument("--data-root", **common)
     fp.add_argument("--force", action="store_true", help="download again even if the set is complete")
     fp.add_argument("--keep-archive", action="store_true", help="keep the archive under DATA_ROOT/downloads")
+    pp = dsub.add_parser(
+        "prepare",
+        help="make a derived set from its originals (DIV2K_train_crop128, DIV2K_valid_crop128/256, "
+        "FFHQ_thumbnails128)",
+    )
+    pp.add_argument("names", nargs="+", metavar="NAME", help="derived set name(s), e.g. DIV2K_valid_crop128")
+    pp.add_argument("--data-root", **common)
+    pp.add_argument(
+        "--source", default=None, help="the originals' folder (default: found under the data root)"
+    )
+    pp.add_argument("--out", default=None, help="output folder (default: DATA_ROOT/NAME)")
+    pp.add_argument("--force", action="store_true", help="replace files already in the output folder")
     p.set_defaults(func=run, _parser=p)
 
 
@@ -31,6 +44,14 @@ def run(args) -> int:
 
     if args.data_command == "fetch":
         fetch_dataset(args.name, args.data_root, force=args.force, keep_archive=args.keep_archive)
+        return 0
+    if args.data_command == "prepare":
+        from srlab.data.prepare import prepare
+
+        if len(args.names) > 1 and (args.source or args.out):
+            args._parser.error("--source/--out need a single NAME")
+        for name in args.names:
+            prepare(name, args.data_root, source=args.source, out=args.out, force=args.force)
         return 0
     if args.data_command != "list":
         args._parser.print_help()
@@ -47,8 +68,11 @@ def run(args) -> int:
     for r in rows:
         exp = r["expected"]
         count = f"{r['found']}/{exp}" if exp is not None else str(r["found"])
+        spec = DATASETS[r["name"]]
         if r["path"]:
             where = r["path"]
+        elif spec.made_from:
+            where = f"srlab data prepare {r['name']}  (from {spec.made_from})"
         elif r["download"]:
             where = f"srlab data fetch {r['name']}  ({DATASETS[r['name']].url})"
         else:

@@ -1,2 +1,3 @@
 """Data sets: the catalogue of known sets (``catalog``), finding them on disk (``find``), downloading them
-(``fetch``) and in-memory training sets (``datasets``)."""
+(``fetch``), making the derived ones from their originals (``prepare``) and in-memory training sets
+(``datasets``)."""

@@ -2,9 +2,10 @@
 
 Each :class:`DatasetSpec` lists the official page, a direct download where one exists, the expected image
 count and the folder layouts it is usually found in (``Set5/HR``, ``Set5/GTmod12``, ``benchmark/Set5/HR``,
-SelfExSR's ``Set5/image_SRF_2/*_HR.png``, a flat ``Set5/``, ...). Finding a set on disk is
-:mod:`srlab.data.find`; downloading one is :mod:`srlab.data.fetch`. How a protocol uses a set (the study's
-centre crops) is :mod:`srlab.protocols`' business, not the catalogue's.
+SelfExSR's ``Set5/image_SRF_2/*_HR.png``, a flat ``Set5/``, ...). A set with ``made_from`` is derived from
+another (the study's DIV2K centre crops, the first 1000 FFHQ thumbnails): :mod:`srlab.data.prepare` makes it.
+Finding a set on disk is :mod:`srlab.data.find`; downloading one is :mod:`srlab.data.fetch`. How a protocol
+uses a set (the study's centre crop at evaluation) is :mod:`srlab.protocols`' business, not the catalogue's.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class DatasetSpec:
     layouts: tuple[Layout, ...] = ()
     role: str = "test"  # "test" or "train"
     note: str = ""
+    made_from: str | None = None  # the catalogued set ``srlab data prepare`` makes this one from
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -128,9 +130,24 @@ _register(
         aliases=("div2k_crop128",),
         layouts=(Layout("DIV2K_train_crop128"), Layout("DIV2K_train_crop128/hr")),
         role="train",
-        note="made from DIV2K train by the study's authors; or crop DIV2K_train_HR yourself",
+        note="academic research use only; the study's authors made it with OpenCV from DIV2K_train_HR",
+        made_from="DIV2K_train_HR",
     )
 )
+for _size in (128, 256):
+    _register(
+        DatasetSpec(
+            f"DIV2K_valid_crop{_size}",
+            f"{_size}x{_size} centre crops of DIV2K valid 0801-0900 (x = W//2 - {_size // 2}, y = H//2 - "
+            f"{_size // 2}); the study's notebook tested on the 128 ones, its text says 256",
+            100,
+            "https://data.vision.ee.ethz.ch/cvl/DIV2K/",
+            aliases=(f"div2k_valid_crop{_size}",),
+            layouts=(Layout(f"DIV2K_valid_crop{_size}"),),
+            note="academic research use only",
+            made_from="DIV2K_valid_HR",
+        )
+    )
 _register(
     DatasetSpec(
         "Flickr2K",
@@ -148,20 +165,33 @@ _register(
         role="train",
     )
 )
+_FFHQ_URL = "https://github.com/NVlabs/ffhq-dataset (thumbnails128x128 folder, Google Drive)"
 _register(
     DatasetSpec(
-        "FFHQ_thumbnails128",
-        "FFHQ 128x128 thumbnails, 70000 faces (the study's face test images)",
+        "FFHQ_thumbnails128x128",
+        "FFHQ 128x128 thumbnails, all 70000 faces (in 00000/, 01000/, ... sub-folders)",
         70000,
-        "https://github.com/NVlabs/ffhq-dataset (thumbnails128x128 folder, Google Drive)",
+        _FFHQ_URL,
         aliases=("FFHQ", "thumbnails128x128", "ffhq128"),
         layouts=(
             Layout("thumbnails128x128", recursive=True),
             Layout("ffhq/thumbnails128x128", recursive=True),
             Layout("FFHQ/thumbnails128x128", recursive=True),
-            Layout("FFHQ_thumbnails128", recursive=True),
+            Layout("ffhq-dataset/thumbnails128x128", recursive=True),
         ),
         note="CC BY-NC-SA 4.0 (images under their Flickr licences); no direct archive URL",
+    )
+)
+_register(
+    DatasetSpec(
+        "FFHQ_thumbnails128",
+        "the first 1000 FFHQ 128x128 thumbnails, 00000-00999 (the study's face test images)",
+        1000,
+        _FFHQ_URL,
+        aliases=("FFHQ1000", "ffhq_thumbnails128_first1000"),
+        layouts=(Layout("FFHQ_thumbnails128"),),
+        note="CC BY-NC-SA 4.0 (images under their Flickr licences)",
+        made_from="FFHQ_thumbnails128x128",
     )
 )
 _register(
@@ -171,7 +201,14 @@ _register(
         100,
         "https://github.com/taki0112/UGATIT (selfie2anime, Google Drive)",
         aliases=("selfie2anime_testB",),
-        layouts=(Layout("selfie2anime/testB"), Layout("selfie2anime_testB"), Layout("testB")),
+        # the zip holds selfie2anime/{trainA,trainB,testA,testB} (B = anime); UGATIT reads dataset/selfie2anime
+        layouts=(
+            Layout("selfie2anime/testB"),
+            Layout("selfie2anime/selfie2anime/testB"),
+            Layout("dataset/selfie2anime/testB"),
+            Layout("selfie2anime_testB"),
+            Layout("testB"),
+        ),
         note="no direct archive URL; the study evaluated the whole 256x256 images (LR 128x128)",
     )
 )
@@ -283,7 +320,11 @@ def get_spec(name: str) -> DatasetSpec | None:
 
 
 def where_to_get(spec: DatasetSpec) -> str:
-    """One phrase saying how to obtain a set: ``srlab data fetch`` where it has a direct URL, else its page."""
+    """One phrase saying how to obtain a set: ``srlab data prepare`` for a set made from another,
+    ``srlab data fetch`` where it has a direct URL, else its page."""
+    if spec.made_from:
+        src = DATASETS[spec.made_from]
+        return f"`srlab data prepare {spec.name}` makes it from {src.name} ({where_to_get(src)})"
     if spec.download:
         return f"`srlab data fetch {spec.name}` downloads it ({spec.download}); official page {spec.url}"
     return f"get it from {spec.url}"

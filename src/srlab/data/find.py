@@ -8,7 +8,8 @@ Data root (:func:`resolve_data_root`): an explicit ``--data-root``; else ``$SRLA
 ``../shared/data`` relative to the current directory if it exists; else ``srlab.runtime.cache_dir("data")``
 (``$SRLAB_CACHE/data``, ``$XDG_CACHE_HOME/srlab/data`` or ``~/.cache/srlab/data``). Any set can be pointed at
 a folder directly (``--set-path Set5=/x/y``); a name that is not in the catalogue then makes an ad-hoc set of
-all images in that folder.
+all images in that folder. A name may also be a folder relative to the data root (``selfie2anime/testB``):
+it is the catalogued set whose layout that folder is, else an ad-hoc set of its images.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from srlab.data.catalog import DATASETS, DatasetSpec, benchmark_layouts, get_spe
 from srlab.errors import DataError
 from srlab.imaging.files import IMAGE_EXTENSIONS, list_images
 
-__all__ = ["Dataset", "dataset_status", "find_dataset", "parse_set_paths", "resolve_data_root"]
+__all__ = ["Dataset", "dataset_status", "find_dataset", "from_folder", "parse_set_paths", "resolve_data_root"]
 
 
 @dataclass
@@ -85,7 +86,7 @@ def parse_set_paths(items: list[str] | None) -> dict[str, Path]:
     return out
 
 
-def _from_folder(name: str, spec: DatasetSpec | None, folder: Path) -> Dataset:
+def from_folder(name: str, spec: DatasetSpec | None, folder: Path) -> Dataset:
     """A set given as a folder: its images, or those of a known sub-layout inside it (``HR/``, ``GTmod12/``, ...)."""
     if not folder.is_dir():
         raise DataError(f"--set-path {name}={folder}: no such folder")
@@ -118,10 +119,10 @@ def find_dataset(
     keys = [n.lower() for n in (spec.names if spec else (name,))]
     for k in keys:
         if k in overrides:
-            return _from_folder(name, spec, overrides[k].expanduser())
-    if spec is None:
-        raise unknown_set(name)
+            return from_folder(name, spec, overrides[k].expanduser())
     root = resolve_data_root(data_root)
+    if spec is None:
+        return _relative_folder(name, root)
     for lo in spec.layouts:
         folder = root / lo.hr
         files = list_images(folder, lo.pattern, recursive=lo.recursive)
@@ -133,6 +134,26 @@ def find_dataset(
         f"{', ...' if len(spec.layouts) > 4 else ''}); {where_to_get(spec)}; "
         f"or use --data-root DIR / --set-path {spec.name}=FOLDER"
     )
+
+
+def _relative_folder(name: str, root: Path) -> Dataset:
+    """``name`` as a folder under the data root (``selfie2anime/testB``), or the unknown-set error."""
+    rel = name.strip().strip("/")
+    folder = root / rel
+    if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts or not folder.is_dir():
+        raise unknown_set(name)
+    low = Path(rel).as_posix().lower()
+    for spec in DATASETS.values():
+        for lo in spec.layouts:
+            if lo.hr.lower() == low:
+                files = list_images(folder, lo.pattern, recursive=lo.recursive)
+                if files:
+                    lr = str(root / lo.lr) if lo.lr else None
+                    return Dataset(spec.name, folder, files, spec, lr_pattern=lr)
+    files = list_images(folder)
+    if not files:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it")
+    return Dataset(rel, folder, files)
 
 
 def dataset_status(

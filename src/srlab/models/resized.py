@@ -14,17 +14,30 @@ __all__ = ["ResizedOutput"]
 
 class ResizedOutput(nn.Module):
     """``net`` followed by a resize to ``scale`` x the input size: ``bicubic`` / ``bilinear`` (no antialias,
-    ``F.interpolate``) or ``matlab`` (MATLAB ``imresize`` bicubic, antialiased when shrinking)."""
+    ``F.interpolate``) or ``matlab`` (MATLAB ``imresize`` bicubic, antialiased when shrinking).
+
+    ``quantize_input`` rounds the input to 8 bits and ``quantize_output`` rounds ``net``'s output and the
+    resized result, as when each is saved as an 8-bit PNG (the study ran its pretrained model on files)."""
 
     arch = "resized"
 
-    def __init__(self, net: nn.Module, *, scale: int, method: str = "bicubic") -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        scale: int,
+        method: str = "bicubic",
+        quantize_input: bool = False,
+        quantize_output: bool = False,
+    ) -> None:
         super().__init__()
         if method not in ("bicubic", "bilinear", "matlab"):
             raise ValueError(f"unknown resize method {method!r}")
         self.net = net
         self.scale = int(scale)
         self.method = method
+        self.quantize_input = bool(quantize_input)
+        self.quantize_output = bool(quantize_output)
         self.in_channels = getattr(net, "in_channels", 3)
         self.out_channels = getattr(net, "out_channels", 3)
         self.color = getattr(net, "color", "rgb")
@@ -35,10 +48,23 @@ class ResizedOutput(nn.Module):
         self.hparams = dict(
             inner_arch=net.arch, inner_hparams=dict(net.hparams), scale=self.scale, method=method
         )
+        for key in ("quantize_input", "quantize_output"):  # only when set: earlier hparams stay as they were
+            if getattr(self, key):
+                self.hparams[key] = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.net(x)
+        q = _to_8bit if self.quantize_output else _same
+        y = q(self.net(_to_8bit(x) if self.quantize_input else x))
         size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
         if self.method == "matlab":
-            return imresize(y, size=size)
-        return F.interpolate(y, size=size, mode=self.method, align_corners=False)
+            return q(imresize(y, size=size))
+        return q(F.interpolate(y, size=size, mode=self.method, align_corners=False))
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] values rounded to the 8-bit grid, as writing and re-reading an 8-bit PNG does."""
+    return torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0

@@ -110,6 +110,29 @@ _add(
 )
 _add(
     ZooEntry(
+        name="esrgan-x4-df2kost",
+        filename="ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+        description="official ESRGAN x4 (RRDBNet-23, DF2K+OST) as BasicSR publishes it (the study's pretrained row)",
+        arch="rrdbnet",
+        hparams=dict(_RRDB23, scale=4),
+        license="Apache-2.0",
+        homepage="https://github.com/xinntao/BasicSR/blob/master/docs/ModelZoo.md",
+        url="https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+        sha256="ff704c30",
+        layout="rrdb-basicsr",
+        hash_source=(
+            "BasicSR file-name convention (scripts/publish_models.py): the 8 hex digits after the dash are the "
+            "first digits of the file's sha256"
+        ),
+        notes=(
+            "BasicSR's copy of the official ESRGAN x4 GAN model (trained on DF2K+OST, MATLAB bicubic x4 "
+            "degradation) under its RRDBNet key names; Real-ESRGAN's model zoo links this release asset. No "
+            "PSNR is recorded: ESRGAN is judged perceptually."
+        ),
+    )
+)
+_add(
+    ZooEntry(
         name="RealESRGAN_x4plus",
         filename="RealESRGAN_x4plus.pth",
         description="Real-ESRGAN x4plus (Wang et al. 2021): blind x4 SR for real-world photos",
