@@ -50,7 +50,7 @@ def test_ragan_losses_match_a_hand_computation():
     assert gan_g_loss("vanilla", real, fake).item() == pytest.approx(_bce(FAKE, 1.0), rel=1e-12)
     want_vd = 0.5 * (_bce(REAL, 1.0) + _bce(FAKE, 0.0))
     assert gan_d_loss("vanilla", real, fake).item() == pytest.approx(want_vd, rel=1e-12)
-    with pytest.raises(ConfigError, match="ragan or vanilla"):
+    with pytest.raises(ConfigError, match="use ragan, ragan_sum or vanilla"):
         gan_g_loss("wgan", real, fake)
 
 
@@ -62,6 +62,37 @@ def test_ragan_discriminator_loss_sends_no_gradient_through_the_other_kinds_mean
     mf = sum(FAKE) / 3
     want = [0.5 * (_sig(r - mf) - 1.0) / 3 for r in REAL]
     assert real.grad.tolist() == pytest.approx(want, rel=1e-5)
+
+
+def test_summed_ragan_is_the_studys_loss_written_out():
+    mr, mf = sum(REAL) / 3, sum(FAKE) / 3
+    real_rel = [r - mf for r in REAL]
+    fake_rel = [f - mr for f in FAKE]
+    # the study: D = BCE(D(hr) - mean D(sr), 1) + BCE(D(sr) - mean D(hr), 0); G the mirror image; summed
+    want_d = _bce(real_rel, 1.0) + _bce(fake_rel, 0.0)
+    want_g = _bce(fake_rel, 1.0) + _bce(real_rel, 0.0)
+    real, fake = torch.tensor(REAL, dtype=torch.float64), torch.tensor(FAKE, dtype=torch.float64)
+    assert gan_d_loss("ragan_sum", real, fake).item() == pytest.approx(want_d, rel=1e-12)
+    assert gan_g_loss("ragan_sum", real, fake).item() == pytest.approx(want_g, rel=1e-12)
+    # twice srlab's halved ragan: the study's 0.001 is ragan's 0.002
+    assert gan_g_loss("ragan_sum", real, fake).item() == pytest.approx(
+        2 * gan_g_loss("ragan", real, fake).item(), rel=1e-12
+    )
+    # D's gradient also flows through the other kind's mean (nothing detached, as in the study's code):
+    # d/dr_i = (sig(r_i - mf) - 1) / n  -  sum_j sig(f_j - mr) / n^2
+    real = torch.tensor(REAL, dtype=torch.float64, requires_grad=True)
+    fake = torch.tensor(FAKE, dtype=torch.float64, requires_grad=True)
+    gan_d_loss("ragan_sum", real, fake).backward()
+    through_mean = sum(_sig(f - mr) for f in FAKE) / 9
+    assert real.grad.tolist() == pytest.approx(
+        [(_sig(r - mf) - 1) / 3 - through_mean for r in REAL], rel=1e-10
+    )
+    # and the generator's gradient reaches the fakes through both terms
+    real = torch.tensor(REAL, dtype=torch.float64)
+    fake = torch.tensor(FAKE, dtype=torch.float64, requires_grad=True)
+    gan_g_loss("ragan_sum", real, fake).backward()
+    back = sum(_sig(r - mf) for r in REAL) / 9  # d/df_i of mean_j softplus(r_j - mean f) = -sum sig(.)/n^2
+    assert fake.grad.tolist() == pytest.approx([(_sig(f - mr) - 1) / 3 - back for f in FAKE], rel=1e-10)
 
 
 def test_pixel_losses():

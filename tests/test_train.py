@@ -166,13 +166,19 @@ def test_packaged_recipes_validate_and_say_what_the_papers_and_the_study_did():
         assert want in names
     cfgs = {n: load_config(n)[0] for n in names}
     es = cfgs["esrgan_x2_study"].stages["gan"]
-    assert cfgs["esrgan_x2_study"].model.hparams == {"scale": 2, "num_block": 16} and es.iterations == 6000
+    assert cfgs["esrgan_x2_study"].model.name == "study-esrgan-x2" and es.iterations == 6000
     assert es.losses.perceptual_layers == {"pool3": 1.0} and not es.losses.perceptual_normalize
     assert (es.losses.gan, es.losses.gan_weight, es.losses.pixel, es.losses.pixel_weight) == (
-        "ragan",
+        "ragan_sum",
         1e-3,
         "l1",
         1.0,
+    )
+    assert (es.d_first, es.keep, es.batch_size, es.discriminator.name) == (
+        True,
+        "last",
+        20,
+        "study_discriminator",
     )
     assert es.optim.lr == 1e-4 and cfgs["esrgan_x2_study"].data.degradation == "study"
     x4 = cfgs["esrgan_x4_paper"]

@@ -16,7 +16,10 @@ expected; a list becomes a tuple) and refused otherwise.
 ``stages`` is a mapping (in YAML order) of stage name -> :class:`StageConfig`; a stage of kind ``psnr``
 trains the generator alone with pixel (and optionally perceptual) losses, a stage of kind ``gan`` adds a
 discriminator and the adversarial loss. ``init`` names an earlier stage (its final generator) or a weights
-file to start from; by default a stage continues from the generator the previous stage left.
+file to start from; by default a stage continues from the generator the previous stage left. In a gan stage
+``d_first: true`` updates the discriminator before the generator each iteration (the study's order);
+``keep`` names the generator weights a stage exports (``last``, or ``best_train_loss``:
+:mod:`srlab.train.keep`).
 """
 
 from __future__ import annotations
@@ -178,7 +181,9 @@ class LossConfig(_Section):
     perceptual_normalize: bool = True  # ImageNet mean/std on the VGG input
     perceptual_criterion: Literal["l1", "mse", "charbonnier"] = "l1"
     perceptual_weights: str | None = None  # None = the zoo's ImageNet VGG19; a path; or "random" (explicit)
-    gan: Literal["ragan", "vanilla", "none"] = "none"
+    # ragan: relativistic average, both terms halved (BasicSR); ragan_sum: the same two terms summed, the
+    # discriminator's means not detached (the study's code); vanilla: non-relativistic
+    gan: Literal["ragan", "ragan_sum", "vanilla", "none"] = "none"
     gan_weight: Float = 5e-3
 
 
@@ -198,6 +203,9 @@ class StageConfig(_Section):
     ema: Float = 0.0  # EMA decay of the generator (0 = off); validation/export use the EMA when on
     grad_clip: Float = 0.0  # max global grad norm (0 = off)
     skip_nonfinite: bool = False  # skip steps whose loss is NaN/inf instead of stopping
+    d_first: bool = False  # gan: update D (on G's detached output) before G each iteration, as the study did
+    # the generator weights the stage exports: its last, or those with the lowest total training loss
+    keep: Literal["last", "best_train_loss"] = "last"
 
 
 class LogConfig(_Section):
@@ -284,13 +292,20 @@ def _check(cfg: TrainConfig) -> None:
         if st.init and st.init in cfg.stages and names.index(st.init) >= i:
             raise ConfigError(f"{p}.init: stage {st.init!r} does not come before {name!r}")
         if st.kind == "gan" and st.losses.gan == "none":
-            raise ConfigError(f"{p}: a gan stage needs losses.gan (ragan or vanilla)")
+            raise ConfigError(f"{p}: a gan stage needs losses.gan (ragan, ragan_sum or vanilla)")
         if st.kind == "psnr" and st.losses.gan != "none":
             raise ConfigError(f"{p}: losses.gan is set but the stage kind is psnr; use kind: gan")
         if st.losses.pixel == "none" and st.losses.perceptual == "none" and st.kind == "psnr":
             raise ConfigError(f"{p}.losses: no loss is enabled (pixel and perceptual are both none)")
         if not 0.0 <= st.ema < 1.0:
             raise ConfigError(f"{p}.ema must be in [0, 1), not {st.ema}")
+        if st.d_first and st.kind != "gan":
+            raise ConfigError(f"{p}.d_first is set but the stage kind is {st.kind} (no discriminator)")
+        if st.keep == "best_train_loss" and st.ema > 0:
+            raise ConfigError(
+                f"{p}: keep: best_train_loss picks generator weights by their training loss, but with ema the "
+                "stage exports the EMA (which has no training loss); set ema: 0 or keep: last"
+            )
     if cfg.data.pre_upsample and cfg.data.lr_on_device:
         raise ConfigError("data.pre_upsample and data.lr_on_device exclude each other")
 

@@ -1,5 +1,15 @@
 """Training losses: pixel (L1, MSE, Charbonnier), VGG19 perceptual, and GAN (relativistic average, vanilla).
 
+GAN losses (``losses.gan``), with ``Dr``/``Df`` the discriminator's logits on real/generated images and
+``BCE`` the mean binary cross-entropy with logits:
+
+- ``ragan`` (ESRGAN as in BasicSR): D = ½[BCE(Dr − mean Df, 1) + BCE(Df − mean Dr, 0)], each mean of the
+  other kind detached; G = ½[BCE(Dr − mean Df, 0) + BCE(Df − mean Dr, 1)].
+- ``ragan_sum`` (the study's code): the same terms **summed**, not halved, and nothing detached inside D's
+  loss, so its gradient also flows through each mean. At a given ``gan_weight`` the adversarial term is
+  twice ``ragan``'s: the study's 0.001 with ``ragan`` would be an effective 0.0005.
+- ``vanilla``: D = ½[BCE(Dr, 1) + BCE(Df, 0)]; G = BCE(Df, 1).
+
 Perceptual loss: srlab's :class:`~srlab.models.vgg.VGG19` (torchvision key layout) truncated after the
 deepest requested layer. Its weights come from the zoo (:func:`srlab.weights.zoo.load_vgg19`, ImageNet,
 torchvision's ``vgg19-dcbb9e9d.pth``) or a file; when they cannot be found training stops with the zoo's
@@ -20,6 +30,7 @@ from srlab.errors import ConfigError, WeightsError
 from srlab.train.config import LossConfig
 
 __all__ = [
+    "GAN_LOSSES",
     "PerceptualLoss",
     "charbonnier",
     "check_perceptual_weights",
@@ -49,15 +60,23 @@ def _bce(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, target))
 
 
+GAN_LOSSES = ("ragan", "ragan_sum", "vanilla")
+
+
+def _unknown_gan(kind: str) -> ConfigError:
+    return ConfigError(f"unknown GAN loss {kind!r}; use {', '.join(GAN_LOSSES[:-1])} or {GAN_LOSSES[-1]}")
+
+
 def gan_g_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
     """Generator's adversarial loss. ``real_pred`` must be detached (D's view of the real images)."""
-    if kind == "ragan":
+    if kind in ("ragan", "ragan_sum"):
         # Relativistic average GAN (ESRGAN): real should look less real than the average fake, fake more
         # real than the average real.
-        return 0.5 * (_bce(real_pred - fake_pred.mean(), 0.0) + _bce(fake_pred - real_pred.mean(), 1.0))
+        both = _bce(real_pred - fake_pred.mean(), 0.0) + _bce(fake_pred - real_pred.mean(), 1.0)
+        return both if kind == "ragan_sum" else 0.5 * both
     if kind == "vanilla":
         return _bce(fake_pred, 1.0)
-    raise ConfigError(f"unknown GAN loss {kind!r}; use ragan or vanilla")
+    raise _unknown_gan(kind)
 
 
 def gan_d_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
@@ -67,9 +86,12 @@ def gan_d_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> t
             _bce(real_pred - fake_pred.detach().mean(), 1.0)
             + _bce(fake_pred - real_pred.detach().mean(), 0.0)
         )
+    if kind == "ragan_sum":
+        # the study's: summed, and D also learns through the other kind's mean
+        return _bce(real_pred - fake_pred.mean(), 1.0) + _bce(fake_pred - real_pred.mean(), 0.0)
     if kind == "vanilla":
         return 0.5 * (_bce(real_pred, 1.0) + _bce(fake_pred, 0.0))
-    raise ConfigError(f"unknown GAN loss {kind!r}; use ragan or vanilla")
+    raise _unknown_gan(kind)
 
 
 def describe_losses(L: LossConfig) -> list[str]:

@@ -78,6 +78,7 @@ class RunOutputs:
             "best_val": dict(best) if best else None,
             "best_val_psnr": best.get("psnr") if best else None,
             "trained_with": "srlab train",
+            **({"kept": stage.summary["kept"]} if stage.summary.get("kept") else {}),
         }
 
     def export(self, path: Path, model: nn.Module, stage: StageState) -> None:

@@ -9,67 +9,35 @@ The ESRGAN step (Wang et al. 2018, as in BasicSR): the generator is updated with
 ``pixel + perceptual + adversarial`` against a frozen discriminator, then the discriminator is updated on the
 real batch and the detached generated batch (relativistic average: each prediction relative to the mean of
 the other kind). Real and fake go through the discriminator in separate passes (its BatchNorm sees each
-kind's own batch statistics). Under DDP the generator is wrapped in ``DistributedDataParallel`` and the
-discriminator's gradients are averaged across processes explicitly (it runs two forward passes per backward).
+kind's own batch statistics). With ``d_first`` (the study's order) the discriminator is updated first, on the
+generator's detached output, and the generator's adversarial loss then uses the updated discriminator; the
+generator runs once per step (the study ran it a second time with unchanged weights, which gives the same
+output). Which generator weights a stage exports: :mod:`srlab.train.keep`. Under DDP the generator is
+wrapped in ``DistributedDataParallel`` and the discriminator's gradients are averaged across processes
+explicitly (it runs two forward passes per backward).
 """
 
 from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from srlab.errors import ConfigError, SrlabError
 from srlab.runtime import compile_module
-from srlab.train.config import StageConfig, TrainConfig
+from srlab.train.config import StageConfig
+from srlab.train.keep import BestWeights
 from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss, pixel_loss
 from srlab.train.optim import build_optimizer, lr_at
+from srlab.train.runner_options import RunnerOptions, _Upsampled
 
 __all__ = ["NonFiniteLossError", "RunnerOptions", "StageRunner"]
 
 
 class NonFiniteLossError(SrlabError):
     """A loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class RunnerOptions:
-    """How a stage's step runs (not what it optimises); :meth:`from_config` reads them from a config."""
-
-    channels_last: bool = False  # NHWC activations and weights (CUDA only)
-    compile: bool = False  # torch.compile G and D (srlab.runtime.compile_module)
-    compile_mode: str = "default"
-    fused_blocks: bool = False  # RRDBNet dense blocks without concatenations
-    pre_upsampled: bool = False  # inputs are interpolated already: train the model's forward_upsampled
-    ddp: bool = False  # one of several DistributedDataParallel processes
-    local_rank: int | None = None  # its device index under DDP on CUDA
-
-    @classmethod
-    def from_config(cls, cfg: TrainConfig, *, world: int = 1, local_rank: int | None = None) -> RunnerOptions:
-        rt = cfg.runtime
-        return cls(
-            channels_last=rt.channels_last,
-            compile=rt.compile,
-            compile_mode=rt.compile_mode,
-            fused_blocks=rt.fused_blocks,
-            pre_upsampled=bool(cfg.data.pre_upsample),
-            ddp=world > 1,
-            local_rank=local_rank,
-        )
-
-
-class _Upsampled(nn.Module):
-    """Runs an SRCNN on inputs that are already interpolated (the paper's sub-images)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_upsampled(x)
 
 
 class StageRunner:
@@ -183,6 +151,7 @@ class StageRunner:
             self.ema = copy.deepcopy(generator).eval()
             for p in self.ema.parameters():
                 p.requires_grad_(False)
+        self.best = BestWeights(generator, sync=self.sync_checks) if cfg.keep == "best_train_loss" else None
 
     # ------------------------------------------------------------------------------------------ helpers
     def autocast(self):
@@ -203,6 +172,14 @@ class StageRunner:
     def eval_model(self) -> nn.Module:
         """The generator to validate and export: the EMA when enabled."""
         return self.ema if self.ema is not None else self.g
+
+    def keep_result(self) -> dict | None:
+        """At the stage's end: load the weights ``keep`` names into the generator; what was kept (None for
+        ``last``)."""
+        if self.best is None:
+            return None
+        self.best.apply()
+        return self.best.info()
 
     def _all_finite(self, it: int, *losses: torch.Tensor) -> bool:
         """Whether the losses are finite. Synchronises (and, under DDP, agrees across ranks) only when a
@@ -330,14 +307,14 @@ class StageRunner:
         total = sum(parts.values())
         if not self._all_finite(it, total):
             return self._nonfinite(it, parts)
-        self._backward_step(total, self.opt_g, self.scaler_g, self.g.parameters())
-        self._update_ema()
+        self._g_update(total, it)
         out = {k: v.detach() for k, v in parts.items()}
         out["l_total"] = total.detach()
         return out
 
     def _step_gan(self, lr, hr, it):
-        L = self.losses
+        if self.cfg.d_first:
+            return self._step_gan_d_first(lr, hr, it)
         d = self.d
         # --- generator, discriminator frozen
         for p in d.parameters():
@@ -346,25 +323,68 @@ class StageRunner:
             sr = self.g_train(lr)
         # under CUDA graphs the generator's output buffer may be reused by a later replay: keep a copy for D
         sr_d = sr.detach().clone() if self._cudagraphs else sr.detach()
+        parts, total_g = self._g_adversarial(sr, hr)
+        if not self._all_finite(it, total_g):
+            for p in d.parameters():
+                p.requires_grad_(True)
+            return self._nonfinite(it, parts)
+        self._g_update(total_g, it)
+        # --- discriminator
+        for p in d.parameters():
+            p.requires_grad_(True)
+        res = self._d_update(hr, sr_d, it, fake_first=False)
+        return None if res is None else self._gan_out(parts, total_g, *res)
+
+    def _step_gan_d_first(self, lr, hr, it):
+        d = self.d
+        with self.autocast():
+            sr = self.g_train(lr)
+        sr_d = sr.detach().clone() if self._cudagraphs else sr.detach()
+        # --- discriminator first, on the detached output (fake before real, the study's order of passes)
+        res = self._d_update(hr, sr_d, it, fake_first=True)
+        if res is None:
+            return None
+        # --- generator against the updated discriminator, frozen
+        for p in d.parameters():
+            p.requires_grad_(False)
+        try:
+            parts, total_g = self._g_adversarial(sr, hr)
+            if not self._all_finite(it, total_g):
+                return self._nonfinite(it, parts)
+            self._g_update(total_g, it)
+        finally:
+            for p in d.parameters():
+                p.requires_grad_(True)
+        return self._gan_out(parts, total_g, *res)
+
+    def _g_adversarial(self, sr, hr):
+        """The generator's losses (pixel, perceptual, adversarial against D as it is now) and their sum."""
+        L = self.losses
         parts = self._gen_losses(sr, hr)
         with self.autocast():
             real_pred = self._d(hr).detach()
             fake_pred = self._d(sr)
         parts["l_gan"] = L.gan_weight * gan_g_loss(L.gan, real_pred.float(), fake_pred.float())
-        total_g = sum(parts.values())
-        if not self._all_finite(it, total_g):
-            for p in d.parameters():
-                p.requires_grad_(True)
-            return self._nonfinite(it, parts)
+        return parts, sum(parts.values())
+
+    def _g_update(self, total_g, it) -> None:
+        if self.best is not None:
+            self.best.offer(total_g, it)
         self._backward_step(total_g, self.opt_g, self.scaler_g, self.g.parameters())
         self._update_ema()
-        # --- discriminator
-        for p in d.parameters():
-            p.requires_grad_(True)
+
+    def _d_update(self, hr, sr_d, it, *, fake_first: bool):
+        """One discriminator step on the real and the detached generated batch: ``(l_d, real_pred,
+        fake_pred)``, or None when a non-finite step was skipped."""
+        d = self.d
         with self.autocast():
-            real_pred = self._d(hr)
-            fake_pred = self._d(sr_d)
-        l_d = gan_d_loss(L.gan, real_pred.float(), fake_pred.float())
+            if fake_first:
+                fake_pred = self._d(sr_d)
+                real_pred = self._d(hr)
+            else:
+                real_pred = self._d(hr)
+                fake_pred = self._d(sr_d)
+        l_d = gan_d_loss(self.losses.gan, real_pred.float(), fake_pred.float())
         if not self._all_finite(it, l_d):
             return self._nonfinite(it, {"l_d": l_d})
         self.opt_d.zero_grad(set_to_none=True)
@@ -376,6 +396,10 @@ class StageRunner:
             torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.grad_clip)
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
+        return l_d, real_pred, fake_pred
+
+    @staticmethod
+    def _gan_out(parts, total_g, l_d, real_pred, fake_pred) -> dict[str, torch.Tensor]:
         out = {k: v.detach() for k, v in parts.items()}
         out["l_g_total"] = total_g.detach()
         out["l_d"] = l_d.detach()
@@ -408,6 +432,8 @@ class StageRunner:
         if self.d is not None:
             st["opt_d"] = self.opt_d.state_dict()
             st["scaler_d"] = self.scaler_d.state_dict()
+        if self.best is not None:
+            st["best_train_loss"] = self.best.state_dict()[0]
         return st
 
     def model_states(self) -> dict:
@@ -416,6 +442,8 @@ class StageRunner:
             out["d"] = self.d.state_dict()
         if self.ema is not None:
             out["ema"] = self.ema.state_dict()
+        if self.best is not None and self.best.state is not None:
+            out["best_g"] = self.best.state
         return out
 
     def load_state_dict(self, st: dict, models: dict) -> None:
@@ -435,3 +463,8 @@ class StageRunner:
                 self.ema.load_state_dict(models["ema"])
             else:
                 self.ema.load_state_dict(self.g.state_dict())
+        if self.best is not None:
+            pos = st.get("best_train_loss")
+            if pos and "best_g" not in models:
+                raise SrlabError(f"the checkpoint of stage {self.name} has no best_train_loss weights")
+            self.best.load_state_dict(pos or {}, models.get("best_g"), self.device)

@@ -15,7 +15,8 @@ process per device under ``torchrun``):
   on CPU); rank 0 logs, validates and writes files; seeds differ per rank.
 
 The stage in progress is one :class:`~srlab.train.state.StageState` (index, name, iteration, runner, best
-validation, the run's result).
+validation, the run's result). A stage exports the generator weights its ``keep`` names
+(:mod:`srlab.train.keep`); the next stage continues from those.
 """
 
 from __future__ import annotations
@@ -199,6 +200,10 @@ class Trainer:
             )
         self.g, self.desc = g.to(dev), desc
         self.precision = resolve_precision(cfg.runtime.amp, dev, desc, training=True)
+        if self.precision == "fp16" and dev.type != "cuda":
+            # fp16 training needs its gradient scaler, which runs on CUDA only
+            self._say(f"runtime.amp fp16 trains on CUDA only; fp32 on {dev.type}")
+            self.precision = "fp32"
         self.amp = amp_dtype(self.precision)
         self._say(
             f"train {cfg.name}: {desc.arch} x{desc.scale} ({desc.params:,} params) on {dev}"
@@ -269,6 +274,8 @@ class Trainer:
                 + f", {st.optim.type} lr {st.optim.lr:g}, losses "
                 + ", ".join(describe_losses(st.losses))
                 + (f", perceptual weights: {runner.perceptual_source}" if runner.perceptual else "")
+                + (", D updated before G" if st.d_first else "")
+                + (f", keeps {st.keep}" if st.keep != "last" else "")
             )
         return stage
 
@@ -368,6 +375,15 @@ class Trainer:
     def _end_stage(self, stage: StageState) -> None:
         """Validate, export ``{stage}.safetensors`` and write the stage's final checkpoint."""
         cfg, runner, name = self.cfg, stage.runner, stage.name
+        kept = runner.keep_result()  # before validating: the final validation scores what is exported
+        if kept is not None:
+            stage.summary["kept"] = kept
+            it = kept["iteration"]
+            self._say(
+                f"stage {name}: keeping the weights after {it} iterations (best_train_loss)"
+                if it is not None
+                else f"stage {name}: no finite training loss seen; keeping the last weights"
+            )
         if cfg.val.set:
             self._validate(stage)
         best = stage.best
