@@ -11,26 +11,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TINY = dict(
-    test_crop=32,
-    crops_per_image=1,
-    test_images=2,
-    val_crops=1,
-    patch=16,
-    srcnn_iters=3,
-    srcnn_batch=2,
-    srcnn_features=(8, 4),
-    rrdb_blocks=1,
-    rrdb_features=8,
-    rrdb_growth=4,
-    psnr_iters=2,
-    psnr_batch=2,
-    gan_iters=1,
-    gan_batch=2,
-    d_features=8,
-    pretrained=False,
-    train_images=2,
-)
+
+def tiny_spec_dict(pretrained: bool = False) -> dict:
+    """quick.yaml shrunk to seconds: tiny networks, a few iterations, two 32x32 test crops."""
+    import yaml
+
+    from srlab.study.spec import studies_dir
+
+    d = yaml.safe_load((studies_dir() / "quick.yaml").read_text())
+    d["data"]["samples"].update(test_crop=32, crops_per_image=1, test_images=2, val_crops=1, train_images=2)
+    m = d["models"]
+    if not pretrained:
+        del m["pretrained"], d["published"]["rows"]["pretrained"]
+        d["published"]["not_comparable"] = {}
+    so = m["srcnn"]["train"]["overrides"]
+    so["model"]["hparams"].update(n1=8, n2=4)
+    so["data"]["crop"] = 16
+    so["stages"]["train"].update(iterations=3, batch_size=2)
+    eo = m["esrgan"]["train"]["overrides"]
+    eo["model"]["hparams"].update(num_block=1, num_feat=8, num_grow_ch=4)
+    eo["data"]["crop"] = 16
+    eo["stages"]["psnr"].update(iterations=2, batch_size=2)
+    eo["stages"]["gan"].update(iterations=1, batch_size=2)
+    eo["stages"]["gan"]["discriminator"]["hparams"]["num_feat"] = 8
+    return d
+
+
+def tiny_spec(**changes):
+    from srlab.study.spec import apply_spec_overrides, spec_from_dict
+
+    return spec_from_dict(apply_spec_overrides(tiny_spec_dict(), changes))
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -44,34 +54,36 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _ctx(tmp_path, profile="quick", data_root=None, **quick):
-    from srlab.study import PROFILES, Context, QuickSettings
+def _ctx(tmp_path, spec=None, data_root=None):
+    from srlab.study import Context, load_spec
 
-    return Context(
-        PROFILES[profile],
-        tmp_path / "out",
-        data_root,
-        "cpu",
-        None,
-        QuickSettings(**{**TINY, **quick}),
-        lambda m: None,
-    )
+    if isinstance(spec, str):
+        spec = load_spec(spec)
+    return Context(spec or tiny_spec(), tmp_path / "out", data_root, "cpu", None, lambda m: None)
 
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
-    from srlab.study import QuickSettings, reproduce
+    import yaml
 
-    out = tmp_path_factory.mktemp("reproduce") / "rep"
-    summary = reproduce(
-        "quick", out=out, quick=QuickSettings(**TINY), device="cpu", progress=False, log=lambda m: None
-    )
-    return out, summary
+    from srlab.study import reproduce
+
+    tmp = tmp_path_factory.mktemp("reproduce")
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(tiny_spec_dict(), sort_keys=False))
+    out = tmp / "rep"
+    lines: list[str] = []
+    summary = reproduce(tmp / "tiny.yaml", out=out, device="cpu", progress=False, log=lines.append)
+    return out, summary, lines
 
 
 @pytest.mark.slow
 def test_tiny_reproduce_writes_the_report(tiny_report):
-    out, s = tiny_report
+    out, s, lines = tiny_report
+    # the plan comes first: every run with its rows, then the work
+    assert lines[0].startswith("[plan] study 'quick'") and any(x.startswith("[plan] can run") for x in lines)
+    assert lines.index(next(x for x in lines if x.startswith("[plan] can run"))) < lines.index(
+        next(x for x in lines if x.startswith("[train]"))
+    )
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     for name in ("panel_natural_study", "panel_natural_standard", "curves_study", "curves_standard",
@@ -88,9 +100,11 @@ def test_tiny_reproduce_writes_the_report(tiny_report):
     assert "Role 'faces' is missing" in md and "Role 'anime' is missing" in md
     assert "github.com/NVlabs/ffhq-dataset" in md and "UGATIT" in md
     assert [m["role"] for m in s["missing"]] == ["faces", "anime"]
-    # loud notices: random VGG, substituted data, quick profile
+    # loud notices: random VGG (on the row itself), substituted data, what the quick run is
     assert "RANDOM VGG19" in md and s["perceptual_weights"] == ["random"]
-    assert "Natural role substituted" in md and "Quick profile" in md
+    assert "| ESRGAN, GAN stage (ours; VGG19: random) |" in md
+    assert "Natural role substituted" in md and "Quick study: small models" in md
+    assert "## Deviations from the study" in md and "a demonstration, not the study" in md
     # provenance: each trained row names its checkpoint, which exists
     for label, m in s["models"].items():
         assert Path(m["path"]).is_file(), label
@@ -109,7 +123,7 @@ def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
     from srlab.cli import main
     from srlab.report.tables import read_results
 
-    out, s = tiny_report
+    out, s, _ = tiny_report
     md = (out / "report.md").read_text()
     checked = 0
     for proto in ("study", "standard"):
@@ -142,27 +156,21 @@ def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
 
 @pytest.mark.slow
 def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
-    from srlab.study import (
-        QuickSettings,
-        build_config,
-        config_hash,
-        plan_runs,
-        prepare_quick_samples,
-        run_training,
-    )
+    from srlab.study import build_config, config_hash, plan_runs, prepare_quick_samples, run_training
 
-    out, first = tiny_report
+    out, first, _ = tiny_report
     ctx = _ctx(out.parent)
     ctx.out = out
-    ctx.quick = QuickSettings(**TINY)
     prepare_quick_samples(ctx)
     run_training(ctx, plan_runs(ctx), progress=False)
     assert [r["status"] for r in ctx.runs] == ["reused"] * 4
-    assert {k: v["path"] for k, v in ctx.models.items()} == {k: v["path"] for k, v in first["models"].items()}
+    assert {k: v["path"] for k, v in ctx.models.items()} == {
+        k: v["path"] for k, v in first["models"].items() if v["run"]
+    }
     # a changed recipe is a new run (another folder), not a resume of the old one
-    ctx2 = _ctx(out.parent, srcnn_iters=4)
+    ctx2 = _ctx(out.parent, tiny_spec(**{"models.srcnn.train.overrides.stages.train.iterations": 4}))
     ctx2.out = out
-    ctx2.train_set, ctx2.val_set = ctx.train_set, ctx.val_set
+    ctx2.train_sets, ctx2.val_set = ctx.train_sets, ctx.val_set
     h1 = [config_hash(build_config(r, False)[1]) for r in plan_runs(ctx)]
     h2 = [config_hash(build_config(r, False)[1]) for r in plan_runs(ctx2)]
     assert [a == b for a, b in zip(h1, h2)] == [False, True, False, True]  # SRCNN changed, ESRGAN not
@@ -170,7 +178,7 @@ def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
     moved = tmp_path / "moved" / "rep"
     ctx3 = _ctx(tmp_path)
     ctx3.out = moved
-    ctx3.train_set = {"path": str(moved / "data" / "samples-train")}
+    ctx3.train_sets = {"DIV2K_train_crop128": {"path": str(moved / "data" / "samples-train")}}
     ctx3.val_set = str(moved / "data" / "samples-val")
     h3 = [config_hash(build_config(r, False)[1], moved) for r in plan_runs(ctx3)]
     h1o = [config_hash(build_config(r, False)[1], out) for r in plan_runs(ctx)]
@@ -226,7 +234,9 @@ def test_data_root_faces_and_anime_roles(tmp_path):
         write_image(
             root / "selfie2anime" / "testB" / f"{i}.jpg", rng.integers(0, 255, (256, 256, 3), np.uint8)
         )
-    ctx = _ctx(tmp_path, data_root=root, max_role_images=3)
+    ctx = _ctx(
+        tmp_path, tiny_spec(**{f"roles.{r}.max_images": 3 for r in ("natural", "faces", "anime")}), root
+    )
     prepare_data_root(ctx)
     assert ctx.val_set is None and [m["role"] for m in ctx.missing] == ["natural"]
     faces, anime = ctx.roles["faces"], ctx.roles["anime"]
@@ -239,23 +249,26 @@ def test_data_root_faces_and_anime_roles(tmp_path):
 def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
     from srlab.study import build_config, plan_runs
 
-    for profile in ("quick", "study", "paper"):
-        ctx = _ctx(tmp_path, profile=profile)
-        ctx.train_set = {"name": "x", "path": "some/relative/train"}
+    for name in ("quick", "study", "papers"):
+        ctx = _ctx(tmp_path, name)
+        ctx.train_sets = {n: {"path": "some/relative/train"} for n in ("DIV2K_train_crop128", "T91")}
         ctx.val_set = "some/val"
         runs = plan_runs(ctx)
-        assert {r.protocol for r in runs} == {"study", "standard"}
-        rows = sorted(row for r in runs for row in r.outputs.values())
-        assert rows == sorted(["srcnn", "esrgan_psnr", "esrgan_gan"] * 2)
-        for spec in runs:
-            cfg, _ = build_config(spec, progress=False)  # validates every override against the schema
-            assert cfg.data.degradation == ("study" if spec.protocol == "study" else "bicubic")
-            assert cfg.protocol == spec.protocol and cfg.scale == 2
+        spec = ctx.spec
+        trained = [k for k, m in spec.models.items() if m.train]
+        want = sorted(
+            row for k in trained for row in spec.model_rows(k) for _ in spec.protocols_of(k)
+        )  # one run per protocol, or one
+        assert sorted(row for r in runs for row in r.outputs.values()) == want, name
+        for run in runs:
+            cfg, _ = build_config(run, progress=False)  # validates every override against the schema
+            assert cfg.data.degradation == ("study" if run.protocol == "study" else "bicubic")
+            assert cfg.protocol == run.protocol and cfg.scale == 2
             # absolute: the trainer would resolve a relative path against the data root
             assert Path(cfg.data.train).is_absolute() and Path(cfg.val.set).is_absolute()
-            if spec.family == "srcnn":
+            if "model.hparams.upsampler" in spec.models[run.model].train.interpolation_keys:
                 assert cfg.model.hparams["upsampler"] == (
-                    "bilinear" if spec.protocol == "study" else "bicubic"
+                    "bilinear" if run.protocol == "study" else "bicubic"
                 )
         ctx.factor = 0.5
         half = plan_runs(ctx)
@@ -266,6 +279,28 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
                 assert cb.stages[st].iterations == max(1, round(ca.stages[st].iterations * 0.5))
 
 
+# The run folders of quick.yaml at its full sizes: the config hashes of the former built-in quick profile
+# (its README numbers), so a spec change that alters a generated training config fails here.
+QUICK_HASHES = {
+    "srcnn_trained-study": "1347c0d5b2",
+    "esrgan_trained-study": "04ea3502b5",
+    "srcnn_trained-standard": "0aa0b0c83a",
+    "esrgan_trained-standard": "1b2c3cdff3",
+}
+
+
+def test_quick_spec_makes_the_same_training_configs(tmp_path, monkeypatch):
+    import srlab.study.plan
+    from srlab.study import build_config, config_hash, plan_runs
+
+    monkeypatch.setattr(srlab.study.plan, "perceptual_weights_choice", lambda: "random")
+    ctx = _ctx(tmp_path, "quick")
+    ctx.train_sets = {"DIV2K_train_crop128": {"path": str(ctx.out / "data" / "samples-train")}}
+    ctx.val_set = str(ctx.out / "data" / "samples-val")
+    got = {r.key: config_hash(build_config(r, False)[1], ctx.out) for r in plan_runs(ctx)}
+    assert got == QUICK_HASHES
+
+
 def test_quick_init_makes_interpolators(tmp_path):
     import torch
 
@@ -273,19 +308,31 @@ def test_quick_init_makes_interpolators(tmp_path):
     from srlab.study import build_config, identity_init, plan_runs
     from srlab.weights.loader import load_model
 
-    ctx = _ctx(tmp_path, srcnn_features=(64, 32), rrdb_blocks=2, rrdb_features=32, rrdb_growth=16)
-    ctx.train_set, ctx.val_set = {"name": "x", "path": str(tmp_path)}, None
+    spec = tiny_spec(
+        **{
+            "models.srcnn.train.overrides.model.hparams.n1": 64,
+            "models.srcnn.train.overrides.model.hparams.n2": 32,
+            "models.esrgan.train.overrides.model.hparams": {
+                "scale": 2,
+                "num_block": 2,
+                "num_feat": 32,
+                "num_grow_ch": 16,
+            },
+        }
+    )
+    ctx = _ctx(tmp_path, spec)
+    ctx.train_sets, ctx.val_set = {"DIV2K_train_crop128": {"path": str(tmp_path)}}, None
     x = torch.rand(1, 3, 12, 10)
     ref = upsample(x, 2, "bilinear")
-    for spec in plan_runs(ctx)[:2]:  # SRCNN and RRDBNet, study protocol
-        assert spec.identity_init
-        cfg, _ = build_config(spec, False)
-        m, _ = load_model(identity_init(cfg, tmp_path / f"{spec.family}.safetensors"))
+    for run in plan_runs(ctx)[:2]:  # SRCNN and RRDBNet, study protocol
+        assert run.identity_init
+        cfg, _ = build_config(run, False)
+        m, _ = load_model(identity_init(cfg, tmp_path / f"{run.model}.safetensors"))
         with torch.no_grad():
             y = m(x)
         # RRDBNet's zero-padded border differs; inside, both are the study's bilinear interpolation
         inner = (y - ref)[..., 2:-2, 2:-2]
-        assert 10 * math.log10(1 / float((inner**2).mean())) > 40, spec.family
+        assert 10 * math.log10(1 / float((inner**2).mean())) > 40, run.model
 
 
 @pytest.mark.slow
@@ -294,13 +341,14 @@ def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):
     import torch
 
     from srlab.imaging.resize import imresize
-    from srlab.study import prepare_pretrained
+    from srlab.study.run import prepare_references
     from srlab.weights.loader import load_model
 
-    ctx = _ctx(tmp_path, pretrained=True)
+    ctx = _ctx(tmp_path, "quick")  # RRDB_ESRGAN_x4, else realesrgan-x4plus; MATLAB imresize to x2
     (ctx.out / "models").mkdir(parents=True)
-    prepare_pretrained(ctx)
+    prepare_references(ctx)
     p = ctx.pretrained
+    assert ctx.models[p["label"]]["row"] == "pretrained" and ctx.references["pretrained"]["path"] == p["path"]
     assert p is not None and p["scale"] == 4
     m2, d2 = load_model(p["path"])
     assert d2.scale == 2
@@ -325,6 +373,8 @@ def test_cli_parses_and_refuses_bad_input(tmp_path, capsys):
     assert main(["reproduce", "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert main(["reproduce", "--budget", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert main(["reproduce", "quick", "--profile", "study", "--plan"]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_cpu_threads_follow_the_free_cores_and_are_recorded(tmp_path, monkeypatch):

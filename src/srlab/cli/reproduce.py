@@ -1,4 +1,5 @@
-"""``srlab reproduce``: train what is missing, evaluate under both protocols, write report.md / report.html."""
+"""``srlab reproduce [SPEC]``: print the plan, train what is missing, evaluate under the spec's protocols,
+write report.md / report.html. ``--plan`` prints the plan only (exit 0: it can run, 2: it cannot)."""
 
 from __future__ import annotations
 
@@ -6,34 +7,50 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="re-make the SRCNN / ESRGAN study end to end and write a report",
+        help="run a study spec (the SRCNN / ESRGAN study, or your own comparison) and write a report",
         description=(
-            "Train SRCNN and ESRGAN (PSNR and GAN stages) on the study's and the standard degradation, "
-            "evaluate them with bicubic/bilinear and a pretrained ESRGAN under both protocols on natural "
-            "photos, faces and anime, and write OUT/report.md and a self-contained OUT/report.html. "
-            "Re-running resumes: finished trainings are reused, interrupted ones continue."
+            "Run a study spec: train its models (once per protocol's degradation, or once), evaluate them with "
+            "the interpolation baselines and pretrained references under its protocols on its test roles, and "
+            "write OUT/report.md and a self-contained OUT/report.html. The plan (every run, every missing "
+            "input with where to get it) is printed first. Re-running resumes: finished trainings are reused, "
+            "interrupted ones continue."
         ),
     )
     p.add_argument(
+        "spec",
+        nargs="?",
+        default=None,
+        help="a bundled study (quick, study, papers) or a path to a spec .yaml (default: quick)",
+    )
+    p.add_argument(
         "--profile",
-        choices=("quick", "study", "paper"),
-        default="quick",
-        help="quick (default): small models, ~10 min on a 2-core CPU, no download; study: the study's "
-        "settings (GPU); paper: the SRCNN/ESRGAN papers' recipes at x2 (GPU, long)",
+        choices=("quick", "study", "paper", "papers"),
+        default=None,
+        help="a bundled study by name: quick (default; small models, minutes on a 2-core CPU, no download), "
+        "study (the study's settings; GPU), paper(s) (the SRCNN/ESRGAN papers' recipes at x2; GPU, long)",
+    )
+    p.add_argument("--plan", action="store_true", help="print the plan and exit: 0 if it can run, 2 if not")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one value of the spec (e.g. roles.natural.crop=256); repeatable",
     )
     p.add_argument(
         "--data-root",
         default=None,
-        help="folder with DIV2K_train_crop128 and the test sets; quick without it uses scikit-image's samples",
+        help="folder with the training and test sets; a spec with sample images (quick) uses them without it",
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--out", default=None, help="report folder (default: reports/<profile>)")
+    p.add_argument("--out", default=None, help="report folder (default: reports/<study name>)")
     p.add_argument(
         "--budget",
         type=float,
         default=None,
         metavar="MINUTES",
-        help="scale every iteration count by MINUTES / the profile's nominal time (quick: 8 min on 2 CPU cores)",
+        help="scale every iteration count by MINUTES / the spec's nominal time (quick: 8 min on 2 CPU cores)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -43,18 +60,26 @@ def run(args) -> int:
     import shlex
     import sys
 
+    from srlab.errors import ConfigError
     from srlab.study import reproduce
 
+    if args.spec and args.profile:
+        raise ConfigError(f"give a spec ({args.spec}) or --profile {args.profile}, not both")
+    spec = args.spec or args.profile or "quick"
     command = "srlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else None
     summary = reproduce(
-        args.profile,
+        spec,
         data_root=args.data_root,
         device=args.device,
         out=args.out,
         budget=args.budget,
+        overrides=args.overrides or None,
+        plan_only=args.plan,
         progress=False if args.no_progress else None,
         command=command,
         log=lambda m: print(m, flush=True),
     )
+    if args.plan:
+        return 0 if summary["can_run"] else 2
     print(f"report: {summary['report_html']}")
     return 0

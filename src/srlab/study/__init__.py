@@ -1,60 +1,49 @@
-"""``srlab reproduce``: the study (SRCNN and ESRGAN at x2 on natural photos, faces and anime, compared with a
-pretrained ESRGAN by PSNR/SSIM, its Tables 1-2 and Figures 4-6) in one command, on whatever data is here.
+"""``srlab reproduce SPEC``: a comparison study -- the SRCNN / ESRGAN study, or a user's own -- from one YAML
+spec (:mod:`.spec`; bundled: ``configs/studies/{quick,study,papers}.yaml``) to tables, figures and a report.
 
 Pipeline (every step goes through the library's own modules, so each number can be re-made by hand):
 
-1. **Data** (:mod:`.samples`, :mod:`.datasets`) -- the test *roles* (natural, faces, anime) are looked up
-   under the data root in srlab's data-set catalogue; a role that is missing is listed in the report with
-   where to get it. The ``quick`` profile without a data root uses public-domain sample images shipped in
-   scikit-image (``skimage/data``): training crops come from some of them, the natural test role from
-   128x128 crops of others. Derived test folders (crops, subsets) are written under ``OUT/data/``.
-2. **Training** (:mod:`.plan`, :mod:`.runs`) -- for each protocol (``study``: the study's bilinear
-   degradation; ``standard``: MATLAB bicubic), SRCNN and ESRGAN (PSNR-oriented stage and GAN stage) are
-   trained with :func:`srlab.train.train` from the recipes in ``configs/`` (plus the profile's overrides).
-   A run whose final model exists is skipped; an interrupted one resumes (``resume='auto'``). Finished
-   generators are copied to ``OUT/models/<label>.safetensors``.
-3. **Pretrained** (:mod:`.runs`) -- the official ``RRDB_ESRGAN_x4`` when it is in the weight cache, else
-   Real-ESRGAN ``realesrgan-x4plus`` from the ncnn package; on the x2 task it runs at x4 and the result is
-   resized to x2 with MATLAB bicubic (``imresize``), saved as an srlab checkpoint (``ResizedOutput``, method
-   ``matlab``) so ``srlab eval`` runs it the same way.
-4. **Evaluation** (:mod:`.evaluation`) -- :func:`srlab.evaluate.evaluate` under both protocols on every
-   saved model (interpolation baselines included); results are written with
-   :func:`srlab.report.tables.write_results`.
-5. **Report** (:mod:`.figures`, :mod:`.tables`, :mod:`.report`) -- the study's Table 1 (PSNR) and Table 2
-   (SSIM) for each protocol with the study's published numbers beside ours, the cross-protocol scores,
-   panels with zoomed insets, training curves, per-image distributions, settings, versions, hardware and
-   wall time: ``OUT/report.md`` and a self-contained ``OUT/report.html``; ``OUT/reproduce.json`` holds the
-   same numbers for programs.
+1. **Inputs** (:mod:`.inputs`, :mod:`.datasets`, :mod:`.samples`) -- the spec's test *roles* (catalogue sets
+   under the data root, or folders), training and validation sets and pretrained weights are looked up;
+   everything missing is collected with where to get it. A spec with ``data.samples`` (quick) uses
+   scikit-image's public-domain sample images without a data root.
+2. **Plan** (:mod:`.plan`, :mod:`.preview`) -- every training run (a ``configs/`` recipe plus the spec's
+   overrides, once per protocol's degradation or once), printed with its network, losses and weights,
+   iterations, batch, data, degradation, protocol and rows, with the missing inputs; ``--plan`` stops here
+   (exit 0 when it can run, 2 when not).
+3. **Training** (:mod:`.runs`) -- :func:`srlab.train.train`; a finished run is reused, an interrupted one
+   resumes (``resume='auto'``); run folders are named by a hash of the generated config.
+4. **References** -- pretrained models: a weights file at the study's scale as it is, zoo models through
+   :func:`~srlab.study.runs.prepare_pretrained` (run at their scale, resized the spec's way, saved as one
+   srlab checkpoint so ``srlab eval`` runs it the same way).
+5. **Evaluation** (:mod:`.evaluation`) -- :func:`srlab.evaluate.evaluate` under each protocol on every model.
+6. **Report** (:mod:`.figures`, :mod:`.tables`, :mod:`.report`) -- per protocol a PSNR and an SSIM table
+   (rows naming the weights they used, published numbers beside ours), the cross-protocol table, the
+   deviations from the study, panels, curves, distributions, settings and environment: ``OUT/report.md``,
+   a self-contained ``OUT/report.html`` and ``OUT/reproduce.json``.
 
-Profiles (:data:`PROFILES`): ``quick`` (default; no download, small models, sized for a small CPU),
-``study`` (the study's settings, ``configs/*_study.yaml``; needs DIV2K_train_crop128 and the test sets; a
-GPU makes it practical) and ``paper`` (the SRCNN and ESRGAN papers' recipes at x2). ``budget`` (minutes)
-scales every iteration count by ``budget / profile.nominal_minutes``.
-
-Protocol constants, profiles and :class:`Context` live in :mod:`.context`; :func:`reproduce` (:mod:`.run`)
-runs the steps in order.
+``budget`` (minutes) scales every iteration count by ``budget / spec.nominal_minutes``.
 """
 
 from __future__ import annotations
 
-from srlab.study.context import PROFILES, PUBLISHED, ROLES, Context, Profile, QuickSettings, RunSpec
+from srlab.study.context import Context, RunSpec
 from srlab.study.datasets import prepare_data_root
 from srlab.study.plan import build_config, config_hash, identity_init, plan_runs
 from srlab.study.run import reproduce
 from srlab.study.runs import prepare_pretrained, run_training
 from srlab.study.samples import prepare_quick_samples
+from srlab.study.spec import StudySpec, bundled_specs, load_spec
 
 __all__ = [
-    "PROFILES",
-    "PUBLISHED",
-    "ROLES",
     "Context",
-    "Profile",
-    "QuickSettings",
     "RunSpec",
+    "StudySpec",
     "build_config",
+    "bundled_specs",
     "config_hash",
     "identity_init",
+    "load_spec",
     "plan_runs",
     "prepare_data_root",
     "prepare_pretrained",

@@ -4,23 +4,33 @@ table order and short titles of the models."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from srlab.errors import DataError
-from srlab.study.context import PROTOCOLS, SCALE, TRAINED, Context, adapt_threads, rel, shell
+from srlab.study.context import Context, adapt_threads, rel, shell
 
 
 def model_order(ctx: Context, protocol: str | None = None) -> list[str]:
-    """Labels in table order; with a protocol, only that protocol's trained rows."""
+    """Labels of the evaluated model files in the spec's row order; with a protocol, a model trained once
+    per protocol appears only under its own."""
     out = []
-    for row in TRAINED:
-        for proto in PROTOCOLS:
-            if protocol and proto != protocol:
+    for row in ctx.spec.row_order():
+        for label, m in ctx.models.items():
+            if m["row"] != row:
                 continue
-            for label, m in ctx.models.items():
-                if m["row"] == row and m["protocol"] == proto:
-                    out.append(label)
-    out += [lb for lb, m in ctx.models.items() if m["row"] == "pretrained"]
+            if protocol and m.get("per_protocol") and m["protocol"] != protocol:
+                continue
+            out.append(label)
     return out
+
+
+def interpolations(ctx: Context) -> list[str]:
+    return [m.interpolation for m in ctx.spec.models.values() if m.interpolation]
+
+
+def eval_specs(ctx: Context, protocol: str | None = None) -> list[str]:
+    """What ``srlab eval`` is given: the interpolation rows by name, every other model by its file."""
+    return interpolations(ctx) + [ctx.models[lb]["path"] for lb in model_order(ctx, protocol)]
 
 
 def _eval_args(ctx: Context) -> tuple[list[str], dict[str, str]]:
@@ -38,7 +48,7 @@ def eval_command(ctx: Context, protocol: str, models: list[str], datasets: list[
         "srlab eval",
         "--models " + ",".join(shell(rel(m)) if m not in ("bicubic", "bilinear") else m for m in models),
         "--datasets " + ",".join(ds),
-        f"--scale {SCALE}",
+        f"--scale {ctx.scale}",
         f"--protocol {protocol}",
         "--hr-crop 0",
     ]
@@ -57,15 +67,15 @@ def run_evaluation(ctx: Context, progress: bool) -> None:
     datasets, set_paths = _eval_args(ctx)
     if not datasets:
         raise DataError("no test set found for any role; see the report's data section")
-    specs = ["bilinear", "bicubic"] + [ctx.models[lb]["path"] for lb in model_order(ctx)]
-    for proto in PROTOCOLS:
+    specs = eval_specs(ctx)
+    for proto in ctx.protocols:
         adapt_threads(ctx, f"eval-{proto}")
         t0 = time.time()
         ctx.say(f"[eval] {proto} protocol: {len(specs)} models x {', '.join(datasets)}")
         res = evaluate(
             specs,
             datasets,
-            [SCALE],
+            [ctx.scale],
             protocol=proto,
             data_root=ctx.data_root,
             set_paths=set_paths,
@@ -95,11 +105,24 @@ def mean(rows: list[dict], model: str, dataset: str, key: str) -> float | None:
 
 
 def short_title(ctx: Context, label: str) -> str:
-    if label in ("bicubic", "bilinear"):
-        return label
+    """A model's name in figures and the cross-protocol table (the spec's title; a pretrained one with
+    the weights it used)."""
+    for m in ctx.spec.models.values():
+        if m.interpolation == label:
+            return m.title
     m = ctx.models[label]
-    if m["row"] == "pretrained":
-        return f"pretrained ({ctx.pretrained['name']})" if ctx.pretrained else "pretrained"
-    return {"srcnn": "SRCNN (ours)", "esrgan_psnr": "ESRGAN PSNR (ours)", "esrgan_gan": "ESRGAN GAN (ours)"}[
-        m["row"]
-    ]
+    ref = ctx.references.get(m["row"])
+    if ref is not None:
+        return f"Pretrained: {weights_name(ref)}"
+    return ctx.spec.row_title(m["row"])
+
+
+def weights_name(ref: dict) -> str:
+    """The file a pretrained row used, as the row names it (the zoo entry's file name without suffix)."""
+    from srlab.weights.zoo import ZOO
+
+    if ref.get("file"):
+        return Path(str(ref["file"])).stem
+    name = str(ref.get("name", "?"))
+    entry = ZOO.get(name)
+    return Path(entry.filename).stem if entry else Path(name).stem if "." in name else name

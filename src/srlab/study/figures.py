@@ -6,17 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from srlab.study.context import (
-    DEGRADATION_TEXT,
-    METRIC_CHANNEL,
-    PROTOCOLS,
-    ROLE_INFO,
-    SCALE,
-    Context,
-    fresh_dir,
-    read_rgb,
-)
-from srlab.study.evaluation import model_order, short_title
+from srlab.study.context import DEGRADATION_TEXT, METRIC_CHANNEL, Context, fresh_dir, read_rgb
+from srlab.study.evaluation import interpolations, model_order, short_title
 
 
 def run_panels(ctx: Context, progress: bool) -> None:
@@ -43,16 +34,17 @@ def run_panels(ctx: Context, progress: bool) -> None:
                 best, best_e = f, e
         pdir = fresh_dir(ctx.out / "data" / f"panel-{role}")
         shutil.copyfile(best, pdir / best.name)
-        for proto in PROTOCOLS:
+        scale = ctx.scale
+        for proto in ctx.protocols:
             # the study's figures show bicubic; the study protocol's own interpolation is bilinear
-            interps = ["bilinear", "bicubic"] if proto == "study" else ["bicubic"]
+            interps = [i for i in interpolations(ctx) if proto == "study" or i != "bilinear"]
             labels = interps + model_order(ctx, proto)
             specs = interps + [ctx.models[lb]["path"] for lb in labels[len(interps) :]]
             save = ctx.out / "eval" / proto / "panel-images"
             res = evaluate(
                 specs,
                 [f"panel-{role}"],
-                [SCALE],
+                [scale],
                 protocol=proto,
                 data_root=ctx.data_root,
                 set_paths={f"panel-{role}": pdir},
@@ -66,13 +58,13 @@ def run_panels(ctx: Context, progress: bool) -> None:
                 continue
             ch = METRIC_CHANNEL[proto]
             hr = read_rgb(pdir / best.name)
-            hr = hr[: hr.shape[0] - hr.shape[0] % SCALE, : hr.shape[1] - hr.shape[1] % SCALE]
+            hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
             t = torch.from_numpy(hr).permute(2, 0, 1)[None].double()
             if proto == "standard":
-                lr = quantize(imresize(t, 1.0 / SCALE))
+                lr = quantize(imresize(t, 1.0 / scale))
             else:
                 lr = (
-                    study_resize((t / 255.0).float(), (t.shape[-2] // SCALE, t.shape[-1] // SCALE)).double()
+                    study_resize((t / 255.0).float(), (t.shape[-2] // scale, t.shape[-1] // scale)).double()
                     * 255
                 )
             lr_np = lr[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()
@@ -80,7 +72,7 @@ def run_panels(ctx: Context, progress: bool) -> None:
             by_model = {r["model"]: r for r in res.rows}
             for lb in labels:
                 r = by_model.get(lb)
-                img_path = save / lb / f"panel-{role}" / f"x{SCALE}" / f"{best.stem}.png"
+                img_path = save / lb / f"panel-{role}" / f"x{scale}" / f"{best.stem}.png"
                 if r is None or not img_path.is_file():
                     continue
                 tiles.append(
@@ -97,7 +89,7 @@ def run_panels(ctx: Context, progress: bool) -> None:
                 path,
                 tiles,
                 box,
-                title=f"{ROLE_INFO[role]['title']} — {best.name} — x{SCALE}, {proto} protocol "
+                title=f"{ctx.spec.roles[role].title} — {best.name} — x{scale}, {proto} protocol "
                 f"({DEGRADATION_TEXT[proto]}); metrics on {ch.upper()}",
                 footnote=_panel_footnote(ctx),
             )
@@ -110,9 +102,11 @@ def run_panels(ctx: Context, progress: bool) -> None:
 
 
 def _panel_footnote(ctx: Context) -> str:
-    if ctx.pretrained:
-        return f"Pretrained: {ctx.pretrained['name']}, {ctx.pretrained['how']}."
-    return ""
+    from srlab.study.evaluation import weights_name
+
+    return " ".join(
+        f"Pretrained: {weights_name(r)}, {r['how']}." for r in ctx.references.values() if r.get("how")
+    )
 
 
 def run_curves(ctx: Context) -> None:
@@ -120,10 +114,10 @@ def run_curves(ctx: Context) -> None:
 
     from srlab.report.figures import save_training_curves
 
-    for proto in PROTOCOLS:
+    for proto in ctx.protocols:
         runs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
         for r in ctx.runs:
-            if r["protocol"] != proto:
+            if r["protocol"] != proto and r.get("per_protocol", True):
                 continue
             path = Path(r["dir"]) / "scalars.csv"
             if not path.is_file():
@@ -151,7 +145,7 @@ def run_curves(ctx: Context) -> None:
                 except ValueError:
                     continue
                 xs.append(int(row["iteration"]) + offsets[row["stage"]])
-            runs[r["key"].replace("_trained-" + proto, "")] = series
+            runs[r["key"].replace("_trained-" + r["protocol"], "")] = series
         if not runs:
             continue
         path = ctx.out / "figures" / f"curves_{proto}.png"
@@ -166,12 +160,12 @@ def run_curves(ctx: Context) -> None:
 def run_distributions(ctx: Context) -> None:
     from srlab.report.figures import save_distribution
 
-    for proto in PROTOCOLS:
+    for proto in ctx.protocols:
         res = ctx.results.get(proto)
         if not res:
             continue
         ch = METRIC_CHANNEL[proto]
-        labels = ["bilinear", "bicubic"] + model_order(ctx, proto)
+        labels = interpolations(ctx) + model_order(ctx, proto)
         for role, info in ctx.roles.items():
             data = {}
             for lb in labels:
@@ -186,7 +180,7 @@ def run_distributions(ctx: Context) -> None:
             save_distribution(
                 path,
                 data,
-                title=f"Per-image PSNR ({ch.upper()}), {ROLE_INFO[role]['title']} ({info['n']} images), "
+                title=f"Per-image PSNR ({ch.upper()}), {ctx.spec.roles[role].title} ({info['n']} images), "
                 f"{proto} protocol; the number is the mean",
                 ylabel=f"PSNR {ch.upper()} (dB)",
             )

@@ -1,5 +1,5 @@
-"""The training runs of a profile: recipes from ``configs/`` plus the profile's overrides for each protocol,
-the run's identity (config hash) and the quick profile's interpolation initialisation."""
+"""The training runs of a spec: recipes from ``configs/`` plus the spec's overrides for each protocol, the
+run's identity (config hash) and the interpolation initialisation (``init: interpolator``)."""
 
 from __future__ import annotations
 
@@ -9,229 +9,146 @@ from pathlib import Path
 from typing import Any
 
 from srlab.errors import ConfigError, SrlabError
-from srlab.study.context import DEGRADATION_OF, INTERP_OF, PROTOCOLS, SCALE, Context, QuickSettings, RunSpec
+from srlab.protocols import get_protocol
+from srlab.study.context import Context, RunSpec
 
-
-def _protocol_overrides(protocol: str, family: str, paper_srcnn: bool = False) -> dict[str, Any]:
-    o: dict[str, Any] = {
-        "protocol": protocol,
-        "val.protocol": protocol,
-        "data.degradation": DEGRADATION_OF[protocol],
-        "data.quantize_lr": protocol == "standard",
-    }
-    if family == "srcnn":
-        o["model.hparams.upsampler"] = INTERP_OF[protocol]
-        if paper_srcnn:
-            o["data.pre_upsample"] = INTERP_OF[protocol]
-    return o
+_AUTO = "auto"  # losses.perceptual_weights: ImageNet VGG19 when cached, else random
 
 
 def _scaled(n: int, factor: float) -> int:
     return max(1, int(round(n * factor)))
 
 
+def protocol_overrides(protocol: str) -> dict[str, Any]:
+    """The keys a protocol's degradation sets in a training config (srlab.protocols)."""
+    p = get_protocol(protocol)
+    return {
+        "protocol": p.name,
+        "val.protocol": p.name,
+        "data.degradation": p.degradation,
+        "data.quantize_lr": p.lr_rounding == "uint8",
+    }
+
+
+def _raw(recipe: str, overrides: dict[str, Any], where: str) -> dict:
+    from srlab.train.config import find_config, load_config
+
+    try:
+        _cfg, raw = load_config(find_config(recipe), [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return raw
+
+
+def _train_path(ctx: Context, name: str) -> str:
+    """Absolute path of a found training set (the trainer resolves relative ones against the data root);
+    the set's name when it is missing (the plan lists it; nothing trains)."""
+    ts = ctx.train_sets.get(name)
+    return str(Path(ts["path"]).resolve()) if ts else name
+
+
 def plan_runs(ctx: Context) -> list[RunSpec]:
-    """The training runs of the profile (both protocols)."""
-    q, f, p = ctx.quick, ctx.factor, ctx.profile.name
-    runs: list[RunSpec] = []
-    # absolute paths: the trainer resolves relative ones against the data root
-    train_path = str(Path(ctx.train_set["path"]).resolve())
+    """The training runs of the spec: per model, one run per protocol (or one), the recipe plus the spec's
+    overrides, the protocol's degradation, the training set, ``--budget``'s scaling and validation."""
+    spec, f = ctx.spec, ctx.factor
     val = str(Path(ctx.val_set).resolve()) if ctx.val_set else None
-    for proto in PROTOCOLS:
-        if p == "quick":
-            it_s = _scaled(q.srcnn_iters, f)
-            o = _protocol_overrides(proto, "srcnn")
-            o.update(
-                {
-                    "model.hparams.n1": q.srcnn_features[0],
-                    "model.hparams.n2": q.srcnn_features[1],
-                    "data.train": train_path,
-                    "data.mode": "random",
-                    "data.crop": q.patch,
-                    "data.flip": True,
-                    "data.rot90": True,
-                    "data.small": "skip",
-                    "stages.train.iterations": it_s,
-                    "stages.train.batch_size": q.srcnn_batch,
-                    "stages.train.optim.lr": q.srcnn_lr,
-                    "runtime.amp": "off",
-                }
-            )
-            o.update(_val_overrides(val, it_s, q))
+    runs: list[RunSpec] = []
+    keys = [k for k, m in spec.models.items() if m.train]
+    for proto in spec.protocols:
+        for key in keys:
+            m = spec.models[key]
+            t = m.train
+            assert t is not None
+            if not t.per_protocol and proto != spec.protocols[0]:
+                continue
+            run_proto = proto if t.per_protocol else t.protocol
+            set_name = (t.data or spec.data.train or ["?"])[0]
+            o: dict[str, Any] = dict(t.overrides)
+            o.update(protocol_overrides(run_proto))
+            o["data.train"] = _train_path(ctx, set_name)
+            interp = get_protocol(run_proto).interpolation
+            for k in t.interpolation_keys:
+                o[k] = interp
+            where = f"models.{key}.train ({t.recipe})"
+            raw = _raw(t.recipe, o, where)
+            if int(raw.get("scale", spec.scale)) != spec.scale:
+                o["scale"] = spec.scale
+            hp = (raw.get("model") or {}).get("hparams") or {}
+            if "scale" in hp and int(hp["scale"]) != spec.scale:
+                o["model.hparams.scale"] = spec.scale
+            o.update(_schedule(raw, f, t.val_points))
+            o["val.set"] = val
+            o.update(_perceptual(raw))
+            for stage in t.rows:
+                if stage not in raw.get("stages", {}):
+                    raise ConfigError(
+                        f"models.{key}.train.rows: {t.recipe} has no stage {stage!r} "
+                        f"(stages: {', '.join(raw.get('stages', {}))})"
+                    )
+            _raw(t.recipe, o, where)  # the final config validates
             runs.append(
                 RunSpec(
-                    f"srcnn_trained-{proto}",
-                    "srcnn",
-                    proto,
-                    "srcnn_x2_study",
+                    f"{key}_trained-{run_proto}",
+                    key,
+                    run_proto,
+                    t.recipe,
                     o,
-                    {"train": "srcnn"},
-                    identity_init=True,
-                    notes=[
-                        "initialised near the identity (three delta filters pass the interpolated input through) "
-                        "so that a few hundred iterations improve on interpolation; the study started from random"
-                    ],
-                )
-            )
-            it_p, it_g = _scaled(q.psnr_iters, f), _scaled(q.gan_iters, f)
-            o = _protocol_overrides(proto, "esrgan")
-            o.update(
-                {
-                    "model.hparams": {
-                        "scale": SCALE,
-                        "num_block": q.rrdb_blocks,
-                        "num_feat": q.rrdb_features,
-                        "num_grow_ch": q.rrdb_growth,
-                    },
-                    "data.train": train_path,
-                    "data.mode": "random",
-                    "data.crop": q.patch,
-                    "data.flip": True,
-                    "data.rot90": True,
-                    "runtime.amp": "off",
-                    "stages": {
-                        "psnr": {
-                            "kind": "psnr",
-                            "iterations": it_p,
-                            "batch_size": q.psnr_batch,
-                            "optim": {"type": "adam", "lr": q.psnr_lr, "betas": [0.9, 0.99]},
-                            "losses": {"pixel": "l1"},
-                        },
-                        "gan": {
-                            "kind": "gan",
-                            "init": "psnr",
-                            "iterations": it_g,
-                            "batch_size": q.gan_batch,
-                            "optim": {"type": "adam", "lr": q.gan_lr, "betas": [0.9, 0.999]},
-                            "optim_d": {"type": "adam", "lr": q.gan_lr, "betas": [0.9, 0.999]},
-                            "losses": {
-                                "pixel": "l1",
-                                "pixel_weight": 1.0,
-                                "perceptual": "vgg19",
-                                "perceptual_weight": 1.0,
-                                "perceptual_layers": {"pool3": 1.0},
-                                "perceptual_normalize": False,
-                                "perceptual_criterion": "l1",
-                                "perceptual_weights": _perceptual_weights_choice(),
-                                "gan": "ragan",
-                                "gan_weight": 1e-3,
-                            },
-                            "discriminator": {
-                                "name": "unet_discriminator",
-                                "hparams": {"num_feat": q.d_features},
-                            },
-                        },
-                    },
-                }
-            )
-            o.update(_val_overrides(val, max(it_p, it_g), q))
-            runs.append(
-                RunSpec(
-                    f"esrgan_trained-{proto}",
-                    "esrgan",
-                    proto,
-                    "esrgan_x2_study",
-                    o,
-                    {"psnr": "esrgan_psnr", "gan": "esrgan_gan"},
-                    identity_init=True,
-                    notes=[
-                        "initialised as a bilinear interpolator (RGB carried in three channels, trunk "
-                        "contribution scaled by 0.01) so that a few hundred iterations improve on "
-                        "interpolation; the study started from random",
-                        f"RRDBNet {q.rrdb_blocks} blocks, {q.rrdb_features} features (the study: 16 blocks, 64); "
-                        f"PSNR stage {it_p} iterations (L1), then GAN stage {it_g} iterations initialised from it "
-                        "(the study trained its GAN from scratch); a U-Net discriminator because the VGG-style "
-                        f"one needs 128x128 inputs and the quick patches are {q.patch}x{q.patch}",
-                    ],
-                )
-            )
-        elif p == "study":
-            base_s = {"data.train": train_path}
-            o = {**_protocol_overrides(proto, "srcnn"), **base_s, **_scale_iters("srcnn_x2_study", f)}
-            o.update(_study_val(val, proto))
-            runs.append(
-                RunSpec(f"srcnn_trained-{proto}", "srcnn", proto, "srcnn_x2_study", o, {"train": "srcnn"})
-            )
-            o = {**_protocol_overrides(proto, "esrgan"), **base_s, **_scale_iters("esrgan_x2_study", f)}
-            o.update(_perceptual_override("gan"))
-            o.update(_study_val(val, proto))
-            runs.append(
-                RunSpec(
-                    f"esrgan-gan_trained-{proto}",
-                    "esrgan",
-                    proto,
-                    "esrgan_x2_study",
-                    o,
-                    {"gan": "esrgan_gan"},
-                    notes=["the study's recipe: GAN stage only, from scratch"],
-                )
-            )
-            o = {**_protocol_overrides(proto, "esrgan"), **base_s}
-            raw = _raw_recipe("esrgan_x2_study")
-            gan = raw["stages"]["gan"]
-            o["stages"] = {
-                "psnr": {
-                    "kind": "psnr",
-                    "iterations": _scaled(int(gan["iterations"]), f),
-                    "batch_size": gan.get("batch_size", 16),
-                    "optim": gan.get("optim", {}),
-                    "losses": {"pixel": "l1"},
-                }
-            }
-            o.update(_study_val(val, proto))
-            runs.append(
-                RunSpec(
-                    f"esrgan-psnr_trained-{proto}",
-                    "esrgan",
-                    proto,
-                    "esrgan_x2_study",
-                    o,
-                    {"psnr": "esrgan_psnr"},
-                    notes=[
-                        "PSNR-oriented RRDBNet: the study's generator and data with L1 only (the study had no such stage)"
-                    ],
-                )
-            )
-        else:  # paper
-            o = {
-                **_protocol_overrides(proto, "srcnn", paper_srcnn=True),
-                "data.train": train_path,
-                **_scale_iters("srcnn_x2_paper", f),
-            }
-            o.update(_study_val(val, proto))
-            runs.append(
-                RunSpec(f"srcnn_trained-{proto}", "srcnn", proto, "srcnn_x2_paper", o, {"train": "srcnn"})
-            )
-            o = {
-                **_protocol_overrides(proto, "esrgan"),
-                "scale": SCALE,
-                "model.hparams.scale": SCALE,
-                "data.train": str(Path(ctx.train_set.get("esrgan", {}).get("path", train_path)).resolve()),
-                **_scale_iters("esrgan_x4_paper", f),
-                **_perceptual_override("gan"),
-            }
-            o.update(_study_val(val, proto))
-            runs.append(
-                RunSpec(
-                    f"esrgan_trained-{proto}",
-                    "esrgan",
-                    proto,
-                    "esrgan_x4_paper",
-                    o,
-                    {"psnr": "esrgan_psnr", "gan": "esrgan_gan"},
-                    notes=["Wang et al.'s two stages at x2 (the paper's recipe is x4)"],
+                    dict(t.rows),
+                    identity_init=t.init == "interpolator",
+                    notes=list(m.notes),
+                    train_set=set_name,
+                    family=str((raw.get("model") or {}).get("name", "")),
                 )
             )
     return runs
 
 
-def _perceptual_override(stage: str) -> dict[str, Any]:
-    """Random VGG19 for the recipes' perceptual loss when ImageNet VGG19 is not cached (the report says so)."""
-    w = _perceptual_weights_choice()
-    return {f"stages.{stage}.losses.perceptual_weights": w} if w else {}
+def _schedule(raw: dict, factor: float, val_points: int) -> dict[str, Any]:
+    """``--budget``'s scaling of every stage's length (and its schedule), then the validation spacing."""
+    o: dict[str, Any] = {}
+    longest = 1
+    for name, st in (raw.get("stages") or {}).items():
+        it = int(st.get("iterations", 1000))
+        if factor != 1.0:
+            it = _scaled(it, factor)
+            o[f"stages.{name}.iterations"] = it
+            sched = st.get("schedule") or {}
+            if sched.get("milestones"):
+                o[f"stages.{name}.schedule.milestones"] = [
+                    _scaled(int(m), factor) for m in sched["milestones"]
+                ]
+            if sched.get("step_size"):
+                o[f"stages.{name}.schedule.step_size"] = _scaled(int(sched["step_size"]), factor)
+        longest = max(longest, it)
+    if val_points:
+        o["val.every"] = max(1, longest // val_points)
+        o["checkpoint.every"] = max(1, longest // 2)
+        o["log.every"] = max(1, min(10, longest // 20))
+    elif factor != 1.0:
+        for key in ("val", "checkpoint"):
+            every = (raw.get(key) or {}).get("every")
+            if every:
+                o[f"{key}.every"] = _scaled(int(every), factor)
+    return o
 
 
-def _perceptual_weights_choice() -> str | None:
+def _perceptual(raw: dict) -> dict[str, Any]:
+    """VGG19 weights of every perceptual loss: ``auto`` becomes the zoo's ImageNet VGG19 (None) when it is
+    in the weight cache, else an explicit 'random'; an unset one becomes 'random' only when it is not."""
+    o: dict[str, Any] = {}
+    for name, st in (raw.get("stages") or {}).items():
+        losses = st.get("losses") or {}
+        if losses.get("perceptual", "none") == "none":
+            continue
+        key = f"stages.{name}.losses.perceptual_weights"
+        if losses.get("perceptual_weights") == _AUTO:
+            o[key] = perceptual_weights_choice()
+        elif "perceptual_weights" not in losses and perceptual_weights_choice():
+            o[key] = "random"
+    return o
+
+
+def perceptual_weights_choice() -> str | None:
     """None (the zoo's ImageNet VGG19) when it is in the weight cache, else an explicit 'random'."""
     from srlab.weights.zoo import local_path
 
@@ -241,52 +158,6 @@ def _perceptual_weights_choice() -> str | None:
     except (SrlabError, OSError):  # no usable weight cache: random, said loudly in the report
         pass
     return "random"
-
-
-def _val_overrides(val: str | None, iters: int, q: QuickSettings) -> dict[str, Any]:
-    if not val:
-        return {"val.set": None}
-    every = q.val_every or max(1, iters // 4)
-    return {
-        "val.set": val,
-        "val.every": every,
-        "val.max_images": 4,
-        "val.samples": 0,
-        "checkpoint.every": max(1, iters // 2),
-        "checkpoint.keep": 1,
-        "log.every": max(1, min(10, iters // 20)),
-        "log.tensorboard": False,
-    }
-
-
-def _study_val(val: str | None, proto: str) -> dict[str, Any]:
-    return {"val.set": val} if val else {"val.set": None}
-
-
-def _raw_recipe(name: str) -> dict:
-    from srlab.train.config import find_config, load_config
-
-    _cfg, raw = load_config(find_config(name))
-    return raw
-
-
-def _scale_iters(recipe: str, factor: float) -> dict[str, Any]:
-    if factor == 1.0:
-        return {}
-    raw = _raw_recipe(recipe)
-    o: dict[str, Any] = {}
-    for name, st in raw.get("stages", {}).items():
-        o[f"stages.{name}.iterations"] = _scaled(int(st.get("iterations", 1000)), factor)
-        sched = st.get("schedule") or {}
-        if sched.get("milestones"):
-            o[f"stages.{name}.schedule.milestones"] = [_scaled(int(m), factor) for m in sched["milestones"]]
-        if sched.get("step_size"):
-            o[f"stages.{name}.schedule.step_size"] = _scaled(int(sched["step_size"]), factor)
-    for key in ("val", "checkpoint"):
-        every = (raw.get(key) or {}).get("every")
-        if every:
-            o[f"{key}.every"] = _scaled(int(every), factor)
-    return o
 
 
 def build_config(spec: RunSpec, progress: bool):
@@ -371,9 +242,7 @@ def identity_init(cfg, path: Path) -> Path:
             m.conv_last.bias.zero_()
             for i in range(c):
                 m.conv_last.weight[i, i, 1, 1] = 1.0
-        else:  # pragma: no cover - the quick profile builds only these two
+        else:
             raise ConfigError(f"no interpolation initialisation for {m.arch}")
-    save_model(
-        path, m, metadata={"note": f"interpolation-initialised {m.arch} (srlab reproduce, quick profile)"}
-    )
+    save_model(path, m, metadata={"note": f"interpolation-initialised {m.arch} (srlab reproduce)"})
     return path

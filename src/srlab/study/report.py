@@ -6,21 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from srlab.study.context import (
-    INTERP_OF,
-    METRIC_CHANNEL,
-    PROTOCOLS,
-    PUBLISHED_NOTE,
-    ROLE_INFO,
-    ROLES,
-    SCALE,
-    SHORT_DEG,
-    Context,
-    rel,
-)
+from srlab.study.context import INTERP_OF, METRIC_CHANNEL, SHORT_DEG, Context, rel
 from srlab.study.environment import environment
-from srlab.study.evaluation import eval_command, mean, model_order, short_title
-from srlab.study.tables import cross_table, fmt, row_label, study_tables, table_rows
+from srlab.study.evaluation import eval_command, eval_specs, interpolations, mean, model_order, short_title
+from srlab.study.tables import cross_table, fmt, row_label, row_title, study_tables, table_rows
 
 
 def _fig(ctx: Context, path: str) -> str:
@@ -32,17 +21,20 @@ def build_report(ctx: Context, command: str, wall: float):
     from srlab.report.html import Document
 
     env = environment()
-    p = ctx.profile
-    doc = Document(f"srlab reproduce — {p.name} profile")
+    p = ctx.spec
+    scale = ctx.scale
+    doc = Document(f"srlab reproduce — {p.name}")
     doc.paragraph(
-        "The study compared SRCNN, ESRGAN and a pretrained ESRGAN at x2 on natural photos, faces and anime "
-        "(its Tables 1-2, Figures 4-6). This report re-makes that comparison with srlab on the data found here, "
-        "under the study's protocol and under the standard (papers') protocol."
+        (f"**{p.title}.** " if p.title else "")
+        + f"This report runs the study spec `{rel(p.source) if p.source else p.name}` with srlab on the data "
+        f"found here, under the {' and the '.join(f'{x!r}' for x in ctx.protocols)} protocol"
+        + ("s" if len(ctx.protocols) > 1 else "")
+        + ". Every row names the weights it used."
     )
     doc.bullets(
         [
             f"command: `{command}`",
-            f"profile: **{p.name}** — {p.summary}",
+            f"study: **{p.name}** — {p.summary}",
             f"wall time: **{wall / 60:.1f} min** ({wall:.0f} s) on {env['cpu']}"
             + (f" + {', '.join(env['gpus'])}" if env["gpus"] else "")
             + f", device `{ctx.device}`",
@@ -60,16 +52,8 @@ def build_report(ctx: Context, command: str, wall: float):
         )
     elif ctx.perceptual:
         doc.paragraph(f"Perceptual-loss weights: {', '.join(sorted(ctx.perceptual))}.")
-    if p.name == "quick":
-        q = ctx.quick
-        doc.warning(
-            "**Quick profile: small models, short training.** SRCNN 9-5-5 with "
-            f"{q.srcnn_features[0]}/{q.srcnn_features[1]} features, {_iters(ctx, 'srcnn')} iterations; "
-            f"RRDBNet {q.rrdb_blocks} blocks x {q.rrdb_features} features, {_iters(ctx, 'esrgan_psnr')} PSNR + "
-            f"{_iters(ctx, 'esrgan_gan')} GAN iterations on {q.patch}x{q.patch} patches (the study: 16 blocks x 64, "
-            "6,000 iterations on 128x128). The numbers show the pipeline working, not the study's results; "
-            "`--profile study` runs its settings."
-        )
+    if p.notice:
+        doc.warning(p.notice)
     for n in ctx.notes:
         doc.warning(n)
     for m in ctx.missing:
@@ -79,12 +63,11 @@ def build_report(ctx: Context, command: str, wall: float):
     doc.heading("Results")
     doc.paragraph(
         "Rows are models, columns the test roles, as in the study's Tables 1 and 2. **ours** = this run; "
-        "**study** = "
-        + PUBLISHED_NOTE
-        + " Each protocol's SRCNN/ESRGAN rows come from models trained on that "
-        "protocol's degradation (see [Which checkpoint made which row](#which-checkpoint-made-which-row))."
+        + (f"**study** = {p.published.note} " if p.published else "")
+        + "A model trained once per protocol makes that protocol's row from the run on its degradation "
+        "(see [Which checkpoint made which row](#which-checkpoint-made-which-row))."
     )
-    for i, proto in enumerate(PROTOCOLS):
+    for i, proto in enumerate(ctx.protocols):
         t = study_tables(ctx, proto)
         ch = METRIC_CHANNEL[proto].upper()
         spec = get_protocol(proto).summary
@@ -96,7 +79,7 @@ def build_report(ctx: Context, command: str, wall: float):
                 if proto == "study"
                 else ""
             )
-            + (", no border crop." if proto == "study" else f", border crop {SCALE}.")
+            + (", no border crop." if proto == "study" else f", border crop {scale}.")
             + (
                 " The study's numbers were made under this protocol."
                 if proto == "study"
@@ -104,10 +87,11 @@ def build_report(ctx: Context, command: str, wall: float):
             )
         )
         h, rows = table_rows(ctx, t, "psnr")
-        doc.table(h, rows, caption=f"Table {2 * i + 1}: PSNR (dB), x{SCALE}, {proto} protocol ({ch})")
+        doc.table(h, rows, caption=f"Table {2 * i + 1}: PSNR (dB), x{scale}, {proto} protocol ({ch})")
         h, rows = table_rows(ctx, t, "ssim")
-        doc.table(h, rows, caption=f"Table {2 * i + 2}: SSIM, x{SCALE}, {proto} protocol ({ch})")
-    doc.paragraph("† the study computed this SSIM on the wrong channel axis; not comparable.")
+        doc.table(h, rows, caption=f"Table {2 * i + 2}: SSIM, x{scale}, {proto} protocol ({ch})")
+    if p.published and p.published.not_comparable_why:
+        doc.paragraph(f"† {p.published.not_comparable_why}")
     doc.heading("Cross-protocol: trained on one degradation, tested on the other", 3)
     doc.paragraph(
         "PSNR (dB) / SSIM of every model under both protocols. A model trained on the study's bilinear "
@@ -122,16 +106,17 @@ def build_report(ctx: Context, command: str, wall: float):
         align=["l", "l"] + ["r"] * (len(h) - 2),
     )
     _findings(ctx, doc)
+    _deviations(ctx, doc)
 
     # ---- figures
     doc.heading("Figures")
     for role in ctx.roles:
-        for proto in PROTOCOLS:
+        for proto in ctx.protocols:
             pn = ctx.panels.get(f"{role}/{proto}")
             if pn:
                 doc.figure(
                     _fig(ctx, pn["path"]),
-                    f"{ROLE_INFO[role]['title']}, {proto} protocol: {pn['image']}; the red box is enlarged "
+                    f"{p.roles[role].title}, {proto} protocol: {pn['image']}; the red box is enlarged "
                     "below each image; PSNR/SSIM of this image under each.",
                 )
     for f in ctx.figures:
@@ -152,9 +137,10 @@ def build_report(ctx: Context, command: str, wall: float):
         m = ctx.models[lb]
         run = next((r for r in ctx.runs if r["key"] == m["run"]), None)
         st = run["stages"][m["stage"]] if run else {}
+        ref = ctx.references.get(m["row"]) or {}
         prov.append(
             [
-                short_title(ctx, lb),
+                row_title(ctx, m["row"], lb),
                 m["protocol"] or "—",
                 f"`{rel(m['path'])}`",
                 f"{m['arch']} ({m['params']:,} params)",
@@ -163,7 +149,7 @@ def build_report(ctx: Context, command: str, wall: float):
                     f"{st.get('batch_size')}, lr {st.get('lr'):g}, {st.get('losses')}"
                 )
                 if run
-                else (ctx.pretrained["what"] if ctx.pretrained else ""),
+                else str(ref.get("what") or ref.get("how") or ""),
             ]
         )
     doc.table(
@@ -175,15 +161,15 @@ def build_report(ctx: Context, command: str, wall: float):
         "Every number in the tables is the mean over the role's images of `srlab eval` run on these files; "
         "these commands re-make them (per-image rows in `eval/<protocol>/results.csv`):"
     )
-    specs = ["bilinear", "bicubic"] + [ctx.models[lb]["path"] for lb in model_order(ctx)]
-    for proto in PROTOCOLS:
+    specs = eval_specs(ctx)
+    for proto in ctx.protocols:
         doc.paragraph(f"{proto} protocol — all rows:")
         doc.code(eval_command(ctx, proto, specs), "bash")
     doc.paragraph("One row at a time:")
     lines = []
-    for proto in PROTOCOLS:
-        for lb in ["bilinear", "bicubic"] + model_order(ctx):
-            spec = lb if lb in ("bilinear", "bicubic") else ctx.models[lb]["path"]
+    for proto in ctx.protocols:
+        for lb in interpolations(ctx) + model_order(ctx):
+            spec = lb if lb in interpolations(ctx) else ctx.models[lb]["path"]
             m = ctx.models.get(lb)
             trained = f", trained on {SHORT_DEG[m['protocol']]}" if m and m["protocol"] else ""
             lines.append(f"# {short_title(ctx, lb)}{trained} — {proto} protocol")
@@ -193,29 +179,30 @@ def build_report(ctx: Context, command: str, wall: float):
     # ---- data
     doc.heading("Data")
     rows = []
-    for role in ROLES:
+    for role, r in p.roles.items():
         info = ctx.roles.get(role)
         if info:
             rows.append(
                 [
                     role,
-                    ROLE_INFO[role]["study_set"],
+                    r.study_set,
                     info["source"] + (" (**substituted**)" if info["substituted"] else ""),
                     f"`{rel(info['path'])}`",
                 ]
             )
         else:
-            rows.append([role, ROLE_INFO[role]["study_set"], "**missing**", "—"])
+            rows.append([role, r.study_set, "**missing**", "—"])
     doc.table(["Role", "the study used", "this run", "folder"], rows, align=["l", "l", "l", "l"])
-    ts = ctx.train_set
-    doc.paragraph(
-        f"Training images: {ts.get('name')} (`{rel(ts['path'])}`"
-        + (f", {ts['images']} images" if isinstance(ts.get("images"), int) else "")
-        + ")"
-        + (f"; {ts['note']}" if ts.get("note") else "")
-        + f". Validation during training: {('`' + rel(ctx.val_set) + '`') if ctx.val_set else 'none'}"
-        " (never a test role)."
-    )
+    sets = {v["path"]: v for v in ctx.train_sets.values() if v.get("path")}
+    for ts in sets.values() if ctx.runs else []:
+        doc.paragraph(
+            f"Training images: {ts.get('name')} (`{rel(ts['path'])}`"
+            + (f", {ts['images']} images" if isinstance(ts.get("images"), int) else "")
+            + ")"
+            + (f"; {ts['note']}" if ts.get("note") else "")
+            + f". Validation during training: {('`' + rel(ctx.val_set) + '`') if ctx.val_set else 'none'}"
+            " (never a test role)."
+        )
     if ctx.missing:
         doc.paragraph("Missing roles and where to get them:")
         items = []
@@ -262,7 +249,7 @@ def build_report(ctx: Context, command: str, wall: float):
             f"(the profile is sized for {p.nominal_minutes:g} min on {p.nominal_hardware})."
         )
     doc.paragraph("Protocols (as `srlab eval` writes them in each results.json header):")
-    for proto in PROTOCOLS:
+    for proto in ctx.protocols:
         hdr = ctx.results[proto]["header"]["protocol"]
         doc.bullets([f"**{proto}** — {k.replace('_', ' ')}: {v}" for k, v in hdr.items() if k != "name"])
 
@@ -294,18 +281,27 @@ def build_report(ctx: Context, command: str, wall: float):
     return doc
 
 
-def _iters(ctx: Context, row: str) -> str:
-    for r in ctx.runs:
-        for st in r["stages"].values():
-            if st["row"] == row:
-                return f"{st['iterations']:,}"
-    return "?"
+def _deviations(ctx: Context, doc) -> None:
+    """Every point where the spec cannot follow the study, or the study contradicts itself."""
+    devs = ctx.spec.deviations
+    if not devs:
+        return
+    doc.heading("Deviations from the study")
+    doc.paragraph(
+        "Where the study cannot be followed, or its text, code and numbers disagree, and what this run does "
+        f"instead (from the spec's `deviations`, {len(devs)} points):"
+    )
+    doc.table(
+        ["point", "the study", "this run", "why"],
+        [[d.what, d.source or "—", d.here, d.why] for d in devs],
+        align=["l", "l", "l", "l"],
+    )
 
 
 def _findings(ctx: Context, doc) -> None:
     """Whether SRCNN beats its protocol's interpolation baseline on the natural role, as sentences."""
     lines = []
-    for proto in PROTOCOLS:
+    for proto in ctx.protocols:
         info = ctx.roles.get("natural")
         lb = row_label(ctx, "srcnn", proto)
         if not info or not lb:
@@ -317,8 +313,9 @@ def _findings(ctx: Context, doc) -> None:
         if s is None or b is None:
             continue
         verdict = "beats" if s > b else "does **not** beat"
+        trained = ctx.models[lb]["protocol"]
         lines.append(
-            f"{proto} protocol, natural: SRCNN (trained on {SHORT_DEG[proto]}) {s:.2f} dB {verdict} "
+            f"{proto} protocol, natural: SRCNN (trained on {SHORT_DEG.get(trained, trained)}) {s:.2f} dB {verdict} "
             f"{INTERP_OF[proto]} {b:.2f} dB ({s - b:+.2f} dB)."
         )
     if lines:

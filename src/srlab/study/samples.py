@@ -5,18 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from srlab.errors import DataError
-from srlab.study.context import (
-    ROLE_INFO,
-    SAMPLE_TEST,
-    SAMPLE_TRAIN,
-    SAMPLE_VAL,
-    Context,
-    fresh_dir,
-    read_rgb,
-    write_png,
-)
-from srlab.study.datasets import missing_role
+from srlab.errors import ConfigError, DataError
+from srlab.study.context import Context, fresh_dir, read_rgb, write_png
+from srlab.study.datasets import _materialise, locate_role, missing_role
+
+SAMPLE_ROLE = "natural"  # the role the sample photos stand in for
 
 
 def _samples_dir() -> Path:
@@ -61,48 +54,65 @@ def _crop_positions(h: int, w: int, size: int, n: int) -> list[tuple[int, int]]:
 
 
 def prepare_quick_samples(ctx: Context) -> None:
-    """Training images, validation crops and the natural test role from scikit-image's samples."""
-    q = ctx.quick
+    """Training images, validation crops and the natural test role from scikit-image's samples (the
+    spec's ``data.samples``); folder roles are read as given, the other roles are listed as missing."""
+    q = ctx.spec.data.samples
+    if q is None:
+        raise ConfigError(f"study {ctx.spec.name}: no data.samples; pass --data-root DIR")
     data = ctx.out / "data"
     train = fresh_dir(data / "samples-train")
-    train_names = SAMPLE_TRAIN[: q.train_images] if q.train_images else SAMPLE_TRAIN
+    train_names = q.train[: q.train_images] if q.train_images else q.train
     for name in train_names:
         write_png(train / f"{name}.png", read_rgb(_sample_path(name)))
     val = fresh_dir(data / "samples-val")
-    for name in SAMPLE_VAL:
+    for name in q.val:
         a = read_rgb(_sample_path(name))
         for i, (y, x) in enumerate(_crop_positions(*a.shape[:2], q.test_crop, q.val_crops)):
             write_png(val / f"{name}_c{i}.png", a[y : y + q.test_crop, x : x + q.test_crop])
-    nat = fresh_dir(data / "natural")
-    sources = []
-    test_names = SAMPLE_TEST[: q.test_images] if q.test_images else SAMPLE_TEST
+    nat = fresh_dir(data / SAMPLE_ROLE)
+    test_names = q.test[: q.test_images] if q.test_images else q.test
     for name in test_names:
         a = read_rgb(_sample_path(name))
         for i, (y, x) in enumerate(_crop_positions(*a.shape[:2], q.test_crop, q.crops_per_image)):
             write_png(nat / f"{name}_c{i}.png", a[y : y + q.test_crop, x : x + q.test_crop])
-            sources.append(f"{name} ({y},{x})")
     n = len(list(nat.glob("*.png")))
     ctx.train_set = {
         "name": "scikit-image samples",
         "path": str(train),
         "images": list(train_names),
-        "note": f"{len(train_names)} whole images (greyscale ones replicated to RGB), random {q.patch}x{q.patch} HR patches",
+        "note": f"{len(train_names)} whole images (greyscale ones replicated to RGB), random HR patches",
     }
+    needed = {s for m in ctx.spec.models.values() if m.train for s in (m.train.data or ctx.spec.data.train)}
+    for name in needed or {"samples"}:
+        ctx.train_sets[name] = {**ctx.train_set, "stands_for": name}
     ctx.val_set = str(val)
-    ctx.roles["natural"] = {
-        "dataset": "natural",
-        "path": str(nat),
-        "n": n,
-        "source": (
-            f"{n} {q.test_crop}x{q.test_crop} crops (centre + quadrant centres) of scikit-image's "
-            f"{', '.join(test_names)} (held out of training)"
-        ),
-        "study_set": ROLE_INFO["natural"]["study_set"],
-        "substituted": True,
-    }
-    ctx.notes.append(
-        "**Natural role substituted**: the study tested on 128x128 centre crops of DIV2K valid; without "
-        f"--data-root this run uses {n} crops of scikit-image's sample photos ({', '.join(test_names)})."
-    )
-    for role in ("faces", "anime"):
-        missing_role(ctx, role, "the quick profile without --data-root uses no face or anime images")
+    roles = ctx.spec.roles
+    if SAMPLE_ROLE in roles and not roles[SAMPLE_ROLE].path:
+        ctx.roles[SAMPLE_ROLE] = {
+            "dataset": SAMPLE_ROLE,
+            "path": str(nat),
+            "n": n,
+            "source": (
+                f"{n} {q.test_crop}x{q.test_crop} crops (centre + quadrant centres) of scikit-image's "
+                f"{', '.join(test_names)} (held out of training)"
+            ),
+            "study_set": roles[SAMPLE_ROLE].study_set,
+            "substituted": True,
+            "crop": q.test_crop,
+        }
+        ctx.notes.append(
+            f"**Natural role substituted**: the spec's natural role is {roles[SAMPLE_ROLE].study_set}; without "
+            f"--data-root this run uses {n} crops of scikit-image's sample photos ({', '.join(test_names)})."
+        )
+    for role, r in roles.items():
+        if role in ctx.roles:
+            continue
+        src = locate_role(role, ctx.role_info[role], None, spec=ctx.spec) if r.path else None
+        if src is not None:
+            ctx.roles[role] = _materialise(ctx, role, ctx.role_info[role], src)
+        elif r.path:
+            missing_role(ctx, role, f"folder {r.path} not found or without images")
+        else:
+            missing_role(
+                ctx, role, "without --data-root this spec uses scikit-image's samples, no such images"
+            )
