@@ -213,3 +213,63 @@ def test_batches_are_deterministic_and_lr_on_device_matches(tmp_path):
     lr_y, hr_y = synthesize_lr(hr, 2, "bicubic", color="y")
     assert lr_y.shape == (4, 1, 8, 8) and hr_y.shape == (4, 1, 16, 16)
     torch.testing.assert_close(hr_y * 255, rgb_to_y(hr * 255))
+
+
+def _lr_folder(tmp_path, arrays, size_of, name="lr"):
+    """An LR folder holding, for each HR array, an image of the size ``size_of(h, w)`` (stem + x2)."""
+    d = tmp_path / name
+    d.mkdir()
+    for stem, a in arrays.items():
+        h, w = size_of(*a.shape[:2])
+        Image.fromarray(np.ascontiguousarray(a[:h, :w])).save(d / f"{stem}x2.png")
+    return d
+
+
+def test_paired_lr_that_is_not_hr_over_scale_is_refused_naming_the_first_bad_pair(tmp_path):
+    d, arrays = _folder(tmp_path, [(32, 40), (24, 24)])
+    # an LR folder that holds HR-sized images: refused, not cropped to its top-left quarter
+    same = _lr_folder(tmp_path, arrays, lambda h, w: (h, w), name="same")
+    with pytest.raises(DataError) as e:
+        SRTrainSet(d, scale=2, lr_dir=same, mode="random", crop=16)
+    msg = str(e.value)
+    assert "\n" not in msg and "im00x2.png" in msg and "im00.png" in msg
+    assert "40x32" in msg and "expected 20x16" in msg
+    # one pixel too large is as wrong as one too small
+    big = _lr_folder(tmp_path, arrays, lambda h, w: (h // 2 + 1, w // 2), name="big")
+    with pytest.raises(DataError, match=r"im00x2\.png is 20x17, expected 20x16"):
+        SRTrainSet(d, scale=2, lr_dir=big, mode="random", crop=16)
+    small = _lr_folder(tmp_path, arrays, lambda h, w: (h // 2, w // 2 - 1), name="small")
+    with pytest.raises(DataError, match=r"im00x2\.png is 19x16"):
+        SRTrainSet(d, scale=2, lr_dir=small, mode="center", crop=16)
+
+
+def test_paired_lr_is_checked_against_the_modcropped_hr_and_centre_crops_stay_aligned(tmp_path):
+    d, arrays = _folder(tmp_path, [(33, 41)])  # odd sizes: modcrop to 32x40, LR 16x20
+    ok = _lr_folder(tmp_path, arrays, lambda h, w: (h // 2, w // 2))
+    ds = SRTrainSet(d, scale=2, lr_dir=ok, mode="random", crop=16)
+    assert ds.hr[0].shape == (32, 40, 3) and ds.lr[0].shape == (16, 20, 3)
+    lr_img = np.asarray(Image.open(ok / "im00x2.png"))
+    # centre crops cut LR and HR at the same place (on the LR grid), not the LR's top-left corner
+    cen = SRTrainSet(d, scale=2, lr_dir=ok, mode="center", crop=16, flip=False, rot90=False)
+    lr, hr = cen.get(0)
+    hr_u8 = np.round(hr * 255).astype(np.uint8).transpose(1, 2, 0)
+    lr_u8 = np.round(lr * 255).astype(np.uint8).transpose(1, 2, 0)
+    full = arrays["im00"]
+    (y, x) = [
+        (y, x)
+        for y in range(0, 33 - 16 + 1)
+        for x in range(0, 41 - 16 + 1)
+        if np.array_equal(full[y : y + 16, x : x + 16], hr_u8)
+    ][0]
+    assert y % 2 == 0 and x % 2 == 0 and (y, x) != (0, 0)
+    np.testing.assert_array_equal(lr_u8, lr_img[y // 2 : y // 2 + 8, x // 2 : x // 2 + 8])
+    # ceil instead of floor is not HR/scale either
+    d2, arrays2 = _folder(tmp_path, [(33, 41)], name="hr2")
+    ceil = _lr_folder(
+        tmp_path,
+        {k: np.pad(v, ((0, 1), (0, 1), (0, 0))) for k, v in arrays2.items()},
+        lambda h, w: (h // 2, w // 2),
+        name="ceil",
+    )
+    with pytest.raises(DataError, match=r"is 21x17, expected 20x16"):
+        SRTrainSet(d2, scale=2, lr_dir=ceil, mode="random", crop=16)

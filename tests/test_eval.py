@@ -108,10 +108,12 @@ def test_bad_files_are_decoded_or_skipped_with_one_line(tmp_path, capsys):
             "--out",
             str(out),
             "--no-progress",
+            "--allow-missing",
         ]
     )
     assert rc == 0
-    err = capsys.readouterr().err
+    printed, err = capsys.readouterr()
+    assert "| Model | Weird (3/7) ×4 |" in printed and "accepted (--allow-missing)" in err
     lines = [ln for ln in err.splitlines() if ln.startswith("skip:")]
     assert len(lines) == 4, err
     for name, why in [
@@ -375,3 +377,53 @@ def test_lpips_column_when_available_and_clear_error_when_not(tmp_path, monkeypa
     md = markdown_table(res.rows, metrics=("lpips",))
     assert "| Model | L ×2 |" in md and "**" in md  # lowest LPIPS is bold
     metrics._LPIPS_NETS.clear()
+
+
+def test_a_known_set_that_was_not_complete_is_marked_and_fails_unless_allowed(data_root, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "Set5"
+    shutil.copytree(data_root / "Set5" / "HR", copy)
+    data = (copy / "head.png").read_bytes()
+    (copy / "head.png").write_bytes(data[: len(data) // 2])  # truncated
+    base = ["eval", "--models", "bicubic", "--datasets", "Set5", "--set-path", f"Set5={copy}", "--scale", "2"]
+    out = tmp_path / "o"
+    rc = main([*base, "--out", str(out), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 1, cap.err
+    assert "| Model | Set5 (4/5) ×2 |" in cap.out and "| Model | Set5 ×2 |" not in cap.out
+    assert cap.out.count("Set5 (4/5) ×2") == 2  # the Y and the RGB table
+    last = cap.err.strip().splitlines()[-1]
+    assert "Set5 x2: 4 of 5 images" in last and "--allow-missing" in last and str(out) in last, cap.err
+    assert any(ln.startswith("skip: Set5/head.png") for ln in cap.err.splitlines())
+    # the outputs are written, skip reasons and the mark included
+    md = (out / "results.md").read_text()
+    assert "Set5 (4/5) ×2" in md and "head.png" in md and "Skipped images" in md
+    doc = read_results(out / "results.json")
+    (ds,) = doc["header"]["datasets"]
+    assert (
+        ds["used"] == {"2": 4} and ds["complete"] == {"2": False} and ds["skipped"][0]["image"] == "head.png"
+    )
+    # accepted on request: exit 0, still marked
+    rc = main([*base, "--out", str(tmp_path / "o2"), "--no-progress", "--allow-missing"])
+    cap = capsys.readouterr()
+    assert rc == 0 and "Set5 (4/5) ×2" in cap.out
+    # a data root whose Set5 lacks a file is as incomplete as one with a broken file
+    (copy / "head.png").unlink()
+    droot = tmp_path / "root"
+    (droot / "Set5").mkdir(parents=True)
+    shutil.copytree(copy, droot / "Set5" / "HR")
+    rc = main(
+        [*base[:5], "--data-root", str(droot), *base[7:], "--out", str(tmp_path / "o3"), "--no-progress"]
+    )
+    cap = capsys.readouterr()
+    assert rc == 1 and "Set5 (4/5) ×2" in cap.out and "Set5 x2: 4 of 5 images" in cap.err
+    # a folder given with --set-path that holds 4 good images of Set5 is a deliberate subset: marked, exit 0
+    rc = main([*base, "--out", str(tmp_path / "o4"), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 0 and "Set5 (4/5) ×2" in cap.out and "error" not in cap.err
+    # the whole set: no mark, exit 0
+    shutil.copy(data_root / "Set5" / "HR" / "head.png", copy)
+    rc = main([*base, "--out", str(tmp_path / "o5"), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 0 and "| Model | Set5 ×2 |" in cap.out and "(5/5)" not in cap.out

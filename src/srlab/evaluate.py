@@ -13,7 +13,8 @@ own (rounded) Y output, as the papers did.
 Grayscale images: the ground truth is the grey channel; an RGB model gets it replicated to three channels
 (its output is read back as grey with full-range BT.601 weights, exact for R = G = B); both metric columns
 are measured on the grey channel. Unreadable images and images too small for the protocol are skipped with
-one line each, and the header of the results counts what was used.
+one line each, and the header of the results counts what was used: per data set and scale, ``used`` and
+``complete`` (every image found, and for a known set at least its catalogued count, was evaluated).
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ def evaluate(
     dev = resolve_device(device)
     root = resolve_data_root(data_root)
     found: list[Dataset] = [find_dataset(d, root, set_paths=set_paths) for d in datasets]
+    given = {k.lower() for k in (set_paths or {})}
+    for ds in found:  # a folder given with --set-path may be a deliberate subset of a known set
+        ds.extra["set_path"] = bool(given & {n.lower() for n in (ds.spec.names if ds.spec else (ds.name,))})
     messages: list[str] = []
 
     def say(msg: str) -> None:
@@ -221,7 +225,9 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
             "path": str(ds.hr_dir.resolve()),
             "expected": ds.expected,
             "found": len(ds.files),
+            "set_path": ds.extra.get("set_path", False),
             "used": {},
+            "complete": {},
             "skipped": [],
             "hr_crop": size,
         }
@@ -314,6 +320,7 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                 used += 1
             bar.close()
             info["used"][str(s)] = used
+            info["complete"][str(s)] = used >= max(ds.expected or 0, len(ds.files))
             o.say(f"{ds.name} x{s}: {used} of {len(ds.files)} images evaluated")
 
     return rows, skipped, ds_info, model_info

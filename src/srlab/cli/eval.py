@@ -87,6 +87,12 @@ def register(sub) -> None:
     p.add_argument(
         "--lpips", action="store_true", help="also LPIPS (needs the optional lpips package and its weights)"
     )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="exit 0 even when an image of a set could not be evaluated or a known set lacks images (the "
+        "tables still mark such a set, e.g. 'Set5 (4/5)')",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -98,7 +104,7 @@ def run(args) -> int:
 
     from srlab.data.find import parse_set_paths
     from srlab.evaluate import evaluate
-    from srlab.report.tables import markdown_table, summarize, write_results
+    from srlab.report.tables import incomplete_sets, markdown_table, summarize, write_results
 
     out = Path(args.out) if args.out else Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     res = evaluate(
@@ -122,14 +128,30 @@ def run(args) -> int:
         return 1
     summ = summarize(res.rows)
     proto = res.header["protocol"]
+    inc = incomplete_sets(res.header)
+    marks = {k: (v["used"], v["expected"]) for k, v in inc.items()}
     print(f"protocol: {proto['name']} — {proto['summary']}")
     print()
-    print(markdown_table(summ, channel="y"))
+    print(markdown_table(summ, channel="y", incomplete=marks))
     print()
-    print(markdown_table(summ, channel="rgb"))
+    print(markdown_table(summ, channel="rgb", incomplete=marks))
     print()
     used = sum(int(n) for d in res.header["datasets"] for n in d["used"].values())
     print(f"{len(res.rows)} results from {used} image evaluations; {len(res.skipped)} skipped")
     paths = write_results(res.rows, res.header, out)
     print(f"wrote {paths['md']}, {paths['csv']}, {paths['json']}")
+    # a known set with images missing, or any set with images that could not be evaluated, is not the number
+    # its name promises: the tables say so and the exit status too (a --set-path subset only is marked)
+    failed = [
+        f"{d} x{s}: {v['used']} of {v['expected']} images" for (d, s), v in inc.items() if not v["subset"]
+    ]
+    if failed:
+        state = "accepted (--allow-missing)" if args.allow_missing else "error"
+        print(
+            f"srlab eval: {state}: incomplete {'; '.join(failed)} (see the skip lines above and "
+            f"{paths['md']}); results in {out}"
+            + ("" if args.allow_missing else "; pass --allow-missing to accept"),
+            file=sys.stderr,
+        )
+        return 0 if args.allow_missing else 1
     return 0

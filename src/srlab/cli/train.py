@@ -1,6 +1,8 @@
 """``srlab train CONFIG [key=value ...]``: train a model from a YAML recipe (see ``configs/``).
 
 Multi-process (DDP): ``torchrun --nproc_per_node N -m srlab train CONFIG ...``.
+
+One training per output folder: a second one into a folder in use is refused, naming the holder's pid.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ examples:
   srlab train srcnn_x2_paper --quick                      # a packaged recipe, short CPU budget
   srlab train configs/esrgan_x2_study.yaml stages.gan.iterations=1000 runtime.amp=off
   srlab train my.yaml --resume auto                       # continue the run in runs/my
+  srlab train my.yaml --resume auto --force-resume seed=1 # continue it with a changed config (recorded)
   torchrun --nproc_per_node 4 -m srlab train esrgan_x4_paper
 
 overrides are dotted keys with YAML values; '*' matches every key of a mapping
@@ -25,6 +28,11 @@ def _add_options(p) -> None:
         "--resume",
         metavar="auto|PATH",
         help="continue from a checkpoint: 'auto' = the latest in the output folder (fresh start if none)",
+    )
+    p.add_argument(
+        "--force-resume",
+        action="store_true",
+        help="resume even though the seed, data or recipe differ from the checkpoint's (recorded in the run)",
     )
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (overrides runtime.device)")
     p.add_argument(
@@ -84,7 +92,14 @@ def run(args) -> int:
     from srlab.train.trainer import Trainer
 
     out = Path(args.out) if args.out else Path("runs") / cfg.name
-    trainer = Trainer(cfg, out_dir=out, data_root=args.data_root, resume=args.resume, device=args.device)
+    trainer = Trainer(
+        cfg,
+        out_dir=out,
+        data_root=args.data_root,
+        resume=args.resume,
+        device=args.device,
+        force_resume=args.force_resume,
+    )
     result = trainer.run()
     if trainer.is_main:
         for name, s in result.stages.items():

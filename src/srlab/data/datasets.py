@@ -5,7 +5,8 @@ decoded pixels in memory as uint8 and serves ``(lr, hr)`` pairs of float32 CHW a
 
 - **LR**: synthesised from HR by a named degradation of :mod:`srlab.imaging.resize` (``bicubic`` = MATLAB
   ``imresize``, ``study`` = the study's bilinear) on the whole image once, optionally rounded to uint8 (the
-  standard protocol), or read from a paired LR folder (same file stem, optionally with an ``x{s}`` suffix);
+  standard protocol), or read from a paired LR folder (same file stem, optionally with an ``x{s}`` suffix;
+  each LR exactly the modcropped HR / scale, else :class:`~srlab.errors.DataError`);
   or, with ``lr_on_device=True``, left to :func:`synthesize_lr` on the batch (on the GPU).
 - **Sampling** (``mode``): ``random`` crops (aligned to the scale, LR cut from the whole-image LR),
   ``center`` crops (the study protocol: HR = centre crop, LR made from the crop), ``subimages`` (the SRCNN
@@ -58,6 +59,22 @@ def load_rgb_uint8(path: Path) -> np.ndarray:
     if px.shape[2] == 1:
         px = np.repeat(px, 3, axis=2)
     return np.ascontiguousarray(px[:, :, :3])
+
+
+def _check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path: Path, lr_path: Path) -> np.ndarray:
+    """The HR modcropped to a multiple of ``scale``; DataError unless ``lr`` is exactly that size / scale.
+
+    Anything else (an LR folder of HR-sized images, another scale, a resized or cropped copy) would train on
+    misaligned pairs, so it is refused rather than cropped to fit.
+    """
+    h, w = hr.shape[0] // scale, hr.shape[1] // scale
+    if lr.shape[:2] != (h, w):
+        raise DataError(
+            f"LR image {lr_path} is {lr.shape[1]}x{lr.shape[0]}, expected {w}x{h} (HR {hr_path.name} "
+            f"{hr.shape[1]}x{hr.shape[0]} / {scale} after modcrop); a paired LR folder must hold the HR images "
+            "downscaled by the scale: check data.train_lr and scale"
+        )
+    return hr[: h * scale, : w * scale]
 
 
 def _rgb_to_y(a: np.ndarray) -> np.ndarray:
@@ -205,6 +222,10 @@ class SRTrainSet:
             raise DataError(
                 f"crop {self.crop} is not a multiple of the scale {s}; use a multiple (or pre_upsample)"
             )
+        if self.paired and mode == "center" and self.crop % s:
+            raise DataError(
+                f"crop {self.crop} is not a multiple of the scale {s}: a paired LR cannot match it"
+            )
         if mode == "subimages" and self.stride % self.align:
             raise DataError(f"stride {self.stride} is not a multiple of the scale {s}")
         say = log or (lambda _m: None)
@@ -235,9 +256,6 @@ class SRTrainSet:
             except ImageError as exc:
                 self.skipped["unreadable"].append(f"{f.name} ({str(exc).split(': ', 1)[-1]})")
                 continue
-            hr = self._fit(hr, f.name)
-            if hr is None:
-                continue
             lr = None
             if self.paired:
                 lp = lr_map.get(f.stem)
@@ -249,15 +267,11 @@ class SRTrainSet:
                 except ImageError as exc:
                     self.skipped["unreadable"].append(f"{lp.name} ({str(exc).split(': ', 1)[-1]})")
                     continue
-                h, w = hr.shape[0] // s, hr.shape[1] // s
-                if lr.shape[0] < h or lr.shape[1] < w:
-                    raise DataError(
-                        f"LR image {lp} is {lr.shape[1]}x{lr.shape[0]}, expected {w}x{h} for HR {f.name} "
-                        f"at x{s}; check data.scale or the LR folder"
-                    )
-                lr = lr[:h, :w]
-                hr = hr[: h * s, : w * s]
-            elif not self.lr_on_device:
+                hr = _check_pair(hr, lr, s, f, lp)
+            hr, lr = self._fit(hr, f.name, lr)
+            if hr is None:
+                continue
+            if not self.paired and not self.lr_on_device:
                 hr = hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
                 lr = _degrade_whole(hr, s, degradation, quantize_lr)
             self.hr.append(hr)
@@ -291,23 +305,35 @@ class SRTrainSet:
         )
 
     # ------------------------------------------------------------------------------------------ loading
-    def _fit(self, hr: np.ndarray, name: str) -> np.ndarray | None:
-        """Centre-crop (mode center), or skip/pad images smaller than the crop."""
+    def _fit(
+        self, hr: np.ndarray, name: str, lr: np.ndarray | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Centre-crop (mode center), or skip/pad images smaller than the crop; a paired ``lr`` (HR/scale) gets
+        the same crop or padding, on the LR grid, so the pair stays aligned."""
         c, h, w = self.crop, hr.shape[0], hr.shape[1]
+        g = self.scale if lr is not None else 1  # the grid offsets snap to
         if self.mode == "full":
-            return hr
+            return hr, lr
         if h < c or w < c:
             if self.small == "skip":
                 self.skipped["too small"].append(f"{name} {w}x{h}")
-                return None
-            ph, pw = max(0, c - h), max(0, c - w)
-            hr = np.pad(hr, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="symmetric")
+                return None, None
+            ph, pw = -(-max(0, c - h) // g) * g, -(-max(0, c - w) // g) * g
+            top, left = ph // 2 - (ph // 2) % g, pw // 2 - (pw // 2) % g
+            hr = np.pad(hr, ((top, ph - top), (left, pw - left), (0, 0)), mode="symmetric")
+            if lr is not None:
+                pads = ((top // g, (ph - top) // g), (left // g, (pw - left) // g), (0, 0))
+                lr = np.pad(lr, pads, mode="symmetric")
             h, w = hr.shape[:2]
         if self.mode == "center":
-            # OpenCV-style centre crop as the study made them: x = W/2 - c/2, y = H/2 - c/2.
+            # OpenCV-style centre crop as the study made them: x = W/2 - c/2, y = H/2 - c/2 (on the LR grid
+            # for a paired LR folder).
             y0, x0 = h // 2 - c // 2, w // 2 - c // 2
+            y0, x0 = y0 - y0 % g, x0 - x0 % g
             hr = np.ascontiguousarray(hr[y0 : y0 + c, x0 : x0 + c])
-        return hr
+            if lr is not None:
+                lr = np.ascontiguousarray(lr[y0 // g : (y0 + c) // g, x0 // g : (x0 + c) // g])
+        return hr, lr
 
     def _prepare_arrays(self) -> None:
         s = self.scale
@@ -347,6 +373,19 @@ class SRTrainSet:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def fingerprint(self) -> str:
+        """A digest of what was loaded: the names, sizes and a regular sample of the pixels of every model
+        input and target, and the item count -- a resumed run compares it to tell that its data changed."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=12)
+        h.update(f"{len(self.items)}|{self.mode}|{self.scale}".encode())
+        for name, inp, tgt in zip(self.names, self.inp, self.tgt):
+            h.update(f"|{name}|{inp.shape}|{tgt.shape}|".encode())
+            for a in (inp, tgt):
+                h.update(np.ascontiguousarray(a[::4, ::4]).tobytes())
+        return h.hexdigest()
 
     @property
     def channels(self) -> int:

@@ -7,6 +7,8 @@ that says how the numbers were made (protocol, versions, device, models); it is 
 - :func:`summarize` averages per-image rows per (model, dataset, scale) (mean of per-image values, as papers do).
 - :func:`markdown_table` prints them as papers print them: one row per model, one column per data set and
   scale, cells ``PSNR / SSIM``.
+- :func:`incomplete_sets` names the data sets (and scales) an evaluation did not cover whole; tables mark
+  their columns (``Set5 (4/5) ×2``).
 - :func:`write_results` writes ``results.json`` (header + summary + rows; the schema is in
   ``docs/eval_json_schema.md``), ``results.csv`` (per-image rows), ``summary.csv`` and ``results.md``.
 
@@ -19,7 +21,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "JSON_SCHEMA_VERSION",
     "METRIC_FIELDS",
     "RESULT_FIELDS",
+    "incomplete_sets",
     "markdown_table",
     "protocol_lines",
     "read_results",
@@ -103,13 +106,16 @@ def markdown_table(
     scales: Sequence[int] | None = None,
     model_header: str = "Model",
     bold_best: bool = True,
+    incomplete: Mapping[tuple[str, int], tuple[int, int]] | None = None,
 ) -> str:
     """A Markdown table as papers print it: models as rows, ``dataset ×scale`` columns, ``PSNR / SSIM`` cells.
 
     ``rows`` are per-image rows or :func:`summarize` output. ``channel`` picks ``psnr_y``/``ssim_y`` or the
     ``_rgb`` fields; ``metrics`` may also name e.g. ``("lpips",)`` or ``("runtime_s",)`` (full field names
     are used as they are). The best value of each column is bold when several models are compared
-    (highest, or lowest for ``lpips``/``runtime_s``).
+    (highest, or lowest for ``lpips``/``runtime_s``). ``incomplete`` maps ``(dataset, scale)`` to ``(used,
+    expected)`` for the columns whose set was not evaluated whole (:func:`incomplete_sets`): their headers
+    say so, ``Set5 (4/5) ×2``.
     """
     summ = summarize(rows)
     fields = [m if m in METRIC_FIELDS or m.endswith(("_y", "_rgb")) else f"{m}_{channel}" for m in metrics]
@@ -145,9 +151,34 @@ def markdown_table(
                 parts.append(txt)
             cells.append(" / ".join(parts))
         body.append([m, *cells])
-    head = [model_header, *(f"{d} ×{s}" for d, s in cols)]
+    marks = {k: f" ({u}/{e})" for k, (u, e) in (incomplete or {}).items()}
+    head = [model_header, *(f"{d}{marks.get((d, s), '')} ×{s}" for d, s in cols)]
     lines = [f"{names} ({channel.upper() if channel == 'y' else 'RGB'})", ""]
     return "\n".join(lines + md_table(head, body, "l" + "c" * len(cols)))
+
+
+def incomplete_sets(header: dict) -> dict[tuple[str, int], dict[str, Any]]:
+    """The ``(dataset, scale)`` pairs of an evaluation header whose set was not evaluated whole.
+
+    Each value holds ``used``, ``expected`` (the images found, and for a known set at least its catalogued
+    count), ``skipped`` (images found but not evaluated: unreadable, too small) and ``subset`` (a folder given
+    with ``--set-path`` that holds fewer images than the known set: a deliberate subset, unless some of them
+    were skipped too).
+    """
+    out = {}
+    for d in header.get("datasets", []):
+        found = int(d.get("found") or 0)
+        expected = max(int(d.get("expected") or 0), found)
+        for s, used in (d.get("used") or {}).items():
+            used = int(used)
+            if used < expected:
+                out[(d["name"], int(s))] = {
+                    "used": used,
+                    "expected": expected,
+                    "skipped": found - used,
+                    "subset": bool(d.get("set_path")) and used == found,
+                }
+    return out
 
 
 def protocol_lines(header: dict) -> list[str]:
@@ -210,6 +241,7 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     rows = list(rows)
     summ = summarize(rows)
+    marks = {k: (v["used"], v["expected"]) for k, v in incomplete_sets(header).items()}
     paths = {
         "json": out / f"{stem}.json",
         "csv": out / f"{stem}.csv",
@@ -222,7 +254,12 @@ def write_results(
     _write_csv(paths["summary_csv"], summ, (*_GROUP, "n", *METRIC_FIELDS))
     md = [f"# {title}", ""]
     if summ:
-        md += [markdown_table(summ, channel="y"), "", markdown_table(summ, channel="rgb"), ""]
+        md += [
+            markdown_table(summ, channel="y", incomplete=marks),
+            "",
+            markdown_table(summ, channel="rgb", incomplete=marks),
+            "",
+        ]
     lines = protocol_lines(header)
     if lines:
         md += ["## How these numbers were made", "", *lines, ""]

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,16 @@ _NAME = re.compile(r"^ckpt_s(\d+)_(.+)_(\d{8})\.pt$")
 __all__ = [
     "FORMAT",
     "atomic_save",
+    "atomic_write",
     "capture_rng",
     "check_resume",
     "checkpoint_name",
-    "find_resume",
+    "file_mode",
     "find_latest",
+    "find_resume",
     "list_checkpoints",
     "load_checkpoint",
+    "load_resume",
     "restore_rng",
 ]
 
@@ -94,21 +98,40 @@ def atomic_save(obj: dict, path: Path | str, *, check_finite: tuple[str, ...] = 
                 bad = _nonfinite_tensor(sd)
                 if bad:
                     raise SrlabError(f"refusing to write {path.name}: {name} weight {bad} is not finite")
+    atomic_write(path, lambda fh: torch.save(obj, fh))
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+    """``write(fh)`` into a temporary file beside ``path``, fsync it and rename it over ``path``.
+
+    The file gets the permissions the user's umask gives (mkstemp alone would make it 0600); an OSError
+    (a full disk) names ``path``, and the temporary file is removed on any failure.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
-    return path
+
+
+def file_mode() -> int:
+    """The permissions a plainly created file gets: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def checkpoint_name(stage_index: int, stage: str, iteration: int) -> str:
@@ -161,6 +184,34 @@ def find_resume(resume: str | Path | None, folder: Path) -> Path | None:
             f"{folder} already holds checkpoints of an earlier run; use --resume auto to continue it "
             "or --out DIR for a new run"
         )
+    return None
+
+
+def load_resume(
+    resume: str | Path | None, folder: Path, warn: Callable[[str], None]
+) -> tuple[Path, dict] | None:
+    """``(path, checkpoint)`` to resume from, or None for a fresh start (see :func:`find_resume`).
+
+    With ``'auto'``, an unreadable latest checkpoint (truncated, corrupt) is moved aside to
+    ``NAME.unreadable`` with a warning and the one before it is tried, and so on; an explicit path is loaded
+    as it is (SrlabError if unreadable).
+    """
+    path = find_resume(resume, folder)
+    if path is None:
+        return None
+    if str(resume) != "auto":
+        return path, load_checkpoint(path)
+    for _si, _it, p in reversed(list_checkpoints(folder)):
+        try:
+            return p, load_checkpoint(p)
+        except SrlabError as exc:
+            aside = p.with_name(p.name + ".unreadable")
+            os.replace(p, aside)
+            earlier = find_latest(folder)
+            warn(
+                f"warning: {exc}; moved it to {aside.name} and falling back to "
+                + (earlier.name if earlier else "a fresh start (no earlier checkpoint)")
+            )
     return None
 
 

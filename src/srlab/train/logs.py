@@ -2,7 +2,8 @@
 
 ``scalars.csv`` is long-format (``iteration,stage,tag,value,time``) so that stages with different losses
 share one file; ``scalars.jsonl`` holds one JSON object per logged step with every scalar. Both are appended
-to on resume (rows past the resumed iteration are dropped first, so the files never hold two histories).
+to on resume (rows past the resumed iteration, and a row a kill cut short, are dropped first; a fresh start
+drops every row), so the files never hold two histories.
 Text messages go to ``train.log`` and, through ``echo``, to the terminal.
 """
 
@@ -76,23 +77,38 @@ class RunLogger:
         self._csv_fh.flush()
         self._jsonl_fh.flush()
 
+        # A row is kept only when it is whole (a kill can cut the last one) and at or before the resume point.
         def keep_csv(line: str) -> bool:
-            parts = line.split(",")
+            parts = line.rstrip("\n").split(",")
+            if not line.endswith("\n") or len(parts) != 5 or parts[1] not in order:
+                return False
             try:
-                it, si = int(parts[0]), order.get(parts[1], -1)
-            except (ValueError, IndexError):
-                return True
-            return (si, it) <= (stage_index, iteration)
+                it = int(parts[0])
+            except ValueError:
+                return False
+            return (order[parts[1]], it) <= (stage_index, iteration)
 
         def keep_json(line: str) -> bool:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 return False
-            return (order.get(rec.get("stage"), -1), rec.get("iteration", 0)) <= (stage_index, iteration)
+            if not line.endswith("\n") or not isinstance(rec, dict) or rec.get("stage") not in order:
+                return False
+            return (order[rec["stage"]], rec.get("iteration", 0)) <= (stage_index, iteration)
 
         _truncate(self.csv_path, keep_csv, header=True)
         _truncate(self.jsonl_path, keep_json, header=False)
+
+    def reset(self) -> None:
+        """Drop every scalar row: a run starting from scratch in a folder where an earlier one logged rows but
+        left no checkpoint (killed before its first) has one history, its own."""
+        if not self.enabled:
+            return
+        self._csv_fh.flush()
+        self._jsonl_fh.flush()
+        _truncate(self.csv_path, lambda _ln: False, header=True)
+        _truncate(self.jsonl_path, lambda _ln: False, header=False)
 
     def scalars(
         self, stage: str, iteration: int, values: dict[str, float], global_step: int | None = None

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +23,14 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.serialize import jsonable
-from srlab.train.checkpoint import FORMAT, VERSION, atomic_save, checkpoint_name, list_checkpoints
+from srlab.train.checkpoint import (
+    FORMAT,
+    VERSION,
+    atomic_save,
+    atomic_write,
+    checkpoint_name,
+    list_checkpoints,
+)
 from srlab.train.config import TrainConfig, config_to_dict
 from srlab.train.state import StageState
 
@@ -37,6 +46,8 @@ class RunOutputs:
         self.world = world
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.final_path = self.out_dir / "model.safetensors"
+        self.data_digest: str | None = None  # SRTrainSet.fingerprint() of the training data, once loaded
+        self.forced_resumes: list[dict] = []  # resumes accepted with --force-resume despite a change
 
     def stage_path(self, name: str) -> Path:
         return self.out_dir / f"{name}.safetensors"
@@ -51,10 +62,8 @@ class RunOutputs:
     def write_config(self) -> None:
         import yaml
 
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(
-            yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False), encoding="utf-8"
-        )
+        text = yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False)
+        atomic_write(self.out_dir / "config.yaml", lambda fh: fh.write(text.encode("utf-8")))
 
     def metadata(self, stage: StageState) -> dict[str, Any]:
         """What an exported generator records about its training (read back by srlab.weights.io)."""
@@ -79,6 +88,7 @@ class RunOutputs:
             "best_val_psnr": best.get("psnr") if best else None,
             "trained_with": "srlab train",
             **({"kept": stage.summary["kept"]} if stage.summary.get("kept") else {}),
+            **({"forced_resumes": list(self.forced_resumes)} if self.forced_resumes else {}),
         }
 
     def export(self, path: Path, model: nn.Module, stage: StageState) -> None:
@@ -88,11 +98,21 @@ class RunOutputs:
         for k, v in model.state_dict().items():
             if v.is_floating_point() and not bool(torch.isfinite(v).all()):
                 raise SrlabError(f"refusing to export {path.name}: weight {k} is not finite")
-        save_model(path, model, metadata=self.metadata(stage))
+        try:
+            save_model(path, model, metadata=self.metadata(stage))
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), exc.filename or str(path)) from None
+        except Exception as exc:  # noqa: BLE001 - safetensors reports I/O errors as its own type
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            n = int(code.group(1))
+            raise OSError(n, os.strerror(n), str(path)) from None
 
     def finish(self, last_stage: str) -> Path:
-        """``model.safetensors``: a copy of the last stage's export."""
-        shutil.copyfile(self.stage_path(last_stage), self.final_path)
+        """``model.safetensors``: a copy of the last stage's export (atomic: a kill leaves the old or the new)."""
+        with open(self.stage_path(last_stage), "rb") as src:
+            atomic_write(self.final_path, lambda fh: shutil.copyfileobj(src, fh))
         return self.final_path
 
     # ------------------------------------------------------------------------------------ checkpoints
@@ -122,6 +142,7 @@ class RunOutputs:
             "rng": rngs,
             "summary": jsonable(summary),
             "perceptual_weights": runner.perceptual_source,
+            "forced_resumes": list(self.forced_resumes),
             "time": time.time(),
         }
         atomic_save(obj, path)
@@ -138,6 +159,7 @@ class RunOutputs:
         pos = self.stream_offset(stage_index) + iteration * st.batch_size * self.world
         return {
             "seed": self.cfg.seed,
+            **({"digest": self.data_digest} if self.data_digest else {}),
             "samples_seen": pos,
             "epoch": pos // items,
             "position_in_epoch": pos % items,

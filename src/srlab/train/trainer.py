@@ -8,9 +8,9 @@ process per device under ``torchrun``):
 - **Device, precision, threads**: :mod:`srlab.runtime` (``runtime.amp`` through ``resolve_precision(...,
   training=True)``: auto = bf16 autocast on CUDA when supported, else fp16 with a GradScaler; fp32 on the
   CPU). channels_last and cudnn.benchmark on CUDA; fused Adam on CUDA; optional torch.compile.
-- **Checkpoints and outputs**: :class:`~srlab.train.outputs.RunOutputs`. Resuming from a checkpoint
-  continues bitwise-identically on CPU; ``resume='auto'`` picks the latest in ``out``. Logs:
-  :class:`~srlab.train.logs.RunLogger`, validation samples in ``samples/``.
+- **Checkpoints and outputs**: :class:`~srlab.train.outputs.RunOutputs`, one run per folder (a lock, stale
+  files, resume checks: :mod:`~srlab.train.rundir`). Resuming continues bitwise-identically on CPU;
+  ``resume='auto'`` picks the latest readable checkpoint. Logs: :class:`~srlab.train.logs.RunLogger`.
 - **DDP**: with ``WORLD_SIZE > 1`` in the environment (torchrun), one process per device (NCCL on CUDA, gloo
   on CPU); rank 0 logs, validates and writes files; seeds differ per rank.
 
@@ -30,15 +30,8 @@ import torch
 from srlab.errors import ConfigError, SrlabError
 from srlab.runtime import amp_dtype, resolve_device, resolve_precision, threads
 from srlab.train.batches import TrainBatches, load_val_set
-from srlab.train.checkpoint import (
-    capture_rng,
-    check_resume,
-    find_latest,
-    find_resume,
-    load_checkpoint,
-    restore_rng,
-)
-from srlab.train.config import TrainConfig
+from srlab.train.checkpoint import capture_rng, check_resume, find_latest, load_resume, restore_rng
+from srlab.train.config import TrainConfig, config_to_dict
 from srlab.train.distributed import (
     barrier,
     broadcast_object,
@@ -51,6 +44,7 @@ from srlab.train.logs import RunLogger
 from srlab.train.losses import check_perceptual_weights, describe_losses
 from srlab.train.outputs import RunOutputs
 from srlab.train.recipes import NonFiniteLossError, RunnerOptions, StageRunner
+from srlab.train.rundir import clean_stale_temps, hold_run_folder, review_resume, write_error
 from srlab.train.state import StageState, TrainResult
 
 __all__ = ["TrainResult", "Trainer", "train"]
@@ -69,8 +63,10 @@ class Trainer:
         device: str | None = None,
         echo=print,
         config_path: Path | None = None,
+        force_resume: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.force_resume = force_resume
         self.out_dir = Path(out_dir)
         self.data_root = data_root
         self.resume = resume
@@ -95,12 +91,18 @@ class Trainer:
             self.device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(self.device)
         self._own_pg = init_process_group(self.device, self.rank, self.world)
+        lock = None
         try:
+            lock = hold_run_folder(self.out_dir, rank=self.rank, world=self.world)
             with threads(self.cfg.runtime.threads):
                 return self._run()
+        except OSError as exc:  # a full disk, a read-only folder: one line, the last good checkpoint kept
+            raise SrlabError(write_error(exc, self.out_dir, self.ckpt_dir)) from None
         finally:
             if self.log is not None:
                 self.log.close()
+            if lock is not None:
+                lock.release()
             if self._own_pg:
                 shutdown()
 
@@ -113,16 +115,24 @@ class Trainer:
         self.log = RunLogger(
             self.out_dir, enabled=self.is_main, tensorboard=cfg.log.tensorboard, echo=self.echo
         )
+        if self.is_main:
+            stale = clean_stale_temps(self.out_dir)
+            if stale:
+                self._say(
+                    f"removed {len(stale)} stale temporary files of an interrupted run ({stale[0].name}, ...)"
+                )
         self.result = result = TrainResult(self.out_dir)
         ckpt = self._resume_checkpoint()
-        if self.is_main:
-            self.outputs.write_config()
         self._build_generator()
         # everything a later stage needs must be there before the first one starts
         for st in cfg.stages.values():
             if st.losses.perceptual != "none":
                 check_perceptual_weights(st.losses.perceptual_weights)
         self._load_data()
+        if ckpt is not None:
+            self._check_changes(ckpt)
+        if self.is_main:
+            self.outputs.write_config()
 
         names = cfg.stage_names()
         start_si, start_it = 0, 0
@@ -135,6 +145,8 @@ class Trainer:
             self._say(f"resumed from {self._resume_path} (stage {names[start_si]}, iteration {start_it})")
             if bool(ckpt["stage_done"]):
                 start_si, start_it = start_si + 1, 0
+        elif self.log is not None:
+            self.log.reset()  # rows of a run killed before its first checkpoint are not this run's history
         self.stop_budget = cfg.runtime.stop_after
         self.done_this_run = 0
         for si, name in enumerate(names):
@@ -160,17 +172,29 @@ class Trainer:
 
     def _resume_checkpoint(self) -> dict | None:
         """The checkpoint to resume from (checked against the config), or None for a fresh start."""
-        path = find_resume(self.resume, self.ckpt_dir)
-        if path is None:
+        found = load_resume(self.resume, self.ckpt_dir, self._say)
+        if found is None:
             if self.resume:
                 self._say(f"resume auto: no checkpoint in {self.ckpt_dir}, starting from scratch")
             return None
-        ckpt = load_checkpoint(path)
+        path, ckpt = found
         self._resume_path = path
         note = check_resume(ckpt, path, self.cfg, self.world)
         if note:
             self._say(note)
         return ckpt
+
+    def _check_changes(self, ckpt: dict) -> None:
+        """Refuse a resume whose seed, data or recipe changed (``force_resume``: go on, say so, record it)."""
+        self.outputs.forced_resumes, note = review_resume(
+            ckpt,
+            self._resume_path,
+            config_to_dict(self.cfg),
+            self.outputs.data_digest,
+            force=self.force_resume,
+        )
+        if note:
+            self._say(note)
 
     def _build_generator(self) -> None:
         """Seed every RNG (per rank), build the generator (from the seed alone) and pick the precision."""
@@ -215,6 +239,7 @@ class Trainer:
 
     def _load_data(self) -> None:
         self.data = TrainBatches(self.cfg, self.data_root, log=self._say)
+        self.outputs.data_digest = self.data.data.fingerprint()
         self.val = load_val_set(self.cfg, self.data_root, log=self._say) if self.is_main else None
         if self.val is not None:
             self._say(
@@ -468,14 +493,7 @@ class Trainer:
         return path
 
 
-def train(
-    cfg: TrainConfig,
-    out_dir: Path | str,
-    *,
-    data_root: Path | str | None = None,
-    resume: str | Path | None = None,
-    device: str | None = None,
-    echo=print,
-) -> TrainResult:
-    """Train ``cfg`` into ``out_dir`` (see :class:`Trainer`)."""
-    return Trainer(cfg, out_dir=out_dir, data_root=data_root, resume=resume, device=device, echo=echo).run()
+def train(cfg: TrainConfig, out_dir: Path | str, **options) -> TrainResult:
+    """Train ``cfg`` into ``out_dir``; ``options`` are :class:`Trainer`'s (``data_root``, ``resume``,
+    ``device``, ``echo``, ``force_resume``)."""
+    return Trainer(cfg, out_dir=out_dir, **options).run()
