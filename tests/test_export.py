@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -58,3 +60,41 @@ def test_cache_reuses_export(tmp_path, monkeypatch):
         model.body[0].weight.add_(1.0)
     c = cached_onnx(model, threads=1)
     assert c.path != a.path
+
+
+def test_truncated_cached_export_is_exported_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path))
+    model, _ = build_model("srvgg", scale=2, num_conv=2, num_feat=8)
+    model.eval()
+    first = cached_onnx(model, threads=1)
+    good = first.path.read_bytes()
+    x = torch.rand(1, 3, 10, 12)
+    for cut in (len(good) // 2, len(good) - 40, 0):
+        first.path.write_bytes(good[:cut])
+        with pytest.warns(UserWarning, match="exported it again") as record:
+            again = cached_onnx(model, threads=1)
+        assert len(record) == 1 and str(first.path) in str(record[0].message)
+        assert again.path == first.path and again.path.read_bytes() == good
+        with torch.no_grad():
+            assert (again(x) - model(x)).abs().max().item() <= 1e-4
+    assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name]  # no temp file left
+
+
+def test_exported_file_follows_the_umask(tmp_path):
+    import stat
+
+    model, _ = build_model("srvgg", scale=2, num_conv=1, num_feat=4)
+    old = os.umask(0o022)
+    try:
+        path = export_onnx(model.eval(), tmp_path / "m.onnx")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_export_onto_a_folder_is_one_line(tmp_path):
+    model, _ = build_model("srvgg", scale=2, num_conv=1, num_feat=4)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SrlabError, match="is a folder"):
+        export_onnx(model.eval(), tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == [] and sorted(os.listdir(tmp_path)) == ["out"]

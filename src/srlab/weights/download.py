@@ -16,6 +16,7 @@ from pathlib import Path
 
 from srlab.errors import WeightsError
 from srlab.runtime import cache_dir as runtime_cache_dir
+from srlab.weights.atomic import file_mode
 
 __all__ = ["cache_dir", "download", "sha256_file"]
 
@@ -118,6 +119,7 @@ def download(
                 f"sha256 mismatch for {url}: expected {sha256}, got {digest}; the download was deleted "
                 "(a corrupted transfer or a changed file: try again, or report it)"
             )
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 -> what the umask gives a plainly created file
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

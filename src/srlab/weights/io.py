@@ -3,24 +3,24 @@
 - :func:`save_model` writes an srlab checkpoint: safetensors (no pickle) whose metadata records the
   architecture, its hyper-parameters (JSON), scale, colour space, channels and anything the caller adds
   (recipe, metrics, perceptual weights, ...). The file is written to a temporary name in the target
-  folder and renamed into place, so a crash never leaves a half-written checkpoint.
+  folder and renamed into place (:func:`srlab.weights.atomic.atomic_path`), so a crash never leaves a
+  half-written checkpoint; its mode follows the umask.
 - :func:`read_checkpoint` / :func:`read_state_dict` read ``.safetensors`` and PyTorch ``.pth``/``.pt``/
   ``.ckpt`` files. Pickles are opened only with ``torch.load(weights_only=True)``: a file that needs
   anything outside PyTorch's tensor-only allowlist is refused with one :class:`~srlab.errors.WeightsError`
-  line, and its payload never runs. Missing, empty, truncated and non-weight files get one line too.
+  line naming the global it wanted (:mod:`srlab.weights.pickles`), and its payload never runs. Missing, empty, truncated and non-weight files get one line too.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from srlab.errors import WeightsError
+from srlab.weights.atomic import atomic_path
 
 __all__ = [
     "FORMAT_NAME",
@@ -85,15 +85,8 @@ def save_model(path: str | os.PathLike, model, *, metadata: dict[str, Any] | Non
         seen[ptr] = name
         tensors[name] = t
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -198,26 +191,22 @@ def _read_torch(path: Path, kind: str) -> Any:
 
     import torch
 
+    from srlab.weights.pickles import explain_refusal, oversized_request
+
+    too_big = oversized_request(path)
+    if too_big:
+        raise WeightsError(too_big)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        m = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
-        if m:
-            what = f"'{m.group(1)}'"
-        elif "Unsupported operand" in msg or "Unsupported class" in msg:
-            m2 = re.search(r"Unsupported (operand|class)[: ]+(\S+)", msg)
-            what = f"pickle {m2.group(1)} {m2.group(2)}" if m2 else "a non-tensor object"
-        else:
-            raise WeightsError(
-                f"{path}: corrupt checkpoint ({_one_line(exc).split('. ')[0][:160]}); download it again"
-            ) from None
-        raise WeightsError(
-            f"{path}: not a plain tensor checkpoint: refusing to unpickle {what} (unpickling can run code); {_PICKLE_HELP}"
-        ) from None
-    except (EOFError, RuntimeError, ValueError, OSError, KeyError, IndexError, TypeError) as exc:
+        why = explain_refusal(path, str(exc), _PICKLE_HELP)
+        if why is None:
+            detail = _one_line(exc).split(". ")[0][:160]
+            raise WeightsError(f"{path}: corrupt checkpoint ({detail}); download it again") from None
+        raise WeightsError(why) from None
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged archive makes torch.load raise
         reason = "truncated or corrupt" if kind == "torch-zip" or isinstance(exc, EOFError) else "unreadable"
         detail = _one_line(exc).split(". ")[0][:160] or type(exc).__name__
         raise WeightsError(f"{path}: {reason} PyTorch checkpoint ({detail}); download it again") from None
@@ -275,7 +264,7 @@ def decode_metadata(raw: dict[str, str] | None, *, source: str = "") -> dict[str
                     out[k] = json.loads(v)
                 except ValueError:
                     out[k] = v
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise WeightsError(
             f"{source}: srlab metadata is damaged ({_one_line(exc)}); re-save the model"
         ) from None

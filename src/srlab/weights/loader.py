@@ -76,6 +76,10 @@ def _resolve(name_or_path: str | os.PathLike, scale: int | None, hint: int | Non
     if isinstance(name_or_path, os.PathLike):
         return load_file(name_or_path, scale=scale, scale_hint=hint)
     name = str(name_or_path)
+    if not name.strip():
+        raise ConfigError(
+            "empty model name: pass a weights file, a pretrained name (`srlab weights list`) or a preset"
+        )
     if name in ncnn.PACKAGE_MODELS:
         loaded = ncnn.load_package_model(name)
         _check_scale(scale, name, loaded)
@@ -144,7 +148,8 @@ def load_file(
     """Load any supported weight file. Returns ``(model, descriptor)`` (float32, CPU, not yet eval()).
 
     ``scale`` is checked against the file where it can tell; ``scale_hint`` only fills in what it cannot."""
-    from srlab.weights.convert import build_from_spec, load_into, model_from_state_dict, unwrap_state_dict
+    from srlab.weights.build import build_and_load
+    from srlab.weights.convert import model_from_state_dict, unwrap_state_dict
     from srlab.weights.io import decode_metadata, read_checkpoint, sniff_format
 
     path = Path(path).expanduser()
@@ -161,13 +166,9 @@ def load_file(
     obj, raw_meta = read_checkpoint(path)
     meta = decode_metadata(raw_meta, source=str(path)) if raw_meta is not None else None
     if meta is not None:
-        try:
-            model, desc = build_from_spec(meta["arch"], meta["hparams"], name=name, init_weights=False)
-        except (ConfigError, ValueError, TypeError) as exc:
-            raise WeightsError(
-                f"{path}: its metadata names {meta['arch']} {meta['hparams']}, which srlab cannot build ({exc})"
-            ) from None
-        load_into(model, obj, source=str(path), assign=True)
+        if not isinstance(obj, dict):
+            raise WeightsError(f"{path}: srlab metadata on a file without tensors; re-save the model")
+        model, desc = build_and_load(meta["arch"], meta["hparams"], obj, source=str(path), name=name)
         model.checkpoint_metadata = meta
         if scale is not None and int(scale) != desc.scale:
             raise ConfigError(f"{path} is a x{desc.scale} model, not x{scale}")

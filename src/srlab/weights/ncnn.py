@@ -30,7 +30,7 @@ import torch
 from srlab.errors import WeightsError
 from srlab.models.registry import describe
 from srlab.models.resized import ResizedOutput
-from srlab.weights.convert import build_from_spec, load_into
+from srlab.weights.build import build_and_load
 
 __all__ = [
     "PACKAGE",
@@ -364,14 +364,11 @@ def load_ncnn(
         kinds = sorted({ly.type for ly in core})
         raise WeightsError(f"{src}: ncnn graph of layers {kinds} is neither an RRDBNet nor an SRVGG network")
     if method is None:
-        model, desc = build_from_spec(arch, hp, name=name or param.stem, init_weights=False)
-        load_into(model, sd, source=src, assign=True)
-        return model, desc
+        return build_and_load(arch, hp, sd, source=src, name=name or param.stem, origin="its layers describe")
     final = hp["scale"] * factor
     if abs(final - round(final)) > 1e-6 or round(final) < 1:
         raise WeightsError(f"{src}: x{hp['scale']} network resized by {factor} is not an integer scale")
-    inner, _ = build_from_spec(arch, hp, init_weights=False)
-    load_into(inner, sd, source=src, assign=True)
+    inner, _ = build_and_load(arch, hp, sd, source=src, origin="its layers describe")
     model = ResizedOutput(inner, scale=int(round(final)), method=method)
     return model, describe(model, name=name or param.stem)
 
