@@ -197,3 +197,154 @@ def test_subprocess_exit_status(tmp_path):
     assert [ln for ln in r.stderr.splitlines() if "bad.png" in ln] == [
         f"srlab upscale: {d / 'bad.png'}: empty file (0 bytes); re-export or re-download it"
     ]
+
+
+# ------------------------------------------------------------------------ output paths, full disks, odd options
+
+
+def _two_inputs(tmp_path) -> list[str]:
+    d = tmp_path / "in2"
+    d.mkdir()
+    for name in ("a.png", "b.png"):
+        PILImage.fromarray(RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)).save(d / name)
+    return [str(d / "a.png"), str(d / "b.png")]
+
+
+def _one_error_line(err: str, *needles: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "Traceback" not in err and all(n in lines[0] for n in needles), lines[0]
+    return lines[0]
+
+
+def test_output_paths_that_cannot_be_folders_are_refused_up_front(tmp_path, capsys):
+    inputs = _two_inputs(tmp_path)
+    existing = tmp_path / "taken.png"
+    existing.write_bytes(b"not a folder")
+    rc = main(["upscale", *inputs, "-o", str(existing), "-m", "bicubic-x2", "-q"])
+    _one_error_line(capsys.readouterr().err, str(existing), "existing file", "folder")
+    assert rc == 2 and existing.read_bytes() == b"not a folder"
+    for out in (existing / "sub", existing / "sub" / "deeper", existing / "one.png"):  # under a regular file
+        args = inputs if out.suffix != ".png" else inputs[:1]
+        rc = main(["upscale", *args, "-o", str(out), "-m", "bicubic-x2", "-q"])
+        _one_error_line(capsys.readouterr().err, str(out), f"{existing} is a file")
+        assert rc == 2
+    # a missing parent is simply created
+    fresh = tmp_path / "new" / "deep" / "out"
+    assert main(["upscale", *inputs, "-o", str(fresh), "-m", "bicubic-x2", "-q"]) == 0
+    assert sorted(p.name for p in fresh.iterdir()) == ["a_x2.png", "b_x2.png"]
+
+
+def test_a_full_disk_fails_one_file_and_the_batch_goes_on(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from srlab.imaging import io as imio
+
+    inputs = _two_inputs(tmp_path)
+    real = imio._atomic_write
+    calls = []
+
+    def full_once(p, write, overwrite):
+        calls.append(p.name)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(p, write, overwrite)
+
+    monkeypatch.setattr(imio, "_atomic_write", full_once)
+    out = tmp_path / "o"
+    rc = main(["upscale", *inputs, "-o", str(out), "-m", "bicubic-x2", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and calls == ["a_x2.png", "b_x2.png"]
+    lines = err.splitlines()
+    assert lines[0] == (
+        f"srlab upscale: {out / 'a_x2.png'}: cannot write (No space left on device); "
+        "free disk space or write to another disk"
+    )
+    assert lines[1:] == ["srlab upscale: 1 written, 1 failed"]
+    assert sorted(p.name for p in out.iterdir()) == ["b_x2.png"]  # no partial a_x2.png, no temporary
+
+
+def test_a_real_write_error_is_one_line(tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root can write into a read-only folder")
+    inputs = _two_inputs(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        rc = main(["upscale", *inputs, "-o", str(ro), "-m", "bicubic-x2", "-q"])
+    finally:
+        ro.chmod(0o700)
+    err = capsys.readouterr().err
+    assert rc == 1 and "Permission denied" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 3
+
+
+@pytest.mark.parametrize("suffix", ["/../x", "..", "_x2/..", "a/b", "a\\b", "../../escape"])
+def test_suffix_cannot_leave_the_output_folder(tmp_path, capsys, suffix):
+    inputs = _two_inputs(tmp_path)
+    out = tmp_path / "box" / "o"
+    rc = main(["upscale", *inputs, "-o", str(out), "--suffix", suffix, "-m", "bicubic-x2", "-q"])
+    _one_error_line(capsys.readouterr().err, "--suffix", "path separators")
+    assert rc == 2
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "in2/a.png",
+        "in2/b.png",
+    ]
+    assert main(["upscale", *inputs, "-o", str(out), "--suffix", "_big.v2", "-m", "bicubic-x2", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_big.v2.png", "b_big.v2.png"]
+
+
+def test_huge_outscale_is_refused_before_allocating(tmp_path, capsys, monkeypatch):
+    import srlab.inference.upscaler as upmod
+
+    monkeypatch.setattr(upmod, "available_memory", lambda: 2 * 10**8)
+    inputs = _two_inputs(tmp_path)
+    out = tmp_path / "o"
+    rc = main(["upscale", inputs[0], "-o", str(out), "-m", "bicubic-x2", "-q", "--outscale", "1000"])
+    lines = capsys.readouterr().err.splitlines()
+    # 5 x 6 -> 5000 x 6000 x 3: 4 bytes a value for the resized copy, 1 for the 8-bit result, 4 a pixel for
+    # Pillow's copy when it is encoded
+    assert lines == [
+        f"srlab upscale: {inputs[0]}: a 5x6 image upscaled to 5000x6000 needs about 0.6 GB of memory, "
+        "more than the 0.2 GB available; use a smaller --outscale or split the image",
+        "srlab upscale: 0 written, 1 failed",
+    ]
+    assert rc == 1 and not out.exists()
+    rc = main(["upscale", inputs[0], "-o", str(out), "-m", "bicubic-x2", "-q", "--outscale", "inf"])
+    _one_error_line(capsys.readouterr().err, "--outscale must be a number > 0, not inf")
+    assert rc == 2
+
+
+# ------------------------------------------------------------------------ srlab export: output paths
+
+
+def test_export_output_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import srlab.export as export_mod
+    from srlab.models.registry import build_model
+    from srlab.weights.io import save_model
+
+    m, _ = build_model("srcnn", scale=2, n1=4, n2=2)
+    weights = str(save_model(tmp_path / "tiny.safetensors", m))
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    rc = main(["export", weights, "-o", str(folder), "--force"])
+    _one_error_line(capsys.readouterr().err, str(folder), "is a folder", str(folder / "model.onnx"))
+    assert rc == 2 and folder.is_dir() and not any(folder.iterdir())
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["export", weights, "-o", str(blocker / "m.onnx")])
+    _one_error_line(capsys.readouterr().err, str(blocker / "m.onnx"), f"{blocker} is a file")
+    assert rc == 2
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(export_mod, "export_onnx", no_space)
+    rc = main(["export", weights, "-o", str(folder / "m.onnx")])
+    _one_error_line(
+        capsys.readouterr().err, str(folder / "m.onnx"), "No space left on device", "free disk space"
+    )
+    assert rc == 2

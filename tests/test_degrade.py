@@ -121,3 +121,63 @@ def test_modcrop_and_quantize():
 def test_unknown_degradation_is_a_config_error():
     with pytest.raises(ConfigError, match="bicubic"):
         get_degradation("jpeg")
+
+
+# ------------------------------------------------------------------------------ banded weights (large sizes)
+
+
+@pytest.fixture
+def banded(monkeypatch):
+    """Every resize through the banded path (normally only sizes whose dense matrix would be large)."""
+    import srlab.imaging.resize as rs
+
+    monkeypatch.setattr(rs, "DENSE_MAX_ELEMENTS", 0)
+    rs._MATRIX_CACHE.clear()
+    yield rs
+    rs._MATRIX_CACHE.clear()
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_banded_resize_reproduces_matlab_lr_exactly(golden_root, banded, name):
+    gt = _load(golden_root / "gt" / f"{name}.png")
+    lq = _load(golden_root / "lq_matlab_x4" / f"{name}.png")
+    assert torch.equal(quantize(imresize(gt, 1 / 4)), lq)
+    assert not banded._MATRIX_CACHE  # no dense matrix was built
+
+
+def test_banded_equals_dense_up_and_down(monkeypatch):
+    import srlab.imaging.resize as rs
+
+    g = torch.Generator().manual_seed(5)
+    cases = [((3, 61, 47), 1 / 4, None), ((2, 3, 17, 90), 2, None), ((1, 5, 7), None, (13, 3)),
+             ((3, 40, 33), 1 / 3, None), ((3, 9, 11), 3.7, None), ((1, 300, 2), None, (1000, 1)),
+             ((1, 2, 700), 1 / 7, None), ((1, 1, 1), 4, None)]  # fmt: skip
+    for shape, scale, size in cases:
+        x = torch.rand(*shape, generator=g, dtype=torch.float64) * 255
+        dense = imresize(x, scale, size=size)
+        monkeypatch.setattr(rs, "DENSE_MAX_ELEMENTS", 0)
+        band = imresize(x, scale, size=size)
+        band32 = imresize(x.float(), scale, size=size)
+        monkeypatch.setattr(rs, "DENSE_MAX_ELEMENTS", 1 << 22)
+        assert band.shape == dense.shape, shape
+        assert (band - dense).abs().max() < 1e-9, shape
+        assert (band32.double() - dense).abs().max() < 1e-3, shape
+
+
+def test_long_image_resize_is_banded_and_local():
+    """A 3 x 20000 row: no dense 40000 x 20000 matrix (3.2 GB in float32) is built or cached, and each
+    output only depends on its neighbourhood (a crop resized densely gives the same columns)."""
+    import srlab.imaging.resize as rs
+
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(3, 3, 20000, generator=g, dtype=torch.float64)
+    y = imresize(x, 2)
+    assert y.shape == (3, 6, 40000)
+    assert all(m.numel() <= rs.DENSE_MAX_ELEMENTS for m in rs._MATRIX_CACHE.values())
+    a, b = 12000, 12100  # input columns; bicubic x2 reads 2 input pixels either side
+    crop = imresize(x[..., a - 8 : b + 8], 2)
+    assert torch.allclose(y[..., 2 * a : 2 * b], crop[..., 16:-16], atol=1e-12)
+    down = imresize(x, 1 / 4)  # antialiased shrink: 4x wider kernel, still banded
+    assert down.shape == (3, 1, 5000)
+    crop = imresize(x[..., 8000 - 32 : 8400 + 32], 1 / 4)
+    assert torch.allclose(down[..., 2000:2100], crop[..., 8:-8], atol=1e-12)

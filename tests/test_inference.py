@@ -546,3 +546,82 @@ def test_upscale_file_writes_and_never_replaces_its_input(tmp_path):
     assert (
         seen == [5] and res.path == tmp_path / "w5.tif" and read_image(res.path).pixels.shape == (18, 15, 3)
     )
+
+
+# -------------------------------------------------------------------------------------- long, huge and odd inputs
+
+
+def test_long_thin_images_are_tiled_along_the_long_side():
+    from srlab.inference.tiling import MAX_AUTO_SIDE
+
+    m, d = _srcnn()
+    up = Upscaler((m, d), device="cpu")
+    for h, w in ((3, 20000), (20000, 3), (5, 3 * MAX_AUTO_SIDE)):
+        plan = up.plan(h, w)
+        long_tiles, short_tiles = (plan.cols, plan.rows) if w > h else (plan.rows, plan.cols)
+        assert len(short_tiles) == 1 and len(long_tiles) >= max(h, w) // MAX_AUTO_SIDE
+        assert max(plan.win_h, plan.win_w) <= MAX_AUTO_SIDE + 2 * plan.overlap + 8
+    assert up.plan(300, 400).n_tiles == 1  # small images stay whole
+    x = torch.rand(3, 3, 2 * MAX_AUTO_SIDE + 100)  # and the tiled long image equals the untiled one
+    whole = Upscaler((m, d), device="cpu", tile=0, backend="torch").upscale_tensor(x)
+    tiled = Upscaler((m, d), device="cpu", backend="torch").upscale_tensor(x)
+    assert (tiled - whole).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_streamed_result_equals_whole_tensor_result(bits):
+    """Tiled images are quantised row block by row block (the float result is never whole): the same
+    pixels as the float result quantised at once, also for a size-multiple model and odd sizes."""
+    dtype = np.uint8 if bits == 8 else np.uint16
+    a = RNG.integers(0, 2**bits, (37, 29, 3), dtype=dtype)
+    for model in (_srcnn(), _tiny_rrdb(scale=2)):
+        up = Upscaler(model, device="cpu", tile=12, tile_overlap=6, backend="torch")
+        assert up.plan(37, 29).n_tiles > 4
+        streamed = up.upscale_image(Image(pixels=a, bit_depth=bits)).pixels
+        whole = from_tensor(up.upscale_tensor(to_tensor(a)), bit_depth=bits)
+        assert streamed.dtype == dtype and streamed.shape == (74, 58, 3)
+        assert np.array_equal(streamed, whole)
+
+
+@pytest.mark.parametrize(
+    "bad,found",
+    [(200.0, "..200,"), (-0.5, "range -0.5.."), (np.nan, "non-finite"), (np.inf, "non-finite")],
+)
+def test_float_arrays_outside_unit_range_or_not_finite_are_refused(bad, found):
+    from srlab.errors import ImageError
+
+    model = build_model("bicubic-x2")
+    a = np.linspace(0, 0.9, 5 * 6 * 3, dtype=np.float32).reshape(5, 6, 3)
+    a[2, 3, 1] = bad
+    for call in (lambda: upscale(a, model=model), lambda: Upscaler(model)(a[..., 1:2])):
+        with pytest.raises(ImageError) as ei:
+            call()
+        msg = str(ei.value)
+        assert found in msg and "\n" not in msg and ("[0, 1]" in msg or "NaN" in msg)
+    rgba = np.concatenate([np.full_like(a, 0.5), np.full((5, 6, 1), 7.0, np.float32)], axis=2)
+    with pytest.raises(ImageError, match=r"0\.5\.\.7"):  # the alpha plane is checked too
+        upscale(rgba, model=model)
+    ok = np.linspace(0, 1, 5 * 6 * 3, dtype=np.float32).reshape(5, 6, 3)
+    ok[0, 0, 0], ok[0, 0, 1] = 1.0 + 1e-4, -1e-4  # rounding slack in the caller's arithmetic is fine
+    assert upscale(ok, model=model).shape == (10, 12, 3)
+
+
+def test_output_memory_is_checked_before_any_work():
+    from srlab.errors import ImageError
+
+    m, d = build_model("bicubic-x2")
+    rec = Recorder(m)
+    up = Upscaler((rec, d), device="cpu", max_output_bytes=2 * 10**9)
+    a = RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    # 32000 x 32000 x 3: the model's float32 output, the float32 resized copy, the 8-bit result, Pillow's copy
+    need = up.output_bytes(32, 32, 3, 1000.0)
+    assert need == 4 * 3 * 64 * 64 + (4 * 3 + 3 + 4) * 32000 * 32000
+    with pytest.raises(ImageError, match=r"32x32 image upscaled to 32000x32000 needs about 19\.5 GB") as ei:
+        up(a, outscale=1000)
+    assert "2.0 GB available" in str(ei.value) and "--outscale" in str(ei.value)
+    assert rec.shapes == []  # refused before the model ran
+    assert up(a, outscale=3).shape == (96, 96, 3)  # a reasonable size still runs
+    # a tiled image is quantised as its tiles finish: its float output is not counted
+    big = Upscaler((rec, d), device="cpu", tile=64)
+    assert big.output_bytes(3000, 4000, 3) == (4 * 3 + 3 + 4) * 6000 * 8000
+    assert big.output_bytes(3000, 4000, 3, streamed=3) == (3 + 4) * 6000 * 8000

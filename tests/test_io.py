@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -431,3 +432,23 @@ def test_io_api_names():
     for name in ("read_image", "write_image", "Image", "from_pil", "WRITE_FORMATS", "DEFAULT_MAX_PIXELS"):
         assert name in imio.__all__ and hasattr(imio, name)
     assert imio.ImageError is ImageError
+
+
+def test_corrupt_tiff_is_one_line_and_libtiff_prints_nothing(tmp_path, capfd):
+    """libtiff prints its decoding errors to fd 2 itself: they go into the ImageError line instead."""
+    buf = io.BytesIO()
+    PILImage.fromarray(_rgb(40, 40)).save(buf, "TIFF", compression="tiff_deflate")
+    data = bytearray(buf.getvalue())
+    data[200] ^= 0xFF
+    data[300] ^= 0xFF
+    p = tmp_path / "bad.tif"
+    p.write_bytes(bytes(data))
+    capfd.readouterr()
+    with pytest.raises(ImageError) as ei:
+        read_image(p)
+    msg = _one_line(ei.value, p)
+    assert "corrupt image data" in msg and "ZIPDecode" in msg
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    print("stderr works again", file=sys.stderr)
+    assert "stderr works again" in capfd.readouterr().err

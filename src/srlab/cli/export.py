@@ -14,20 +14,42 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_output(out) -> None:
+    """Refuse, before any work, an ``-o`` that is a folder or lies under a file."""
+    from srlab.errors import ConfigError
+
+    if out.is_dir():
+        raise ConfigError(
+            f"-o {out}: is a folder, not a file (even with --force); name the file, e.g. {out / 'model.onnx'}"
+        )
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"-o {out}: {parent} is a file, not a folder; choose another output path")
+            break
+
+
 def run(args) -> int:
     from pathlib import Path
 
     import torch
 
-    from srlab.errors import SrlabError
+    from srlab.errors import ConfigError, SrlabError
     from srlab.export import OnnxModel, export_onnx
     from srlab.weights.loader import load_model
 
     out = Path(args.output)
+    check_output(out)
     if out.exists() and not args.force:
         raise SrlabError(f"{out} exists; pass --force to overwrite it")
     model, desc = load_model(args.model)
-    export_onnx(model, out, descriptor=desc, opset=args.opset)
+    try:
+        export_onnx(model, out, descriptor=desc, opset=args.opset)
+    except OSError as exc:  # full disk, no permission, ...: one line, not a traceback
+        raise ConfigError(
+            f"-o {out}: cannot write ({exc.strerror or type(exc).__name__}); "
+            "free disk space, check the folder's permissions or choose another path"
+        ) from None
     print(
         f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): {desc.arch} x{desc.scale}, dynamic batch/height/width"
     )

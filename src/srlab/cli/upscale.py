@@ -1,8 +1,8 @@
 """``srlab upscale INPUT... -o OUT``: upscale image files, folders and globs with a model.
 
 Every good input is written to ``OUT/<stem><suffix>.<ext>`` (or to ``OUT`` itself when there is one
-input and ``OUT`` names an image file). A bad input gets one line naming it and the reason, and the batch
-goes on. Inputs are never overwritten (not even with ``--force``); existing outputs only with ``--force``.
+input and ``OUT`` names an image file). A bad input, or an output that cannot be written (full disk, no
+permission), gets one line naming it and the reason, and the batch goes on. Inputs are never overwritten (not even with ``--force``); existing outputs only with ``--force``.
 Exit status: 0 when every file was written, 1 when any failed, 2 for usage errors.
 """
 
@@ -174,8 +174,43 @@ def plan_outputs(files, out: str, *, suffix: str, ext: str, has_alpha=None):
     return result
 
 
+def check_suffix(suffix: str) -> None:
+    """Refuse a ``--suffix`` that could leave the output folder (path separators, ``..``) or is not a name."""
+    import os
+
+    seps = {"/", "\\", os.sep, os.altsep} - {None}
+    if any(c in suffix for c in seps) or ".." in suffix or "\0" in suffix:
+        from srlab.errors import ConfigError
+
+        raise ConfigError(
+            f"--suffix {suffix!r} must not contain path separators or '..' (outputs stay inside -o); "
+            "use a plain suffix such as _x2"
+        )
+
+
+def check_output(out: str, n_files: int, as_file: bool) -> None:
+    """Refuse up front an ``-o`` that cannot be written: an existing file where a folder is needed, or a
+    file among its parents (missing parents are fine: they are created)."""
+    from pathlib import Path
+
+    from srlab.errors import ConfigError
+
+    o = Path(out)
+    if not as_file and o.exists() and not o.is_dir():
+        raise ConfigError(
+            f"-o {out}: is an existing file, but {n_files} input(s) need an output folder; "
+            "name a folder (new or existing) instead"
+        )
+    for parent in o.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"-o {out}: {parent} is a file, not a folder; choose another output path")
+            break
+
+
 def run(args) -> int:
     import functools
+    import math
     import os
     import sys
     import warnings
@@ -183,10 +218,12 @@ def run(args) -> int:
 
     from srlab.errors import ConfigError, SrlabError
 
-    if args.outscale is not None and not args.outscale > 0:
-        raise ConfigError(f"--outscale must be > 0, not {args.outscale}")
-    if args.max_pixels <= 0:
+    if args.outscale is not None and not (args.outscale > 0 and math.isfinite(args.outscale)):
+        raise ConfigError(f"--outscale must be a number > 0, not {args.outscale}")
+    if not args.max_pixels > 0:
         raise ConfigError("--max-pixels must be > 0")
+    if args.suffix is not None:
+        check_suffix(args.suffix)
 
     files, problems = expand_inputs(args.inputs)
     if not files and not problems:
@@ -223,6 +260,7 @@ def run(args) -> int:
     scale = args.outscale if args.outscale is not None else up.scale
     suffix = args.suffix if args.suffix is not None else f"_x{_fmt_scale(scale)}"
     outs = plan_outputs(files, args.output, suffix=suffix, ext=args.ext)
+    check_output(args.output, len(files), as_file=len(outs) == 1 and outs[0] == Path(args.output))
     if not args.quiet:
         say(f"srlab upscale: {len(files)} image(s) with {up.describe()}")
 
@@ -276,6 +314,9 @@ def run(args) -> int:
         except MemoryError:
             failed += 1
             say(f"srlab upscale: {src}: out of memory; use a smaller --tile")
+        except OSError as exc:  # anything the reader and writer did not already put in one line
+            failed += 1
+            say(f"srlab upscale: {src}: {exc.strerror or exc}; check the input, -o and free disk space")
         except RuntimeError as exc:  # e.g. CUDA out of memory
             failed += 1
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -102,8 +102,14 @@ def from_tensor(t, bit_depth: int = 8) -> np.ndarray:
     if x.ndim != 3:
         raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
     m = 255.0 if bit_depth == 8 else 65535.0
-    # quantise on the tensor's device (a GPU result then crosses the bus as integers, not floats)
-    x = torch.floor(x.float().clamp(0.0, 1.0) * m + 0.5)
-    x = x.to(torch.uint8 if bit_depth == 8 else torch.int32).permute(1, 2, 0).cpu()
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.ascontiguousarray(x.numpy().astype(dtype, copy=False))
+    c, h, w = x.shape
+    out = np.empty((h, w, c), dtype=dtype)
+    # Row blocks bound the float temporaries of a huge image; quantised on the tensor's device (a GPU
+    # result then crosses the bus as integers, not floats).
+    rows = max(1, (1 << 22) // max(1, c * w))
+    for r0 in range(0, h, rows):
+        q = torch.floor(x[:, r0 : r0 + rows].float().clamp(0.0, 1.0) * m + 0.5)
+        q = q.to(torch.uint8 if bit_depth == 8 else torch.int32).permute(1, 2, 0).cpu()
+        out[r0 : r0 + rows] = q.numpy()
+    return out

@@ -26,6 +26,8 @@ of this module's API too.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
 import struct
@@ -33,15 +35,18 @@ import tempfile
 import threading
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from srlab.errors import ImageError
 from srlab.imaging import codecs16
 from srlab.imaging.arrays import as_hwc, from_tensor, to_depth, to_pil, to_tensor
+from srlab.imaging.capture import c_stderr
+from srlab.imaging.modes import pil_to_arrays
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -187,11 +192,13 @@ def _short(exc: BaseException) -> str:
 
 
 def _load(im, label) -> None:
-    """Force a full decode; truncated or corrupt data raises ImageError."""
+    """Force a full decode; truncated or corrupt data raises ImageError (with what libtiff printed, if any)."""
+    said: list[str] = []
     try:
-        im.load()
+        with c_stderr(said) if im.format == "TIFF" else contextlib.nullcontext():
+            im.load()
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError) as exc:
-        text = _short(exc)
+        text = _short(exc) + (f": {said[-1][:120].rstrip('.')}" if said else "")
         reason = "truncated file" if "truncat" in text.lower() else "corrupt image data"
         raise _fail(label, f"{reason} ({text})", "re-export or re-download it") from None
 
@@ -236,7 +243,7 @@ def _decode_bytes(data: bytes, label, max_pixels: int | None) -> Image:
             bit_depth = 16
         else:
             _load(im, label)
-            pixels, alpha, bit_depth, icc = _pil_to_arrays(im, label, icc)
+            pixels, alpha, bit_depth, icc = pil_to_arrays(im, label, icc)
     pixels, alpha = _apply_orientation(pixels, alpha, orientation)
     path = label if isinstance(label, Path) else None
     info.pop("icc_profile", None)
@@ -273,7 +280,7 @@ def from_pil(im, *, label: str = "<PIL image>") -> Image:
     with _PillowSettings():
         _load(im, label)
         icc = im.info.get("icc_profile") or None
-        pixels, alpha, bit_depth, icc = _pil_to_arrays(im, label, icc)
+        pixels, alpha, bit_depth, icc = pil_to_arrays(im, label, icc)
     return Image(
         pixels=pixels, alpha=alpha, bit_depth=bit_depth, mode=im.mode, icc_profile=icc, format=im.format
     )
@@ -309,66 +316,6 @@ def _apply_orientation(pixels, alpha, o: int):
     if o == 1:
         return pixels, alpha
     return _orient(pixels, o), (None if alpha is None else _orient(alpha, o))
-
-
-def _pil_to_arrays(im, label, icc):
-    """(pixels HxWxC, alpha HxW|None, bit_depth, icc) of a loaded PIL image."""
-    mode = im.mode
-    alpha = None
-    if mode == "1":
-        im = im.convert("L")
-        mode = "L"
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        mode = im.mode
-    elif mode == "PA":
-        im = im.convert("RGBA")
-        mode = "RGBA"
-    elif mode in ("La",):
-        im = im.convert("LA")
-        mode = "LA"
-    elif mode in ("RGBa",):
-        im = im.convert("RGBA")
-        mode = "RGBA"
-    elif mode == "L" and "transparency" in im.info:
-        im = im.convert("LA")
-        mode = "LA"
-    elif mode == "RGB" and "transparency" in im.info:
-        im = im.convert("RGBA")
-        mode = "RGBA"
-    elif mode in ("CMYK", "YCbCr", "RGBX", "HSV"):
-        try:
-            im = im.convert("RGB")
-        except ValueError:
-            raise _fail(label, f"unsupported colour mode {mode}", "convert it to RGB first") from None
-        if mode == "CMYK":
-            icc = None  # a CMYK profile does not describe the converted RGB values
-        mode = "RGB"
-
-    if mode == "L":
-        return np.asarray(im, dtype=np.uint8)[..., None].copy(), None, 8, icc
-    if mode == "LA":
-        a = np.asarray(im, dtype=np.uint8)
-        return a[..., :1].copy(), a[..., 1].copy(), 8, icc
-    if mode == "RGB":
-        return np.asarray(im, dtype=np.uint8).copy(), None, 8, icc
-    if mode == "RGBA":
-        a = np.asarray(im, dtype=np.uint8)
-        return a[..., :3].copy(), a[..., 3].copy(), 8, icc
-    if mode.startswith("I;16"):
-        a = np.asarray(im)
-        return a.astype(np.uint16)[..., None].copy(), alpha, 16, icc
-    if mode == "I":
-        a = np.asarray(im)
-        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-        if lo < 0 or hi > 65535:
-            raise _fail(
-                label,
-                f"32-bit integer image with values {lo}..{hi} outside 0..65535",
-                "convert it to a 16-bit PNG or TIFF",
-            )
-        return a.astype(np.uint16)[..., None].copy(), None, 16, icc
-    raise _fail(label, f"unsupported image mode {mode!r}", "convert it to 8- or 16-bit RGB or grayscale")
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -421,14 +368,40 @@ def write_image(
             warnings.warn(f"{p}: {fmt} has no alpha channel; flattening onto white", stacklevel=2)
             a = _flatten(a, al, depth)
             al = None
+    if p.is_dir():
+        raise _fail(p, "is a folder", "name an image file inside it, or choose another output name")
     if p.exists() and not overwrite:
         raise _fail(
             p, "already exists", "pass --force (overwrite=True) to replace it, or choose another name"
         )
-    p.parent.mkdir(parents=True, exist_ok=True)
-    payload = _encode(a, al, depth, fmt, icc_profile, quality, p)
-    _atomic_write(p, payload, overwrite)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(p, f"cannot create its folder {p.parent} ({_os_reason(exc)})", _write_fix(exc)) from None
+    write = _encode(a, al, depth, fmt, icc_profile, quality, p)
+    try:
+        _atomic_write(p, write, overwrite)
+    except OSError as exc:
+        raise _fail(p, f"cannot write ({_os_reason(exc)})", _write_fix(exc)) from None
     return p
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _write_fix(exc: OSError) -> str:
+    """What to do about a failed write, by its errno."""
+    return {
+        errno.ENOSPC: "free disk space or write to another disk",
+        errno.EDQUOT: "free space in your quota or write to another disk",
+        errno.EACCES: "check the folder's permissions or choose another output folder",
+        errno.EPERM: "check the folder's permissions or choose another output folder",
+        errno.EROFS: "the disk is read-only; choose another output folder",
+        errno.EISDIR: "it is a folder; name an image file, or pass the folder as -o to write into it",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; choose another output path",
+        errno.EEXIST: "a part of the path is a file, not a folder; choose another output path",
+    }.get(exc.errno, "check the output path")
 
 
 def _flatten(a: np.ndarray, al: np.ndarray, depth: int) -> np.ndarray:
@@ -438,12 +411,14 @@ def _flatten(a: np.ndarray, al: np.ndarray, depth: int) -> np.ndarray:
     return np.floor(out + 0.5).astype(a.dtype)
 
 
-def _encode(a, al, depth, fmt, icc, quality, label) -> bytes:
+def _encode(a, al, depth, fmt, icc, quality, label) -> Callable[[BinaryIO], None]:
+    """A function writing the encoded image into a binary file: Pillow encodes straight into it, so a big
+    image's encoded bytes are never held in memory as well."""
     from PIL import Image as PILImage
 
     if depth == 16 and (a.shape[2] == 3 or al is not None):  # Pillow has no 16-bit colour or alpha mode
-        return codecs16.encode16(a, al, fmt, icc)
-    buf = io.BytesIO()
+        payload = codecs16.encode16(a, al, fmt, icc)
+        return lambda f: f.write(payload)
     if depth == 16:  # gray 16-bit, PNG or TIFF
         im = PILImage.fromarray(np.ascontiguousarray(a[..., 0]).astype(np.uint16))
     else:
@@ -460,21 +435,44 @@ def _encode(a, al, depth, fmt, icc, quality, label) -> bytes:
         kw.update(quality=quality)
     elif fmt == "TIFF":
         kw.update(compression="tiff_deflate")
-    try:
-        im.save(buf, format=fmt, **kw)
-    except (OSError, ValueError, KeyError) as exc:
-        raise _fail(
-            label, f"cannot encode as {fmt} ({_short(exc)})", "choose another output format"
-        ) from None
-    return buf.getvalue()
+
+    def save(f: BinaryIO) -> None:
+        try:
+            im.save(_PythonWrites(f), format=fmt, **kw)
+        except OSError as exc:
+            if exc.errno is not None:
+                raise  # the disk, not the encoder (write_image says which)
+            raise _fail(
+                label, f"cannot encode as {fmt} ({_short(exc)})", "choose another output format"
+            ) from None
+        except (ValueError, KeyError) as exc:
+            raise _fail(
+                label, f"cannot encode as {fmt} ({_short(exc)})", "choose another output format"
+            ) from None
+
+    return save
 
 
-def _atomic_write(p: Path, payload: bytes, overwrite: bool) -> None:
+class _PythonWrites:
+    """A file without ``fileno``: Pillow then writes through Python, so a full disk raises OSError(ENOSPC)
+    rather than an encoder error code that does not say why."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)
+
+
+def _atomic_write(p: Path, write: Callable[[BinaryIO], None], overwrite: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
     try:
         os.chmod(tmp, _file_mode())
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         if overwrite:

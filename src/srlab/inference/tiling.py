@@ -21,6 +21,10 @@ ramp spans the remaining ``2 (P - m)`` pixels. Hence:
   when it matters (for comparison: Real-ESRGAN pastes tiles with 10 pixels of padding and no blending).
   On a GPU the automatic tile usually covers the whole image, so there are no tiles at all.
 
+Automatic tiles (``tile=None``) are bounded by area (the memory budget) *and* by side
+(:data:`MAX_AUTO_SIDE` LR pixels): each axis is split on its own, so a long thin image (3 x 20000) is cut
+along its long side even when its area would fit, and no window's cost grows with an image's long side.
+
 Windows start at multiples of ``descriptor.size_multiple`` and the image is padded to a multiple of it
 (cropped afterwards), so pixel-unshuffle models see the same phase in every tile.
 """
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "MAX_AUTO_SIDE",
     "AxisTile",
     "TilePlan",
     "axis_tiles",
@@ -43,6 +48,10 @@ __all__ = [
     "make_plan",
     "pad_to_multiple",
 ]
+
+
+MAX_AUTO_SIDE = 2048
+"""Automatic tiles are at most this many LR pixels (without their context) along either axis."""
 
 
 @dataclass(frozen=True)
@@ -151,16 +160,17 @@ def make_plan(
     on_cpu: bool,
 ) -> TilePlan:
     """How an LR image of this size is tiled. ``tile=None``: the whole image when its activations
-    (``bytes_per_px`` per LR pixel) fit ``budget``, else the largest square window that does;
+    (``bytes_per_px`` per LR pixel) fit ``budget`` and neither side exceeds :data:`MAX_AUTO_SIDE`, else
+    the largest square window that fits both (each axis split on its own);
     ``batch_size=None``: 1 on the CPU, else as many windows as fit the budget (at most 16)."""
     hp, wp = _round_up(height, mult), _round_up(width, mult)
     if tile is None:
         overlap = overlap if overlap is not None else default_overlap(radius)
-        if hp * wp * bytes_per_px <= budget:
+        if hp * wp * bytes_per_px <= budget and max(hp, wp) <= MAX_AUTO_SIDE:
             tile = 0  # the whole image fits
         else:
             side = int(math.sqrt(budget / bytes_per_px)) - 2 * overlap - mult
-            tile = max(32, min(2048, side - side % 8))
+            tile = max(32, min(MAX_AUTO_SIDE, side - side % 8))
     elif overlap is None:
         overlap = default_overlap(radius, tile)
     margin = min(overlap, radius)
@@ -180,9 +190,14 @@ def blend_tiles(
     *,
     device: torch.device,
     progress: bool = False,
-) -> torch.Tensor:
+    sink: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor | None:
     """The weighted blend of ``run`` over the windows of ``plan`` of a (C, H, W) image padded to the plan's
-    size; accumulated on ``device`` (where ``run`` returns its outputs). Returns (C', H s, W s)."""
+    size; accumulated on ``device`` (where ``run`` returns its outputs). Returns (C', H s, W s).
+
+    With ``sink``, the output is streamed instead: only one window's height of rows is held, and each block
+    of finished rows goes to ``sink(row0, rows)`` (top to bottom, normalised exactly as the whole result
+    would be); returns None. Memory is then bounded by the window, not the image."""
     s = scale
     wy = axis_weights(plan.rows, plan.win_h, s, plan.overlap, plan.margin)
     wx = axis_weights(plan.cols, plan.win_w, s, plan.overlap, plan.margin)
@@ -192,6 +207,27 @@ def blend_tiles(
         sum_y[r.start * s : (r.start + plan.win_h) * s] += wy[i]
     for j, col in enumerate(plan.cols):
         sum_x[col.start * s : (col.start + plan.win_w) * s] += wx[j]
+    sum_y, sum_x = sum_y.to(device), sum_x.to(device)
+
+    def normalise(block: torch.Tensor, row0: int) -> torch.Tensor:
+        n = block.shape[1]
+        for r0 in range(0, n, 256):  # row blocks: no full-size weight-sum temporary
+            r1 = min(n, r0 + 256)
+            block[:, r0:r1] /= (sum_y[row0 + r0 : row0 + r1, None] * sum_x[None, :]).clamp_min(1e-12)
+        return block
+
+    band = plan.win_h * s
+    a0 = 0  # streaming: ``out`` holds output rows [a0, a0 + band)
+
+    def advance(new_a0: int) -> None:
+        """Rows above ``new_a0`` are final (later windows start lower): hand them over, shift the rest up."""
+        nonlocal a0
+        n = min(new_a0 - a0, band)
+        sink(a0, normalise(out[:, :n].clone(), a0))
+        out[:, : band - n] = out[:, n:].clone()
+        out[:, band - n :] = 0
+        a0 = new_a0
+
     jobs = [(i, j) for i in range(len(plan.rows)) for j in range(len(plan.cols))]
     out = None
     bar = None
@@ -211,9 +247,14 @@ def blend_tiles(
             )  # fmt: skip
             sr = run(batch)
             if out is None:
-                out = torch.zeros(sr.shape[1], plan.height * s, plan.width * s, device=device)
+                height = plan.height * s if sink is None else band
+                out = torch.zeros(sr.shape[1], height, plan.width * s, device=device)
             for (i, j), tile_out in zip(chunk, sr):
                 y0, x0 = plan.rows[i].start * s, plan.cols[j].start * s
+                if sink is not None:
+                    if y0 > a0:
+                        advance(y0)
+                    y0 -= a0
                 wgt = (wy[i][:, None] * wx[j][None, :]).to(device)
                 out[:, y0 : y0 + tile_out.shape[1], x0 : x0 + tile_out.shape[2]] += tile_out * wgt
             if bar is not None:
@@ -221,5 +262,7 @@ def blend_tiles(
     finally:
         if bar is not None:
             bar.close()
-    out /= (sum_y[:, None] * sum_x[None, :]).clamp_min(1e-12).to(device)
-    return out
+    if sink is None:
+        return normalise(out, 0)
+    sink(a0, normalise(out[:, : plan.height * s - a0], a0))
+    return None

@@ -14,6 +14,11 @@ an :class:`~srlab.inference.engine.Engine` (backend, device, precision, layout, 
   size with MATLAB bicubic (:func:`srlab.imaging.resize.imresize`, ``size=``), which is antialiased when
   shrinking (outscale < model scale), so one kernel serves both directions.
 
+Before any work, an image whose results would not fit in memory is refused with one line saying how many
+GB it needs (:meth:`Upscaler.check_output_memory`), and float arrays must hold finite values in [0, 1]
+(:mod:`srlab.inference.limits`). Tiled images on the CPU are quantised row block by row block as the tiles
+finish, so the float result of a large image is never held whole.
+
 Reduced precision stays close to fp32 on real photos: fp16 with fused dense blocks (the CUDA default) and
 bf16 both stay above the 50 dB bar of tests/test_precision.py, fp16 the closer (README has the figures),
 which is why bf16 runs only when asked for.
@@ -36,10 +41,16 @@ from srlab.imaging import io as imio
 from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imaging.resize import imresize
 from srlab.inference.engine import build_engine
+from srlab.inference.limits import available_memory, check_float_range
 from srlab.inference.resolve import DEFAULT_MODEL, resolve_model
 from srlab.inference.tiling import TilePlan, blend_tiles, default_overlap, make_plan, pad_to_multiple
 
-__all__ = ["Upscaler"]
+__all__ = ["CPU_MEMORY_BUDGET", "Upscaler"]
+
+CPU_MEMORY_BUDGET = 1 << 30
+"""Activation memory automatic tiles may use on the CPU and MPS (the tile outputs, the streamed result and
+the runtime's own buffers come on top): small enough that a 12 Mpx photo upscales in well under 2 GB,
+large enough that tiles stay several times wider than their context."""
 
 
 class Upscaler:
@@ -56,6 +67,8 @@ class Upscaler:
     ``'default'``, ``'reduce-overhead'`` (CUDA graphs), ``'max-autotune'``...). ``fuse``: RRDBNet dense
     blocks without concatenations (``None``: on for CUDA). ``channels_last``: NHWC layout (``None``: on for
     CUDA and CPU with the torch backend). See :mod:`srlab.inference.engine` for how these are chosen.
+    ``max_output_bytes``: refuse an image whose results would need more memory than this, before any work
+    (``None``: the memory available when the image comes; see :meth:`output_bytes`).
     """
 
     def __init__(
@@ -74,6 +87,7 @@ class Upscaler:
         channels_last: bool | None = None,
         progress: bool = False,
         memory_budget: int | None = None,
+        max_output_bytes: int | None = None,
     ) -> None:
         module, desc = resolve_model(model)
         if alpha not in ("bicubic", "model"):
@@ -86,6 +100,7 @@ class Upscaler:
             raise ConfigError(f"batch size must be >= 1, not {batch_size}")
         self.descriptor, self.scale = desc, int(desc.scale)
         self.alpha_mode, self.progress, self.memory_budget = alpha, progress, memory_budget
+        self.max_output_bytes = max_output_bytes
         self.tile, self.tile_overlap, self.batch_size = tile, tile_overlap, batch_size
         self.engine = build_engine(
             module,
@@ -132,7 +147,7 @@ class Upscaler:
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             return int(free * 0.5)
-        return 2 << 30  # MPS and CPU: 2 GiB of activations
+        return CPU_MEMORY_BUDGET
 
     def default_overlap(self, tile: int | None = None) -> int:
         return default_overlap(int(self.descriptor.receptive_radius), tile)
@@ -192,6 +207,57 @@ class Upscaler:
         )
         return out[..., : h * s, : w * s]
 
+    def _stream_plan(self, img: imio.Image) -> TilePlan | None:
+        """The tile plan of ``img.pixels`` when they can be streamed (see :meth:`_upscale_streamed`)."""
+        if img.channels != self.descriptor.in_channels:
+            return None
+        plan = self.plan(img.height, img.width)
+        out_elems = self.descriptor.out_channels * plan.height * plan.width * self.scale**2
+        if plan.n_tiles == 1 or self._accumulate_on_device(out_elems):
+            return None
+        return plan
+
+    def _upscale_streamed(self, img: imio.Image) -> np.ndarray | None:
+        """The model's output for ``img.pixels`` quantised straight into the result array, one block of
+        rows at a time, so the float result is never held whole (see :func:`blend_tiles`'s ``sink``). None
+        where that does not apply: colour conversions, a single tile, an output kept on the GPU."""
+        plan = self._stream_plan(img)
+        if plan is None:
+            return None
+        h, w, s = img.height, img.width, self.scale
+        cout = self.descriptor.out_channels
+        run = self.engine.run
+        if img.pixels.dtype == np.uint8 and (plan.height, plan.width) == (h, w):
+            # 8-bit windows become float one at a time (as to_tensor would: the same values), so the
+            # image is never held as float32 as well
+            pix = img.pixels if img.pixels.flags.writeable else img.pixels.copy()
+            padded = torch.from_numpy(pix).permute(2, 0, 1)
+
+            def run(batch: torch.Tensor) -> torch.Tensor:
+                return self.engine.run(batch.float().div_(255.0))
+        else:
+            x = imio.to_tensor(img.pixels)
+            padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))[0]
+            del x
+        result = np.empty((h * s, w * s, cout), dtype=np.uint16 if img.bit_depth == 16 else np.uint8)
+
+        def sink(row0: int, rows: torch.Tensor) -> None:
+            row1 = min(h * s, row0 + rows.shape[1])  # rows of the padding are dropped
+            if row1 > row0:
+                result[row0:row1] = imio.from_tensor(rows[:, : row1 - row0, : w * s], bit_depth=img.bit_depth)
+
+        with torch.inference_mode():
+            blend_tiles(
+                padded,
+                plan,
+                s,
+                run,
+                device=torch.device("cpu"),
+                progress=self.progress,
+                sink=sink,
+            )
+        return result
+
     # ---------------------------------------------------------------- colour handling
     def _run_channels(self, x: torch.Tensor, *, on_device: bool = False) -> torch.Tensor:
         """Upscale a (C, H, W) image in [0, 1] with C in {1, 3} whatever the model's channels; returns C channels."""
@@ -215,6 +281,49 @@ class Upscaler:
             return self._run_channels(alpha)
         return imresize(alpha, float(self.scale))
 
+    def output_bytes(
+        self,
+        h: int,
+        w: int,
+        channels: int,
+        outscale: float | None = None,
+        bit_depth: int = 8,
+        *,
+        streamed: int = 0,
+    ) -> int:
+        """Memory the results of an ``h`` x ``w`` image with ``channels`` planes (alpha included) take: the
+        float32 model output of the planes not ``streamed`` (quantised as the tiles finish), with
+        ``outscale`` the float32 resized copies, then the quantised image and Pillow's copy of it when it
+        is encoded (up to 4 bytes a pixel)."""
+        s = self.scale
+        size = self._out_size(h, w, outscale)
+        oh, ow = size if size is not None else (h * s, w * s)
+        need = 4 * (channels - streamed) * (h * s) * (w * s)
+        if size is not None:
+            need += 4 * channels * oh * ow
+        return need + ((bit_depth // 8) * channels + 4) * oh * ow
+
+    def check_output_memory(
+        self,
+        h: int,
+        w: int,
+        channels: int,
+        outscale: float | None = None,
+        bit_depth: int = 8,
+        *,
+        streamed: int = 0,
+    ) -> None:
+        """Refuse, before any work, an image whose results would not fit in memory (ImageError, one line)."""
+        need = self.output_bytes(h, w, channels, outscale, bit_depth, streamed=streamed)
+        limit = self.max_output_bytes if self.max_output_bytes is not None else available_memory()
+        if limit is None or need <= limit:
+            return
+        size = self._out_size(h, w, outscale) or (h * self.scale, w * self.scale)
+        raise imio.ImageError(
+            f"a {w}x{h} image upscaled to {size[1]}x{size[0]} needs about {need / 1e9:.1f} GB of memory, "
+            f"more than the {limit / 1e9:.1f} GB available; use a smaller --outscale or split the image"
+        )
+
     def _out_size(self, h: int, w: int, outscale: float | None) -> tuple[int, int] | None:
         """The final size when ``outscale`` differs from the model's scale, else None (nothing to resize)."""
         if outscale is None or outscale <= 0 or math.isclose(outscale, self.scale):
@@ -225,19 +334,28 @@ class Upscaler:
     def _resize_to(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if tuple(t.shape[-2:]) == size:
             return t
-        return torch.cat([imresize(ch[None], size=size) for ch in t])  # per channel: bounded temporaries
+        out = t.new_empty((t.shape[0], *size))
+        for c, ch in enumerate(t):  # per channel into one result: bounded temporaries, no concatenated copy
+            out[c] = imresize(ch[None], size=size)[0]
+        return out
 
     def upscale_image(self, img: imio.Image, *, outscale: float | None = None) -> imio.Image:
         """Upscale an :class:`srlab.imaging.io.Image` (pixels + optional alpha), keeping mode and bit depth."""
+        planes = img.channels + (0 if img.alpha is None else 1)
         size = self._out_size(img.height, img.width, outscale)
-        sr = self._run_channels(imio.to_tensor(img.pixels), on_device=size is None)
-        a = None if img.alpha is None else self._run_alpha(imio.to_tensor(img.alpha))
-        if size is not None:
-            sr = self._resize_to(sr, size)
-            if a is not None:
-                a = self._resize_to(a, size)
+        streamed = img.channels if size is None and self._stream_plan(img) is not None else 0
+        self.check_output_memory(img.height, img.width, planes, outscale, img.bit_depth, streamed=streamed)
         depth = img.bit_depth
-        pixels = imio.from_tensor(sr, bit_depth=depth)  # quantised where sr is (GPU: 4x fewer bytes back)
+        pixels = self._upscale_streamed(img) if size is None else None
+        if pixels is None:
+            sr = self._run_channels(imio.to_tensor(img.pixels), on_device=size is None)
+            if size is not None:
+                sr = self._resize_to(sr, size)
+            pixels = imio.from_tensor(sr, bit_depth=depth)  # quantised where sr is (GPU: 4x fewer bytes back)
+            del sr
+        a = None if img.alpha is None else self._run_alpha(imio.to_tensor(img.alpha))
+        if size is not None and a is not None:
+            a = self._resize_to(a, size)
         alpha = None if a is None else imio.from_tensor(a, bit_depth=depth)[..., 0]
         return imio.Image(
             pixels=pixels,
@@ -293,6 +411,8 @@ class Upscaler:
         return res[..., 0] if squeeze else res
 
     def _upscale_float(self, pix, alpha, outscale, squeeze):
+        check_float_range(pix if alpha is None else np.concatenate([pix, alpha[..., None]], axis=2))
+        self.check_output_memory(pix.shape[0], pix.shape[1], pix.shape[2] + (alpha is not None), outscale, 32)
         planes = [self._run_channels(imio.to_tensor(pix.astype(np.float32)))]
         if alpha is not None:
             planes.append(self._run_alpha(imio.to_tensor(alpha.astype(np.float32))))
@@ -325,7 +445,10 @@ class Upscaler:
         out_path = Path(dst(img) if callable(dst) else dst)
         if out_path.exists() and src.exists() and os.path.samefile(src, out_path):
             raise imio.ImageError(f"{out_path}: is the input file; choose another output name")
-        out = self.upscale_image(img, outscale=outscale)
+        try:
+            out = self.upscale_image(img, outscale=outscale)
+        except imio.ImageError as exc:
+            raise imio.ImageError(f"{src}: {exc}") from None
         out.path = imio.write_image(
             out_path,
             out.pixels,
