@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srlab.atomic import atomic_path
 from srlab.errors import ConfigError, SrlabError
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.runtime import cache_dir
-from srlab.weights.atomic import atomic_path
 
 __all__ = ["OnnxFileError", "OnnxModel", "cached_onnx", "export_onnx", "onnxruntime_available"]
 

@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from srlab.atomic import file_mode
 from srlab.errors import ImageError
 from srlab.imaging import codecs16
 from srlab.imaging.arrays import as_hwc, from_tensor, to_depth, to_pil, to_tensor
@@ -76,13 +77,6 @@ _SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "BMP"}
 
 _PIL_LOCK = threading.Lock()  # guards Pillow's process-wide settings while we decode
-
-
-def _file_mode() -> int:
-    """Permissions a plainly created file gets (0o666 minus the umask); mkstemp would give 0o600."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 @dataclass
@@ -470,7 +464,7 @@ class _PythonWrites:
 def _atomic_write(p: Path, write: Callable[[BinaryIO], None], overwrite: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
     try:
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, file_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srlab.atomic import file_mode
 from srlab.errors import SrlabError
 from srlab.runtime import cuda_rng_state, set_cuda_rng_state
 from srlab.train.config import TrainConfig, config_to_dict
@@ -35,7 +36,6 @@ __all__ = [
     "capture_rng",
     "check_resume",
     "checkpoint_name",
-    "file_mode",
     "find_latest",
     "find_resume",
     "list_checkpoints",
@@ -125,13 +125,6 @@ def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
         if isinstance(exc, OSError) and not exc.filename:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
-
-
-def file_mode() -> int:
-    """The permissions a plainly created file gets: 0o666 less the process umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def checkpoint_name(stage_index: int, stage: str, iteration: int) -> str:

@@ -7,7 +7,6 @@
 - :mod:`srlab.weights.build` -- networks built for a file's tensors on the meta device, within a budget
   the file sets (metadata and key indices are untrusted), then loaded strictly;
 - :mod:`srlab.weights.pickles` -- why a pickle was refused (the global it wanted), oversized requests;
-- :mod:`srlab.weights.atomic` -- atomic writes with the mode the umask gives;
 - :mod:`srlab.weights.loader` -- :func:`load_model` (``srlab.load_model``), which ties them together.
 
 Submodules are imported lazily: this package imports nothing heavy.

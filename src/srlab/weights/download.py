@@ -14,9 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from srlab.atomic import file_mode
 from srlab.errors import WeightsError
 from srlab.runtime import cache_dir as runtime_cache_dir
-from srlab.weights.atomic import file_mode
 
 __all__ = ["cache_dir", "download", "sha256_file"]
 

@@ -3,7 +3,7 @@
 - :func:`save_model` writes an srlab checkpoint: safetensors (no pickle) whose metadata records the
   architecture, its hyper-parameters (JSON), scale, colour space, channels and anything the caller adds
   (recipe, metrics, perceptual weights, ...). The file is written to a temporary name in the target
-  folder and renamed into place (:func:`srlab.weights.atomic.atomic_path`), so a crash never leaves a
+  folder and renamed into place (:func:`srlab.atomic.atomic_path`), so a crash never leaves a
   half-written checkpoint; its mode follows the umask.
 - :func:`read_checkpoint` / :func:`read_state_dict` read ``.safetensors`` and PyTorch ``.pth``/``.pt``/
   ``.ckpt`` files. Pickles are opened only with ``torch.load(weights_only=True)``: a file that needs
@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from srlab.atomic import atomic_path
 from srlab.errors import WeightsError
-from srlab.weights.atomic import atomic_path
 
 __all__ = [
     "FORMAT_NAME",

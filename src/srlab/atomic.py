@@ -1,6 +1,7 @@
-"""Atomic file writes with the permissions a plain ``open()`` would give.
+"""Atomic file writes with the permissions a plain ``open()`` would give (images, weights, ONNX exports,
+checkpoints: every file srlab writes).
 
-A weight file (srlab safetensors, ONNX export, training checkpoint) is written to a temporary name in the
+A file is written to a temporary name in the
 target folder and renamed into place, so a crash never leaves half a file under the real name.
 ``tempfile.mkstemp`` creates that temporary file mode 0600 whatever the umask; :func:`atomic_path` sets
 the mode the user's umask asks for (0644 under the usual 022) before the rename, as ``open()`` would.
