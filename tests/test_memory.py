@@ -2,7 +2,7 @@
 
 The resize used to build a dense out x in matrix per axis, so memory grew with the square of an image's
 long side (a 3 x 6000 image took over 1 GB to upscale x2); now it is linear in the image. Each check runs
-in its own interpreter so that the peak (``ru_maxrss``) belongs to that run alone.
+in its own interpreter so that the peak (``VmHWM``) belongs to that run alone.
 """
 
 from __future__ import annotations
@@ -20,20 +20,26 @@ from PIL import Image as PILImage
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 _DRIVER = """
-import json, resource, sys
+import json, sys
+def hwm():
+    # VmHWM belongs to this process's own address space; ru_maxrss would start from the forking parent's
+    # peak (Linux carries it over exec), i.e. from the size of the pytest process.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 kind, args = sys.argv[1], json.loads(sys.argv[2])
 if kind == "resize":
     import torch
     from srlab.imaging.resize import imresize
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = hwm()
     y = imresize(torch.rand(*args["shape"]), args["scale"])
     rc = 0
 else:
     import torch  # noqa: F401 - counted in the baseline, as the CLI imports it
     from srlab.cli import main
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = hwm()
     rc = main(args["argv"])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(json.dumps({"rc": rc, "peak_mb": peak / 1024, "base_mb": base / 1024}))
 """
 
