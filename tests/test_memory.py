@@ -62,6 +62,7 @@ def _measure(kind: str, args: dict, tmp_path: Path) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_resizing_a_long_row_takes_memory_linear_in_its_length(tmp_path):
     """3 x 6000 x2: the old dense 12000 x 6000 matrix alone was 290 MB (float32, after a float64 build of
     580 MB); the banded weights and the 0.4 MB result take a few MB."""

@@ -124,6 +124,7 @@ def test_missing_figure_is_a_clear_error(tmp_path):
         write_report(doc, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
 def test_check_report_html_flags_broken_images(tmp_path):
     from srlab.report.figures import save_distribution

@@ -66,6 +66,7 @@ def _wait_for(proc, prefix: str, timeout: float = 120.0) -> list[str]:
     raise AssertionError(f"no {prefix!r} line in {timeout} s: {''.join(seen)}")
 
 
+@pytest.mark.slow
 def test_a_second_training_into_a_folder_in_use_is_refused_and_mixes_nothing(root, tmp_path, capsys):
     from srlab.cli import main
 
