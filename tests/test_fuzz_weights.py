@@ -11,7 +11,6 @@ import pickle
 import struct
 import sys
 import tempfile
-import threading
 import zipfile
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import srlab  # noqa: E402
+from memwatch import RssWatch  # noqa: E402
 from srlab.errors import SrlabError  # noqa: E402
 from srlab.models.registry import build_model  # noqa: E402
 from srlab.weights.io import read_checkpoint, save_model  # noqa: E402
@@ -39,35 +39,6 @@ FUZZ = settings(
     derandomize=True,  # the same examples on every run: a CI failure reproduces locally
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class _RssWatch:
-    """Peak resident memory above the level at entry, sampled every few milliseconds."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.base) / 2**20
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +138,7 @@ def test_mutated_safetensors_files(seeds, work):
         path.write_bytes(data.draw(mutated_safetensors(seeds)))
         _check(path)
 
-    with _RssWatch() as watch:
+    with RssWatch() as watch:
         run()
     assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"
 
@@ -236,7 +207,7 @@ def test_mutated_srlab_metadata(seeds, work):
         save_file(seeds[base + ".tensors"], str(path), metadata=meta)
         _check(path)
 
-    with _RssWatch() as watch:
+    with RssWatch() as watch:
         run()
     assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"
 
@@ -315,7 +286,7 @@ def test_pickles_with_random_globals(seeds, work):
         _check(path)
         assert not marker.exists(), "a pickle's code ran"
 
-    with _RssWatch() as watch:
+    with RssWatch() as watch:
         run()
     assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"
 
@@ -324,7 +295,7 @@ def test_a_tiny_pickle_cannot_ask_for_gigabytes(work):
     # bytearray is on PyTorch's allowlist: 30 bytes could otherwise claim 2 GiB of zeroed memory
     path = work / "bomb.pth"
     path.write_bytes(b"\x80\x02c__builtin__\nbytearray\nJ" + struct.pack("<i", 2**31 - 1) + b"\x85R.")
-    with _RssWatch() as watch, pytest.raises(SrlabError, match="2,147,483,647-byte buffer"):
+    with RssWatch() as watch, pytest.raises(SrlabError, match="2,147,483,647-byte buffer"):
         srlab.load_model(path)
     assert watch.growth_mb < RSS_BUDGET_MB
 
@@ -386,6 +357,6 @@ def test_state_dicts_with_odd_tensors(work):
         except SrlabError as exc:
             assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
 
-    with _RssWatch() as watch:
+    with RssWatch() as watch:
         run()
     assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"

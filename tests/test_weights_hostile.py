@@ -6,13 +6,13 @@ import json
 import os
 import pickle
 import stat
-import threading
 import time
 
 import pytest
 import torch
 
 import srlab
+from memwatch import RssWatch
 from srlab.errors import SrlabError, WeightsError
 from srlab.models.registry import build_model
 from srlab.weights.io import read_checkpoint, save_model
@@ -20,36 +20,6 @@ from srlab.weights.io import read_checkpoint, save_model
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
 _STATM = "/proc/self/statm"
-
-
-def _rss() -> int:
-    with open(_STATM) as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class _RssWatch:
-    """Peak resident memory above the level at entry, sampled every few milliseconds (ru_maxrss only
-    knows the process's lifetime peak, which earlier tests may already have set)."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.base) / 2**20
 
 
 needs_proc = pytest.mark.skipif(not os.path.exists(_STATM), reason="needs /proc/self/statm")
@@ -77,7 +47,7 @@ def _tiny_file(tmp_path, arch="srvgg"):
 
 def _assert_refused_fast(path, *, seconds=10.0, mb=200.0, match=None):
     t0 = time.perf_counter()
-    with _RssWatch() as watch, pytest.raises(WeightsError) as info:
+    with RssWatch() as watch, pytest.raises(WeightsError) as info:
         srlab.load_model(path)
     elapsed = time.perf_counter() - t0
     msg = str(info.value)
