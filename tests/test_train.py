@@ -14,10 +14,13 @@ from PIL import Image
 
 from srlab.errors import ConfigError, SrlabError, WeightsError
 from srlab.train.checkpoint import list_checkpoints, load_checkpoint
-from srlab.train.config import ScheduleConfig, config_from_dict, configs_dir, load_config
+from srlab.train.config import ScheduleConfig, configs_dir, load_config
 from srlab.train.optim import build_optimizer, lr_at
 from srlab.train.recipes import NonFiniteLossError, RunnerOptions, StageRunner
-from srlab.train.trainer import Trainer
+from trainutil import load_weights as _weights
+from trainutil import make_cfg as _cfg
+from trainutil import run_quiet as _run
+from trainutil import same_tensors as _same
 
 
 def _write_images(folder, n, size, seed):
@@ -89,26 +92,6 @@ ESRGAN = {
     "log": {"every": 1, "progress": False, "tensorboard": False},
     "runtime": {"threads": 1},
 }
-
-
-def _cfg(base, **over):
-    from srlab.train.config import apply_overrides
-
-    return config_from_dict(apply_overrides(base, over))
-
-
-def _run(cfg, out, root, **kw):
-    return Trainer(cfg, out_dir=out, data_root=root, echo=None, **kw).run()
-
-
-def _weights(path):
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ------------------------------------------------------------------------------------------------ config

@@ -19,6 +19,8 @@ from srlab.errors import SrlabError
 from srlab.train.checkpoint import list_checkpoints, load_checkpoint
 from srlab.train.config import apply_overrides, config_from_dict
 from srlab.train.trainer import Trainer
+from trainutil import load_weights as _weights
+from trainutil import same_tensors as _same
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,16 +59,6 @@ def _run(out, root, cfg=None, **kw):
     said: list[str] = []
     res = Trainer(cfg or _cfg(), out_dir=out, data_root=root, echo=said.append, **kw).run()
     return res, said
-
-
-def _weights(path):
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,14 @@ from PIL import Image
 from srlab.errors import ConfigError
 from srlab.models.registry import build_model
 from srlab.train.checkpoint import list_checkpoints, load_checkpoint
-from srlab.train.config import StageConfig, apply_overrides, config_from_dict, load_config
+from srlab.train.config import StageConfig, config_from_dict, load_config
 from srlab.train.losses import PerceptualLoss, gan_g_loss
 from srlab.train.recipes import StageRunner
 from srlab.train.trainer import Trainer
+from trainutil import load_weights as _weights
+from trainutil import make_cfg as _cfg
+from trainutil import run_quiet as _run
+from trainutil import same_tensors as _same
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,24 +86,6 @@ SRCNN = {
     "log": {"every": 1, "progress": False, "tensorboard": False},
     "runtime": {"threads": 1},
 }
-
-
-def _cfg(base, **over):
-    return config_from_dict(apply_overrides(base, over))
-
-
-def _run(cfg, out, root, **kw):
-    return Trainer(cfg, out_dir=out, data_root=root, echo=None, **kw).run()
-
-
-def _weights(path):
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ------------------------------------------------------------------------------------------------ config
