@@ -145,10 +145,19 @@ def set_cuda_rng_state(states: list[torch.Tensor] | None) -> None:
 # -------------------------------------------------------------------------------------------- precision
 
 
-def _bf16_ok(device: torch.device) -> bool:
+def _bf16_ok(device: torch.device, *, training: bool = False) -> bool:
     if device.type == "cpu":
-        return True
+        # Inference can always run bf16 (emulated where need be); bf16 training autocast only pays where
+        # oneDNN has bf16 convolution kernels (AVX-512 CPUs, natively with AVX512-BF16 / AMX); elsewhere fp32.
+        return not training or _cpu_bf16_kernels()
     return device.type == "cuda" and cuda_available() and torch.cuda.is_bf16_supported()
+
+
+def _cpu_bf16_kernels() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def resolve_precision(
@@ -177,7 +186,7 @@ def resolve_precision(
     if p == "fp16" and not fp16_ok:
         warnings.warn(f"model {name} does not support fp16; running fp32", stacklevel=3)
         return "fp32"
-    if p == "bf16" and not (model_bf16 and _bf16_ok(device)):
+    if p == "bf16" and not (model_bf16 and _bf16_ok(device, training=training)):
         warnings.warn(f"bf16 is not supported by model {name} on {device.type}; running fp32", stacklevel=3)
         return "fp32"
     return p

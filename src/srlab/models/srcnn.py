@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from srlab.imaging.resize import upsample
 from srlab.models.registry import register_arch, register_preset
@@ -68,7 +69,13 @@ class SRCNN(nn.Module):
         nn.init.normal_(self.conv3.weight, std=1e-3)
         nn.init.zeros_(self.conv3.bias)
 
-    def forward_upsampled(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_upsampled(self, x: torch.Tensor, *, padded: bool = True) -> torch.Tensor:
+        """The three convolutions; ``padded=False``: without padding (the paper's training), so the output
+        is ``f1 + f2 + f3 - 3`` pixels smaller than ``x`` in each dimension."""
+        if not padded:
+            x = self.relu(F.conv2d(x, self.conv1.weight, self.conv1.bias))
+            x = self.relu(F.conv2d(x, self.conv2.weight, self.conv2.bias))
+            return F.conv2d(x, self.conv3.weight, self.conv3.bias)
         x = self.relu(self.conv1(x))
         x = self.relu(self.conv2(x))
         return self.conv3(x)

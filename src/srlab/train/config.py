@@ -133,6 +133,9 @@ class DataConfig(_Section):
     rot90: bool = True
     small: Literal["skip", "pad"] = "skip"  # images smaller than the crop
     pre_upsample: Literal["bicubic", "bilinear"] | None = None  # SRCNN: train forward_upsampled on these
+    # with pre_upsample: convolutions without padding, the loss on the centre they reach (the SRCNN paper's
+    # 33 -> 21 sub-images); no border pixel is learnt from padding, and no padding is computed
+    unpadded: bool = False
     lr_on_device: bool = False  # synthesise LR batch-wise on the training device
     max_images: Int = 0  # 0 = all
     shuffle: bool = True
@@ -223,7 +226,9 @@ class RuntimeConfig(_Section):
     device: str = "auto"  # srlab.runtime.resolve_device: auto | cpu | cuda | cuda:N | mps
     # srlab.runtime.resolve_precision(training=True): auto = bf16 (or fp16) autocast on CUDA, fp32 elsewhere
     amp: Annotated[Literal["auto", "bf16", "fp16", "off"], _YAML_OFF] = "auto"
-    channels_last: bool = True  # on CUDA
+    # NHWC activations and weights: None/true = on CUDA; true also on the CPU, where it speeds up the
+    # oneDNN convolutions of small convnets (SRCNN) but not every model
+    channels_last: bool | None = None
     cudnn_benchmark: bool = True
     compile: bool = False  # torch.compile the generator (and D)
     # torch.compile mode (srlab.runtime.COMPILE_MODES): reduce-overhead = CUDA graphs (D outputs are cloned,
@@ -308,6 +313,10 @@ def _check(cfg: TrainConfig) -> None:
             )
     if cfg.data.pre_upsample and cfg.data.lr_on_device:
         raise ConfigError("data.pre_upsample and data.lr_on_device exclude each other")
+    if cfg.data.unpadded and not cfg.data.pre_upsample:
+        raise ConfigError("data.unpadded trains SRCNN's unpadded convolutions: it needs data.pre_upsample")
+    if cfg.data.unpadded and any(st.kind == "gan" for st in cfg.stages.values()):
+        raise ConfigError("data.unpadded is for PSNR stages: a discriminator needs full-size outputs")
 
 
 # --------------------------------------------------------------------------------------------- loading

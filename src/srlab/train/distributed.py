@@ -69,3 +69,16 @@ def broadcast_object(obj: Any, world: int, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def wrap_ddp(module: torch.nn.Module, device_ids: list[int] | None) -> torch.nn.Module:
+    """``DistributedDataParallel`` without per-forward buffer broadcasts. Newer PyTorch spells that
+    ``forward_sync_buffers=False`` and warns (on every rank) about ``broadcast_buffers``; both keep the
+    initial sync, which is harmless here: every rank builds the generator from the same seed."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return DDP(module, device_ids=device_ids, forward_sync_buffers=False)
+    return DDP(module, device_ids=device_ids, broadcast_buffers=False)

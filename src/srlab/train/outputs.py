@@ -33,6 +33,7 @@ from srlab.train.checkpoint import (
 )
 from srlab.train.config import TrainConfig, config_to_dict
 from srlab.train.state import StageState
+from srlab.weights.shipped import get_shipped, shipped_path
 
 __all__ = ["RunOutputs"]
 
@@ -108,6 +109,18 @@ class RunOutputs:
                 raise
             n = int(code.group(1))
             raise OSError(n, os.strerror(n), str(path)) from None
+
+    def init_path(self, stage: str, init: str) -> Path:
+        """The weights a stage's ``init`` names: an earlier stage's export, a file, or a shipped model."""
+        if init in self.cfg.stages:
+            path = self.stage_path(init)
+            if not path.exists():
+                raise SrlabError(f"stage {stage}: init {init!r} needs {path}, which the earlier stage writes")
+            return path
+        path = Path(init).expanduser()
+        if not path.exists() and get_shipped(init):  # a model srlab ships (srcnn-x2, ...)
+            return shipped_path(init)
+        return path
 
     def finish(self, last_stage: str) -> Path:
         """``model.safetensors``: a copy of the last stage's export (atomic: a kill leaves the old or the new)."""

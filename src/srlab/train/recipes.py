@@ -28,10 +28,11 @@ from torch import nn
 from srlab.errors import ConfigError, SrlabError
 from srlab.runtime import compile_module
 from srlab.train.config import StageConfig
+from srlab.train.distributed import wrap_ddp
 from srlab.train.keep import BestWeights
 from srlab.train.losses import PerceptualLoss, gan_d_loss, gan_g_loss, pixel_loss
 from srlab.train.optim import build_optimizer, lr_at
-from srlab.train.runner_options import RunnerOptions, _Upsampled
+from srlab.train.runner_options import RunnerOptions, _Upsampled, centre_like
 
 __all__ = ["NonFiniteLossError", "RunnerOptions", "StageRunner"]
 
@@ -63,7 +64,9 @@ class StageRunner:
         self.name, self.cfg, self.device, self.options = name, cfg, device, opts
         self.amp_dtype = amp_dtype
         self.cuda = device.type == "cuda"
-        self.channels_last = opts.channels_last and self.cuda
+        # None: CUDA only; True: also on the CPU (oneDNN's NHWC kernels)
+        cl = opts.channels_last
+        self.channels_last = (cl is not False) if self.cuda else (cl is True and device.type == "cpu")
         self.ddp = ddp
         self.g = generator
         self.skipped = 0
@@ -73,7 +76,9 @@ class StageRunner:
         say = log or (lambda _m: None)
         if opts.pre_upsampled and not hasattr(generator, "forward_upsampled"):
             raise ConfigError("data.pre_upsample is set but the model has no forward_upsampled (SRCNN only)")
-        g_train: nn.Module = _Upsampled(generator) if opts.pre_upsampled else generator
+        g_train: nn.Module = (
+            _Upsampled(generator, unpadded=opts.unpadded) if opts.pre_upsampled else generator
+        )
         if opts.fused_blocks:
             from srlab.models.rrdbnet import set_fused_blocks
 
@@ -87,11 +92,7 @@ class StageRunner:
         if self.channels_last:
             generator.to(memory_format=torch.channels_last)
         if ddp:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            g_train = DDP(
-                g_train, device_ids=[opts.local_rank] if self.cuda else None, broadcast_buffers=False
-            )
+            g_train = wrap_ddp(g_train, [opts.local_rank] if self.cuda else None)
         self._g_eager = g_train
         self._compile_pending = bool(compile)
         self._say = say
@@ -240,6 +241,7 @@ class StageRunner:
         L = self.losses
         parts: dict[str, torch.Tensor] = {}
         srf = sr.float()
+        hr = centre_like(hr, srf)
         if L.pixel != "none" and L.pixel_weight:
             parts["l_pix"] = L.pixel_weight * pixel_loss(L.pixel, srf, hr)
         if self.perceptual is not None and L.perceptual_weight:

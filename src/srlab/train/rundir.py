@@ -166,11 +166,20 @@ def resume_changes(
     out = [
         f"{k} {a.get(k)} -> {b.get(k)}"
         for k in dict.fromkeys([*a, *b])
-        if a.get(k) != b.get(k) and not (same_images and k in _PATH_KEYS)
+        if a.get(k) != b.get(k) and not (same_images and k in _PATH_KEYS) and not _longer_stage(k, a, b)
     ]
     if old_data and new_data and old_data != new_data:
         out.append(f"training images differ (digest {old_data[:8]} -> {new_data[:8]})")
     return out
+
+
+def _longer_stage(key: str, a: dict, b: dict) -> bool:
+    """A stage given more iterations: training longer continues the run, it does not change what ran."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] != "stages" or parts[2] != "iterations":
+        return False
+    old, new = a.get(key), b.get(key)
+    return isinstance(old, int) and isinstance(new, int) and new > old
 
 
 def review_resume(

@@ -144,7 +144,12 @@ class Trainer:
                 self.log.truncate_after(start_si, names, start_it)
             self._say(f"resumed from {self._resume_path} (stage {names[start_si]}, iteration {start_it})")
             if bool(ckpt["stage_done"]):
-                start_si, start_it = start_si + 1, 0
+                more = cfg.stages[names[start_si]].iterations - start_it
+                if more > 0:  # the config asks for more than the finished stage ran: continue it
+                    self._say(f"stage {names[start_si]} finished at {start_it}; training {more} more iterations")
+                    ckpt["stage_done"] = False
+                else:
+                    start_si, start_it = start_si + 1, 0
         elif self.log is not None:
             self.log.reset()  # rows of a run killed before its first checkpoint are not this run's history
         self.stop_budget = cfg.runtime.stop_after
@@ -250,12 +255,7 @@ class Trainer:
     def _init_generator(self, name: str, init: str | None) -> None:
         if not init:
             return
-        if init in self.cfg.stages:
-            path = self.outputs.stage_path(init)
-            if not path.exists():
-                raise SrlabError(f"stage {name}: init {init!r} needs {path}, which the earlier stage writes")
-        else:
-            path = Path(init).expanduser()
+        path = self.outputs.init_path(name, init)
         from srlab.weights.io import read_state_dict
 
         sd = read_state_dict(path)
