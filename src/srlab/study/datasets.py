@@ -167,8 +167,10 @@ def _role_why(info: Mapping[str, Any], root: Path | None) -> str:
 
 
 def _usable_weights(name: str) -> bool:
-    from srlab.weights import ncnn, zoo
+    from srlab.weights import ncnn, shipped, zoo
 
+    if shipped.get_shipped(name):
+        return True
     if name in zoo.ZOO:
         try:
             return zoo.local_path(name).is_file()
@@ -189,7 +191,7 @@ def _weights_item(key: str, ref, spec) -> dict | None:
 
     weights = str(ref.weights)
     cands = [weights, *ref.fallback]
-    resolved = [c if c in zoo.ZOO or "/" not in c else str(spec.resolve_path(c)) for c in cands]
+    resolved = [c if c in zoo.ZOO or "/" not in c else str(spec.resolve_path(c)) for c in cands]  # names stay
     if any(_usable_weights(c) for c in resolved):
         return None
     try:

@@ -36,6 +36,7 @@ def reproduce(
     out: str | os.PathLike | None = None,
     budget: float | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
+    trained: dict[str, str] | None = None,
     plan_only: bool = False,
     progress: bool | None = None,
     command: str | None = None,
@@ -46,11 +47,12 @@ def reproduce(
     ``missing_inputs``, ...) without doing any work, and a plan that cannot run raises a DataError.
 
     ``data_root=None`` with a spec that has ``data.samples`` uses scikit-image's sample images (the
-    environment variable and ../shared/data are *not* consulted, so the default run is the same
+    environment variable is *not* consulted, so the default run is the same
     everywhere); other specs resolve it like every srlab command. ``overrides`` (``key.path=value``) change
-    the spec before validation.
+    the spec before validation; ``trained`` (``{"srcnn": "srcnn-study-x2-recipe"}``) uses models srlab ships
+    instead of training those (:func:`srlab.study.spec.use_trained`).
     """
-    sp = spec if isinstance(spec, StudySpec) else load_spec(spec, overrides)
+    sp = spec if isinstance(spec, StudySpec) else load_spec(spec, overrides, trained)
     if isinstance(spec, StudySpec) and overrides:
         raise ConfigError("overrides apply to a spec name or file, not to a loaded StudySpec")
     if budget is not None and budget <= 0:

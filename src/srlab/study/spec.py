@@ -345,8 +345,42 @@ def apply_spec_overrides(data: dict, overrides: dict[str, Any] | list[str]) -> d
     return out
 
 
-def load_spec(name_or_path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> StudySpec:
-    """A bundled spec by name or a YAML file, with ``key.path=value`` overrides applied before validation."""
+def use_trained(data: dict, trained: dict[str, str]) -> dict:
+    """Replace trained models of a raw spec by models srlab ships (``{"srcnn": "srcnn-study-x2-recipe"}``):
+    each becomes a pretrained reference to that name, so the report uses the released weights instead of
+    training a demonstration model."""
+    out = copy.deepcopy(data)
+    models = out.get("models") if isinstance(out.get("models"), dict) else {}
+    for key, name in trained.items():
+        entry = models.get(key)
+        if not isinstance(entry, dict) or "train" not in entry:
+            known = ", ".join(k for k, v in models.items() if isinstance(v, dict) and "train" in v)
+            raise ConfigError(
+                f"--use-trained {key}={name}: {key!r} is not a trained model of this spec ({known})"
+            )
+        rows = (entry.get("train") or {}).get("rows") or {}
+        if len(rows) > 1:
+            raise ConfigError(
+                f"--use-trained {key}: it exports {len(rows)} rows ({', '.join(rows.values())}); one only"
+            )
+        title = str(entry.get("title", key))
+        models[key] = {
+            "title": f"{title}, srlab release {name}",
+            "pretrained": {"weights": name},
+            "notes": [
+                f"the weights srlab ships as {name} (`srlab weights info {name}`), not trained by this run"
+            ],
+        }
+    return out
+
+
+def load_spec(
+    name_or_path: str | Path,
+    overrides: dict[str, Any] | list[str] | None = None,
+    trained: dict[str, str] | None = None,
+) -> StudySpec:
+    """A bundled spec by name or a YAML file, with ``key.path=value`` overrides applied before validation
+    (and ``trained`` models replaced by shipped ones, :func:`use_trained`)."""
     import yaml
 
     path = _find(name_or_path)
@@ -360,4 +394,6 @@ def load_spec(name_or_path: str | Path, overrides: dict[str, Any] | list[str] | 
         raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if overrides and isinstance(data, dict):
         data = apply_spec_overrides(data, overrides)
+    if trained and isinstance(data, dict):
+        data = use_trained(data, trained)
     return spec_from_dict(data, path)
