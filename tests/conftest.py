@@ -1,4 +1,6 @@
-"""Shared fixtures: the data root (../shared/data by default, or $SRLAB_DATA_ROOT), the vendored golden images."""
+"""Shared fixtures: the data root ($SRLAB_DATA_ROOT, or ../shared/data beside the repository, which this file
+then exports as $SRLAB_DATA_ROOT for the commands the tests run: srlab itself never looks there), the vendored
+golden images."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if not os.environ.get("SRLAB_DATA_ROOT") and (REPO.parent / "shared" / "data" / "Set5").is_dir():
+    os.environ["SRLAB_DATA_ROOT"] = str(REPO.parent / "shared" / "data")
 
 
 def shared_data_root() -> Path | None:

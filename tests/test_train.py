@@ -418,3 +418,25 @@ def test_fused_blocks_train_the_same_generator_and_compile_modes_reach_torch_com
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
     with pytest.raises(ConfigError, match="compile_mode"):
         _cfg(ESRGAN, **{"runtime.compile_mode": "fastest"})
+
+
+def test_resume_auto_with_more_iterations_continues_a_finished_stage(root, tmp_path):
+    """A finished run resumed with a longer stage trains the extra iterations (and says so)."""
+    base = {**SRCNN, "stages": {"train": {**SRCNN["stages"]["train"], "ema": 0.0}}}
+    done = _run(_cfg(base), tmp_path / "r", root)
+    assert done.completed
+    first = _weights(tmp_path / "r" / "model.safetensors")
+    said: list[str] = []
+    from srlab.train.trainer import Trainer
+
+    more = Trainer(
+        _cfg(base, **{"stages.train.iterations": 12}), out_dir=tmp_path / "r", data_root=root, echo=said.append,
+        resume="auto",
+    ).run()
+    assert more.completed
+    assert any("training 4 more iterations" in m for m in said)
+    ck = load_checkpoint(list_checkpoints(tmp_path / "r" / "checkpoints")[-1][2])
+    assert ck["iteration"] == 12 and ck["stage_done"]
+    assert not _same(first, _weights(tmp_path / "r" / "model.safetensors"))
+    rows = (tmp_path / "r" / "scalars.csv").read_text().splitlines()[1:]
+    assert ("12", "train", "l_pix") in [tuple(r.split(",")[:3]) for r in rows]

@@ -9,7 +9,7 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     common = dict(
         default=None,
-        help="data root (default: $SRLAB_DATA_ROOT, ../shared/data, the srlab cache's data/ folder)",
+        help="data root (default: $SRLAB_DATA_ROOT, else the srlab cache's data/ folder)",
     )
     lp = dsub.add_parser("list", help="show each known set: found/complete/missing and where to get it")
     lp.add_argument("--data-root", **common)

@@ -38,7 +38,7 @@ def _add_options(p) -> None:
     p.add_argument(
         "--data-root",
         metavar="DIR",
-        help="folder holding the data sets (default: $SRLAB_DATA_ROOT, ../shared/data)",
+        help="folder holding the data sets (default: $SRLAB_DATA_ROOT, else the srlab cache's data/ folder)",
     )
     p.add_argument(
         "--quick", action="store_true", help="apply the config's quick: overrides (short CPU budget)"
@@ -58,13 +58,16 @@ def register(sub) -> None:
     # REMAINDER so that options may follow the overrides; run() sorts them out.
     p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE", help="dotted config overrides")
     _add_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _train_parser=p)
 
 
 def _split(args) -> None:
     """Options given after the overrides land in args.overrides: parse them into args."""
     rest = list(args.overrides or [])
     if not any(r.startswith("-") for r in rest):
+        return
+    if any(r in ("-h", "--help") for r in rest):
+        args.help_after_config = True
         return
     p = argparse.ArgumentParser(prog="srlab train", add_help=False)
     p.add_argument("overrides", nargs="*")
@@ -83,6 +86,8 @@ def run(args) -> int:
     from srlab.train.config import config_to_dict, load_config
 
     _split(args)
+    if getattr(args, "help_after_config", False):
+        return _config_help(args)
     cfg, _raw = load_config(args.config, args.overrides, quick=args.quick)
     if args.print_config:
         import yaml
@@ -114,4 +119,22 @@ def run(args) -> int:
             print(f"model: {result.model_path}")
         else:
             print(f"stopped early; continue with: srlab train {args.config} ... --resume auto --out {out}")
+    return 0
+
+
+def _config_help(args) -> int:
+    """``srlab train CONFIG --help``: the command's help, then what CONFIG is (when it can be read)."""
+    from srlab.errors import SrlabError
+    from srlab.train.config import find_config, load_config
+
+    args._train_parser.print_help()
+    try:
+        path = find_config(args.config)
+        cfg, _raw = load_config(path, [o for o in args.overrides or [] if not o.startswith("-")])
+    except SrlabError as exc:
+        print(f"\n{args.config}: {exc}")
+        return 0
+    stages = ", ".join(f"{n} ({st.kind}, {st.iterations:,} iterations)" for n, st in cfg.stages.items())
+    print(f"\n{args.config} ({path}):\n  {cfg.description or cfg.name}\n  stages: {stages}")
+    print(f"  `srlab train {args.config} --print-config` prints every key an override can set")
     return 0

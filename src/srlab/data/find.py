@@ -4,9 +4,8 @@
 :class:`Dataset` with the HR files in natural order (:func:`srlab.imaging.files.list_images`, and the paired
 LR folder when the layout has one), or raises :class:`srlab.errors.DataError` saying where to get the set.
 
-Data root (:func:`resolve_data_root`): an explicit ``--data-root``; else ``$SRLAB_DATA_ROOT``; else
-``../shared/data`` relative to the current directory if it exists; else ``srlab.runtime.cache_dir("data")``
-(``$SRLAB_CACHE/data``, ``$XDG_CACHE_HOME/srlab/data`` or ``~/.cache/srlab/data``). Any set can be pointed at
+Data root (:func:`resolve_data_root`): an explicit ``--data-root``; else ``$SRLAB_DATA_ROOT``; else the
+user data folder ``srlab.runtime.cache_dir("data")`` (``$SRLAB_CACHE/data``, ``$XDG_CACHE_HOME/srlab/data`` or ``~/.cache/srlab/data``). Any set can be pointed at
 a folder directly (``--set-path Set5=/x/y``); a name that is not in the catalogue then makes an ad-hoc set of
 all images in that folder. A name may also be a folder relative to the data root (``selfie2anime/testB``):
 it is the catalogued set whose layout that folder is, else an ad-hoc set of its images.
@@ -57,16 +56,15 @@ class Dataset:
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
-    """``data_root`` if given; else ``$SRLAB_DATA_ROOT``; else ``./../shared/data`` if present; else the cache
-    (``srlab.runtime.cache_dir("data")``)."""
+    """``data_root`` if given; else ``$SRLAB_DATA_ROOT``; else the user data folder, the srlab cache's
+    ``data/`` (``srlab.runtime.cache_dir("data")``: ``$SRLAB_CACHE/data``, else ``$XDG_CACHE_HOME/srlab/data``,
+    else ``~/.cache/srlab/data``), where ``srlab data fetch`` puts what it downloads. No other folder (not
+    the working directory's surroundings) is ever searched."""
     if data_root:
         return Path(data_root).expanduser()
     env = os.environ.get("SRLAB_DATA_ROOT")
     if env:
         return Path(env).expanduser()
-    shared = Path.cwd().parent / "shared" / "data"
-    if shared.is_dir():
-        return shared
     from srlab.runtime import cache_dir  # imports torch: only where the cache is the answer
 
     return cache_dir("data")

@@ -92,6 +92,32 @@ def resolve(name: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
     raise ConfigError(f"unknown model {name!r}{hint}; `srlab models` lists the known names")
 
 
+# Initialisers (torch.nn.init and the in-place tensor methods they call) that a meta-device build skips.
+_INIT_OPS = frozenset(
+    {
+        "normal_",
+        "uniform_",
+        "zero_",
+        "fill_",
+        "zeros_",
+        "ones_",
+        "constant_",
+        "kaiming_normal_",
+        "kaiming_uniform_",
+        "xavier_uniform_",
+        "xavier_normal_",
+        "trunc_normal_",
+        "orthogonal_",
+        "copy_",
+        "mul_",
+        "add_",
+        "clamp_",
+        "dirac_",
+        "eye_",
+    }
+)
+
+
 def build_model(name: str, *, init_weights: bool = True, **hparams: Any):
     """Build a model by preset or architecture name. Returns ``(module, descriptor)``.
 
@@ -105,8 +131,23 @@ def build_model(name: str, *, init_weights: bool = True, **hparams: Any):
             model = ARCHS[arch](**hp)
         else:
             import torch
+            from torch.overrides import TorchFunctionMode
 
-            with torch.device("meta"):
+            class _SkipInit(TorchFunctionMode):
+                # In-place initialisers on meta tensors still run PyTorch's Python decompositions (slow, and
+                # pointless: every tensor is overwritten); they return their tensor unchanged here.
+                def __torch_function__(self, func, types, args=(), kwargs=None):
+                    kwargs = kwargs or {}
+                    t = args[0] if args else kwargs.get("tensor")
+                    if (
+                        getattr(func, "__name__", "") in _INIT_OPS
+                        and isinstance(t, torch.Tensor)
+                        and t.is_meta
+                    ):
+                        return t
+                    return func(*args, **kwargs)
+
+            with torch.device("meta"), _SkipInit():
                 model = ARCHS[arch](**hp)
             model = model.to_empty(device="cpu")
     except TypeError as exc:  # unknown keyword
