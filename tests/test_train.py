@@ -440,3 +440,47 @@ def test_resume_auto_with_more_iterations_continues_a_finished_stage(root, tmp_p
     assert not _same(first, _weights(tmp_path / "r" / "model.safetensors"))
     rows = (tmp_path / "r" / "scalars.csv").read_text().splitlines()[1:]
     assert ("12", "train", "l_pix") in [tuple(r.split(",")[:3]) for r in rows]
+
+
+def test_unpadded_srcnn_equals_the_centre_of_the_padded_one_and_trains_on_the_centre(root, tmp_path):
+    from srlab.models.srcnn import SRCNN as SRCNNNet
+
+    net = SRCNNNet(scale=2, num_channels=1).eval()
+    x = torch.rand(2, 1, 40, 40)
+    with torch.no_grad():
+        full, valid = net.forward_upsampled(x), net.forward_upsampled(x, padded=False)
+    r = (9 + 5 + 5 - 3) // 2
+    assert valid.shape[-2:] == (40 - 2 * r, 40 - 2 * r)
+    torch.testing.assert_close(valid, full[..., r:-r, r:-r], rtol=1e-5, atol=1e-6)
+    over = {
+        "model.hparams": {"scale": 2, "num_channels": 1},
+        "data.color": "y",
+        "data.mode": "subimages",
+        "data.crop": 33,
+        "data.stride": 14,
+        "data.pre_upsample": "bicubic",
+        "data.unpadded": True,
+        "runtime.channels_last": True,
+        "stages.train.ema": 0.0,
+    }
+    cfg = _cfg(SRCNN, **over)
+    assert RunnerOptions.from_config(cfg).unpadded
+    res = _run(cfg, tmp_path / "u", root)
+    assert res.completed
+    losses = [json.loads(x) for x in (tmp_path / "u" / "scalars.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["l_pix"]) for r in losses if "l_pix" in r)
+    with pytest.raises(ConfigError, match="needs data.pre_upsample"):
+        _cfg(SRCNN, **{"data.unpadded": True})
+
+
+def test_bf16_training_on_a_cpu_without_bf16_kernels_falls_back_to_fp32(monkeypatch):
+    import srlab.runtime as rt
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(rt, "_cpu_bf16_kernels", lambda: True)
+    assert rt.resolve_precision("bf16", cpu, training=True) == "bf16"
+    assert rt.resolve_precision("auto", cpu, training=True) == "fp32"  # bf16 on the CPU only when asked
+    monkeypatch.setattr(rt, "_cpu_bf16_kernels", lambda: False)
+    with pytest.warns(UserWarning, match="bf16 is not supported"):
+        assert rt.resolve_precision("bf16", cpu, training=True) == "fp32"
+    assert rt.resolve_precision("bf16", cpu) == "bf16"  # inference still runs it (emulated where need be)
