@@ -7,6 +7,10 @@
 - :mod:`srlab.weights.build` -- networks built for a file's tensors on the meta device, within a budget
   the file sets (metadata and key indices are untrusted), then loaded strictly;
 - :mod:`srlab.weights.pickles` -- why a pickle was refused (the global it wanted), oversized requests;
+- :mod:`srlab.weights.spandrel_backend` -- the optional spandrel backend (SwinIR, HAT, SPAN, ...) for state
+  dicts no srlab layout matches;
+- :mod:`srlab.weights.hub` -- ``hf://`` and ``https://...#sha256=`` references, fetched once into the cache;
+- :mod:`srlab.weights.interp` -- network interpolation (``srlab interp``, Real-ESRGAN's denoise strength);
 - :mod:`srlab.weights.loader` -- :func:`load_model` (``srlab.load_model``), which ties them together.
 
 Submodules are imported lazily: this package imports nothing heavy.

@@ -24,7 +24,15 @@ from typing import Any
 from srlab.errors import WeightsError
 from srlab.models.resized import ResizedOutput
 
-__all__ = ["MAX_PARAMS", "MAX_SCALE", "build_and_load", "build_from_spec", "load_into"]
+__all__ = [
+    "MAX_PARAMS",
+    "MAX_SCALE",
+    "OverBudget",
+    "budget_for",
+    "build_and_load",
+    "build_from_spec",
+    "load_into",
+]
 
 MAX_PARAMS = 2_000_000_000  # no srlab network comes near this; a file claiming more is refused
 MAX_SCALE = 16
@@ -33,7 +41,9 @@ MAX_SCALE = 16
 _TENSOR_SLACK, _VALUE_SLACK, _MODULE_SLACK = 16, 1 << 20, 256
 
 
-class _OverBudget(Exception):
+class OverBudget(Exception):
+    """A construction registered more tensors, values or layers than its budget allows."""
+
     def __init__(self, what: str) -> None:
         super().__init__(what)
         self.what = what
@@ -53,16 +63,16 @@ def _budget(max_tensors: int, max_values: int, max_modules: int) -> Iterator[Non
         count["tensors"] += 1
         count["values"] += int(tensor.numel())
         if count["tensors"] > max_tensors:
-            raise _OverBudget(f"more than {max_tensors:,} tensors")
+            raise OverBudget(f"more than {max_tensors:,} tensors")
         if count["values"] > max_values:
-            raise _OverBudget(f"more than {max_values:,} parameters")
+            raise OverBudget(f"more than {max_values:,} parameters")
         return None
 
     def on_module(_module, _name, _sub):
         if threading.get_ident() == owner:
             count["modules"] += 1
             if count["modules"] > max_modules:
-                raise _OverBudget(f"more than {max_modules:,} layers")
+                raise OverBudget(f"more than {max_modules:,} layers")
         return None
 
     handles = [
@@ -75,6 +85,13 @@ def _budget(max_tensors: int, max_values: int, max_modules: int) -> Iterator[Non
     finally:
         for h in handles:
             h.remove()
+
+
+def budget_for(n_tensors: int, n_values: int) -> contextlib.AbstractContextManager[None]:
+    """The construction budget for a network meant to hold ``n_tensors`` tensors of ``n_values`` values in
+    all (a file's): building inside it raises :class:`OverBudget` as soon as clearly more is registered."""
+    cap = min(MAX_PARAMS, 2 * n_values + _VALUE_SLACK)
+    return _budget(2 * n_tensors + _TENSOR_SLACK, cap, 8 * n_tensors + _MODULE_SLACK)
 
 
 def build_from_spec(
@@ -142,16 +159,15 @@ def build_and_load(
         raise WeightsError(f"{source}: {spec}: {why}; re-save or convert the model (`srlab weights convert`)")
     n_tensors = len(sd)
     n_values = sum(int(t.numel()) for t in sd.values())
-    cap = min(MAX_PARAMS, 2 * n_values + _VALUE_SLACK)
     try:
         with (
-            _budget(2 * n_tensors + _TENSOR_SLACK, cap, 8 * n_tensors + _MODULE_SLACK),
+            budget_for(n_tensors, n_values),
             torch.device("meta"),
             warnings.catch_warnings(),  # an initialiser's remarks on odd sizes are not the user's business
         ):
             warnings.simplefilter("ignore")
             model, desc = build_from_spec(arch, hparams, name=name)  # "initialising" meta tensors is free
-    except _OverBudget as exc:
+    except OverBudget as exc:
         raise WeightsError(
             f"{source}: {spec}, a network with {exc.what}, but the file holds {n_tensors} tensors "
             f"({n_values:,} values); refusing to build it (the metadata does not describe these tensors)"

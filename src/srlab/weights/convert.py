@@ -43,6 +43,7 @@ from srlab.weights.build import build_and_load, build_from_spec, load_into
 
 __all__ = [
     "LAYOUTS",
+    "UnknownLayoutError",
     "build_from_spec",
     "convert_state_dict",
     "detect_layout",
@@ -61,6 +62,12 @@ LAYOUTS = (
     "study-rrdbnet",
     "study-discriminator",
 )
+
+
+class UnknownLayoutError(WeightsError):
+    """No srlab layout matches the keys (the loader then tries the optional spandrel backend)."""
+
+
 _WRAPPERS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "generator")
 
 
@@ -139,7 +146,7 @@ def detect_layout(sd: Mapping, *, source: str = "checkpoint") -> str:
     if {"block1.weight", "block2.weight", "block3.weight"} <= keys:
         return "srcnn-study"
     first = ", ".join(sorted(keys)[:4])
-    raise WeightsError(
+    raise UnknownLayoutError(
         f"{source}: unknown checkpoint layout ({len(keys)} tensors; first keys: {first}); srlab reads RRDBNet "
         "(ESRGAN old/new arch, BasicSR/Real-ESRGAN), SRVGGNetCompact, SRCNN and the study's checkpoints"
     )

@@ -6,13 +6,19 @@ Names, in this order:
 2. zoo names (``RealESRGAN_x4plus``, ``RRDB_ESRGAN_x4``, ``vgg19``, ...): the cached file, or one
    WeightsError saying which URL to fetch and where to put it (no network access here; use
    ``srlab weights fetch NAME``);
-3. parameter-free presets (``bicubic-x4``, ``bilinear-x2``, ...). A preset with trainable parameters has
+3. the models srlab trained and ships (``srcnn-x2``, ``srcnn-study-improved-x2``, ...; see
+   :mod:`srlab.weights.shipped`);
+4. parameter-free presets (``bicubic-x4``, ``bilinear-x2``, ...). A preset with trainable parameters has
    no weights to load: that is a ConfigError pointing to :func:`srlab.build_model`.
+
+Remote files (:mod:`srlab.weights.hub`), fetched once into the cache: ``hf://owner/repo[@revision]/path``
+(Hugging Face Hub, optional ``huggingface_hub``) and ``https://...#sha256=<hex>`` (the hash is required).
 
 Anything else is a path: srlab safetensors (architecture from the metadata), foreign ``.pth`` / ``.pt`` /
 ``.ckpt`` / ``.safetensors`` checkpoints (layout detected by :mod:`srlab.weights.convert`, including the
 study's own ``SRCNN_lr_*.pt`` and ``ESRGAN_G_*.pt`` / ``ESRGAN_D_*.pt``), or an ncnn ``.param`` with its ``.bin``
-beside it.
+beside it. A state dict that matches no srlab layout goes to the optional spandrel backend
+(:mod:`srlab.weights.spandrel_backend`, ``pip install "srlab[archs]"``: SwinIR, HAT, DAT, SPAN, OmniSR, ...).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ __all__ = ["known_names", "load_file", "load_model"]
 
 _PARAMETER_FREE_ARCHS = ("bicubic", "bilinear", "nearest")
 _WEIGHT_SUFFIXES = {".pth", ".pt", ".ckpt", ".safetensors", ".param", ".bin"}
+_REMOTE_SCHEMES = ("hf://", "http://", "https://", "file://")
 
 
 def load_model(
@@ -60,10 +67,12 @@ def known_names() -> dict[str, str]:
     """Every loadable name -> what it is (ncnn package model, zoo file, parameter-free preset)."""
     from srlab.models.registry import PRESETS, list_models
     from srlab.weights.ncnn import PACKAGE_MODELS
+    from srlab.weights.shipped import SHIPPED, get_shipped
     from srlab.weights.zoo import ZOO
 
     names = {n: f"ncnn package model: {doc}" for n, (_, doc) in PACKAGE_MODELS.items()}
     names.update({n: f"zoo file: {e.description}" for n, e in ZOO.items()})
+    names.update({n: f"trained by srlab: {m.description}" for n, m in SHIPPED.items() if get_shipped(n)})
     for n in list_models(include_archs=False):
         if PRESETS[n][0] in _PARAMETER_FREE_ARCHS:
             names[n] = f"parameter-free: {PRESETS[n][2]}"
@@ -71,7 +80,7 @@ def known_names() -> dict[str, str]:
 
 
 def _resolve(name_or_path: str | os.PathLike, scale: int | None, hint: int | None = None):
-    from srlab.weights import ncnn, zoo
+    from srlab.weights import ncnn, shipped, zoo
 
     if isinstance(name_or_path, os.PathLike):
         return load_file(name_or_path, scale=scale, scale_hint=hint)
@@ -95,6 +104,13 @@ def _resolve(name_or_path: str | os.PathLike, scale: int | None, hint: int | Non
         model, desc = load_file(path, name=name, scale=scale)
         _check_entry(entry, desc, path)
         return model, desc
+    if shipped.get_shipped(name):
+        return load_file(shipped.shipped_path(name), name=name, scale=scale)
+    if name.lower().startswith(_REMOTE_SCHEMES):
+        from srlab.weights.hub import fetch_remote
+
+        path = fetch_remote(name)
+        return load_file(path, scale=scale, scale_hint=hint)
     p = Path(name).expanduser()
     if p.exists() or p.suffix.lower() in _WEIGHT_SUFFIXES or os.sep in name or "/" in name:
         return load_file(p, scale=scale, scale_hint=hint)
@@ -148,8 +164,9 @@ def load_file(
     """Load any supported weight file. Returns ``(model, descriptor)`` (float32, CPU, not yet eval()).
 
     ``scale`` is checked against the file where it can tell; ``scale_hint`` only fills in what it cannot."""
+    from srlab.weights import spandrel_backend
     from srlab.weights.build import build_and_load
-    from srlab.weights.convert import model_from_state_dict, unwrap_state_dict
+    from srlab.weights.convert import UnknownLayoutError, model_from_state_dict, unwrap_state_dict
     from srlab.weights.io import decode_metadata, read_checkpoint, sniff_format
 
     path = Path(path).expanduser()
@@ -168,10 +185,27 @@ def load_file(
     if meta is not None:
         if not isinstance(obj, dict):
             raise WeightsError(f"{path}: srlab metadata on a file without tensors; re-save the model")
-        model, desc = build_and_load(meta["arch"], meta["hparams"], obj, source=str(path), name=name)
+        if spandrel_backend.is_spandrel_arch(meta["arch"]):
+            model, desc = spandrel_backend.from_state_dict(
+                spandrel_backend.inner_state_dict(obj),
+                source=str(path),
+                name=name,
+                expect=meta["arch"][len(spandrel_backend.ARCH_PREFIX) :],
+            )
+        else:
+            model, desc = build_and_load(meta["arch"], meta["hparams"], obj, source=str(path), name=name)
         model.checkpoint_metadata = meta
         if scale is not None and int(scale) != desc.scale:
             raise ConfigError(f"{path} is a x{desc.scale} model, not x{scale}")
         return model, desc
     sd = unwrap_state_dict(obj, source=str(path))
-    return model_from_state_dict(sd, scale=scale, scale_hint=scale_hint, source=str(path), name=name)
+    try:
+        return model_from_state_dict(sd, scale=scale, scale_hint=scale_hint, source=str(path), name=name)
+    except UnknownLayoutError as unknown:
+        ok, why = spandrel_backend.available()
+        if not ok:
+            raise WeightsError(f"{unknown}; more architectures: {why}") from None
+        try:
+            return spandrel_backend.from_state_dict(sd, source=str(path), name=name, scale=scale)
+        except spandrel_backend.NotRecognisedError:  # neither knows it: srlab's message lists its layouts
+            raise WeightsError(f"{unknown}; spandrel {why} does not recognise it either") from None

@@ -217,6 +217,101 @@ _add(
 )
 
 
+_add(
+    ZooEntry(
+        name="esrgan-psnr-x4-df2k",
+        filename="ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth",
+        description="ESRGAN's PSNR-oriented RRDBNet x4 (RRDB_PSNR_x4) as BasicSR publishes it",
+        arch="rrdbnet",
+        hparams=dict(_RRDB23, scale=4),
+        license="Apache-2.0",
+        homepage="https://github.com/XPixelGroup/BasicSR/blob/master/docs/ModelZoo.md",
+        url=None,
+        sha256="150ff491",
+        manual_url="https://drive.google.com/file/d/1swaV5iBMFfg-DL6ZyiARztbhutDCWXMM/view",
+        layout="rrdb-basicsr",
+        hash_source=(
+            "BasicSR file-name convention (scripts/publish_models.py): the 8 hex digits after the dash are the "
+            "first digits of the file's sha256; file name and Drive id from BasicSR's "
+            "scripts/download_pretrained_models.py"
+        ),
+        notes=(
+            "BasicSR's copy of the official ESRGAN PSNR-oriented x4 model (trained on DF2K with L1, MATLAB "
+            "bicubic x4 degradation) under its RRDBNet key names; Google Drive only. With "
+            "esrgan-x4-df2kost it is ESRGAN's interpolation pair: `srlab interp esrgan-psnr-x4-df2k "
+            "esrgan-x4-df2kost --alpha 0.8 -o interp.safetensors`. No metric recorded: no published number was "
+            "checked here; measure it with `srlab eval` on Set5/Set14 (standard protocol)."
+        ),
+    )
+)
+_SRVGG_GENERAL = dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, act_type="prelu", scale=4)
+_AUR_0_3_0 = (
+    "sha256sums of the AUR python-realesrgan 0.3.0 PKGBUILD (which downloads this release asset), agreeing "
+    "with other independent public manifests of the same file"
+)
+_add(
+    ZooEntry(
+        name="realesr-general-x4v3",
+        filename="realesr-general-x4v3.pth",
+        description="Real-ESRGAN general x4 v3: small SRVGG (compact) blind x4 model, strong denoising",
+        arch="srvgg",
+        hparams=dict(_SRVGG_GENERAL),
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN/blob/master/docs/model_zoo.md",
+        url="https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-general-x4v3.pth",
+        sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+        size=4885111,
+        layout="srvgg (SRVGGNetCompact, 32 convs, PReLU)",
+        hash_source=_AUR_0_3_0,
+        notes=(
+            "Real-ESRGAN's --denoise_strength blends it with realesr-general-wdn-x4v3 (strength 1: this model, "
+            "0: the weak-denoise one): `srlab interp --denoise-strength 0.5 -o dn.safetensors` or "
+            "srlab.weights.interp.denoise_model(0.5). No PSNR/SSIM is recorded: a blind (real-degradation) model."
+        ),
+    )
+)
+_add(
+    ZooEntry(
+        name="realesr-general-wdn-x4v3",
+        filename="realesr-general-wdn-x4v3.pth",
+        description="Real-ESRGAN general x4 v3, weak-denoise companion (denoise strength 0)",
+        arch="srvgg",
+        hparams=dict(_SRVGG_GENERAL),
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN/blob/master/docs/model_zoo.md",
+        url="https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-general-wdn-x4v3.pth",
+        sha256="1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca",
+        size=4885111,
+        layout="srvgg (SRVGGNetCompact, 32 convs, PReLU)",
+        hash_source=_AUR_0_3_0,
+        notes="The strength-0 end of realesr-general-x4v3's denoise interpolation. No PSNR/SSIM is recorded.",
+    )
+)
+_add(
+    ZooEntry(
+        name="RealESRNet_x4plus",
+        filename="RealESRNet_x4plus.pth",
+        description="Real-ESRNet x4plus: Real-ESRGAN's L1-trained (pre-GAN) RRDBNet x4 for real-world photos",
+        arch="rrdbnet",
+        hparams=dict(_RRDB23, scale=4),
+        license="BSD-3-Clause",
+        homepage="https://github.com/xinntao/Real-ESRGAN/blob/master/docs/model_zoo.md",
+        url="https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.1/RealESRNet_x4plus.pth",
+        sha256="a820b9bde89a874d7599d545567308ce6c128fc8754a53208eda016d40aa81df",
+        layout="rrdb-basicsr",
+        hash_source=(
+            "sha256sums of the AUR python-realesrgan PKGBUILDs 0.2.3.0 and 0.3.0 (both download this release "
+            "asset); no published size"
+        ),
+        notes=(
+            "The PSNR-oriented stage of RealESRGAN_x4plus (same network, same degradations): with it, "
+            "`srlab interp RealESRNet_x4plus RealESRGAN_x4plus --alpha A` trades smoothness for texture. No "
+            "PSNR/SSIM is recorded: a blind (real-degradation) model."
+        ),
+    )
+)
+
+
 # --------------------------------------------------------------------------------------------- access
 def list_entries() -> list[ZooEntry]:
     return [ZOO[n] for n in sorted(ZOO, key=str.lower)]

@@ -1,0 +1,1 @@
+"""Stand-in for torchvision.transforms (see tests/stubs/README.md)."""
