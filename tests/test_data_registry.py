@@ -141,8 +141,8 @@ def test_data_root_resolution(tmp_path, monkeypatch):
     # the one cache root: $SRLAB_CACHE wins over $XDG_CACHE_HOME
     monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "srlab-cache"))
     assert resolve_data_root() == tmp_path / "srlab-cache" / "data"
-    (tmp_path / "proj" / "shared" / "data").mkdir(parents=True)
-    assert resolve_data_root() == Path.cwd().parent / "shared" / "data"
+    (tmp_path / "proj" / "shared" / "data").mkdir(parents=True)  # a ../shared/data is never looked at
+    assert resolve_data_root() == tmp_path / "srlab-cache" / "data"
     monkeypatch.setenv("SRLAB_DATA_ROOT", str(tmp_path / "env"))
     assert resolve_data_root() == tmp_path / "env"
     assert resolve_data_root(tmp_path / "explicit") == tmp_path / "explicit"

@@ -94,16 +94,3 @@ def test_recursive_listing_skips_hidden_folders(tmp_path):
     got = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
     assert got == ["a.png", "sub/b.png"]
 
-
-def test_the_default_data_root_is_the_variable_then_the_user_data_folder_never_the_cwd(tmp_path, monkeypatch):
-    from srlab.data.find import resolve_data_root
-
-    (tmp_path / "shared" / "data" / "Set5").mkdir(parents=True)
-    (tmp_path / "work").mkdir()
-    monkeypatch.chdir(tmp_path / "work")  # a ../shared/data beside the working directory is not looked at
-    monkeypatch.delenv("SRLAB_DATA_ROOT", raising=False)
-    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "cache"))
-    assert resolve_data_root() == tmp_path / "cache" / "data"
-    monkeypatch.setenv("SRLAB_DATA_ROOT", str(tmp_path / "mine"))
-    assert resolve_data_root() == tmp_path / "mine"
-    assert resolve_data_root(tmp_path / "given") == tmp_path / "given"

@@ -4,20 +4,35 @@ of a folder, in the same order.
 An image file is a regular, non-hidden file whose extension (any case) is in :data:`IMAGE_EXTENSIONS`;
 files are sorted by folder, then by *natural* name order (``img2`` before ``img10``, case-insensitive),
 which is also the order data sets number their images in.
+
+Glob patterns (:func:`glob_images`) list the same way; :func:`glob_root` is a pattern's fixed folder, the root
+that ``srlab upscale`` mirrors the matched tree under (``photos/**/*.jpg`` keeps ``photos/a/b/x.jpg`` as
+``a/b/x``), so a recursive pattern no longer flattens a tree into one folder.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
 
 from srlab.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "list_images", "natural_key", "require_images"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "glob_images",
+    "glob_root",
+    "has_magic",
+    "is_image_file",
+    "list_images",
+    "natural_key",
+    "require_images",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 _DIGITS = re.compile(r"(\d+)")
+_MAGIC = re.compile(r"[*?[]")
 
 
 def natural_key(p: Path) -> tuple:
@@ -42,6 +57,41 @@ def list_images(folder: str | os.PathLike, pattern: str = "*", *, recursive: boo
         p for p in found if is_image_file(p) and not any(s.startswith(".") for s in p.relative_to(d).parts)
     )
     return sorted(keep, key=natural_key)
+
+
+def has_magic(pattern: str) -> bool:
+    """Whether ``pattern`` holds a glob wildcard (``*``, ``?``, ``[``)."""
+    return _MAGIC.search(pattern) is not None
+
+
+def glob_root(pattern: str | os.PathLike) -> Path:
+    """The fixed folder of a glob pattern: its leading components without a wildcard, the file-name
+    component excluded (``in/2024/**/*.png`` -> ``in/2024``; ``*.png`` -> ``.``)."""
+    parts = Path(pattern).parts
+    fixed: list[str] = []
+    for part in parts[:-1]:
+        if has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def glob_images(pattern: str) -> tuple[list[Path], int]:
+    """(image files matching ``pattern``, number of paths it matched at all): ``**`` spans folders, the
+    files are those :func:`list_images` would keep (hidden ones and those in hidden folders below
+    :func:`glob_root` excluded), in natural order. The count tells "no match" from "no image"."""
+    matches = [Path(m) for m in glob.glob(os.fspath(pattern), recursive=True)]
+    root = glob_root(pattern)
+
+    def shown(p: Path) -> bool:
+        try:
+            below = p.relative_to(root).parts
+        except ValueError:
+            below = p.parts
+        return not any(s.startswith(".") and s not in (".", "..") for s in below)
+
+    images = [m for m in matches if is_image_file(m) and shown(m)]
+    return sorted(images, key=natural_key), len(matches)
 
 
 def require_images(

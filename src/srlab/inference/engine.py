@@ -18,6 +18,10 @@ model's size multiple, run on the device, clamp if asked, crop.
   (:func:`srlab.models.rrdbnet.set_fused_blocks`; the same function, wider GEMMs).
 - compile: :func:`srlab.runtime.compile_module`; torch.compile fails on the first call, not at wrap time
   (e.g. no C++ compiler), so that call falls back to eager once, with one warning.
+- ``run(..., fp32=True)``: the same batch in full precision, for the tiles whose fp16/bf16 output
+  overflowed (:mod:`srlab.inference.resilience`). On the CPU that is the same module without autocast; on a
+  GPU a float32 copy made from the weights as loaded (kept on the host, moved to the device on first use),
+  so the redone tile equals an fp32 run rather than fp32 arithmetic on fp16-rounded weights.
 
 The caller's module is never moved, converted or switched: it is copied first when anything would change.
 """
@@ -155,6 +159,11 @@ class Engine:
         )
         blocks = [m for m in module.modules() if isinstance(m, ResidualDenseBlock)] if torch_backend else []
         switch = any(b.fused != s.fuse for b in blocks)
+        reduced_weights = torch_backend and s.model_dtype != torch.float32
+        # the weights as loaded, for full-precision redos (the caller's module is never changed, so it
+        # can serve as it is; a module srlab loaded is converted in place, so keep a host copy first)
+        self._fp32_source = (module if caller_owned else copy.deepcopy(module)) if reduced_weights else None
+        self._fp32_module: nn.Module | None = None
         if caller_owned and (moves or switch):
             module = copy.deepcopy(module)  # never move, convert or switch the caller's module
         module = module.eval()
@@ -186,24 +195,35 @@ class Engine:
             f"{f' compiled({self.compile_mode})' if self.compile_mode else ''}"
         )
 
-    def run(self, x: torch.Tensor, *, keep: bool = False, clamp: bool = False) -> torch.Tensor:
+    @property
+    def reduced_precision(self) -> bool:
+        """fp16/bf16 arithmetic (converted weights or autocast): outputs can overflow."""
+        return self.backend == "torch" and self.precision in ("fp16", "bf16")
+
+    def run(
+        self, x: torch.Tensor, *, keep: bool = False, clamp: bool = False, fp32: bool = False
+    ) -> torch.Tensor:
         """The model's output for a float (N, C, H, W) batch: padded to the model's size multiple, run on
         the device, clamped to [0, 1] with ``clamp``, cropped to (H s, W s). float32, on the CPU, or with
-        ``keep`` on the device it ran on."""
+        ``keep`` on the device it ran on. ``fp32``: in full precision whatever the engine's precision."""
         h, w = x.shape[-2:]
         s = int(self.descriptor.scale)
-        y = self.forward(pad_to_multiple(x, max(1, int(self.descriptor.size_multiple))), keep=keep)
+        y = self.forward(pad_to_multiple(x, max(1, int(self.descriptor.size_multiple))), keep=keep, fp32=fp32)
         if clamp:
             y = y.clamp(0, 1)
         return y[..., : h * s, : w * s]
 
-    def forward(self, batch: torch.Tensor, *, keep: bool = False) -> torch.Tensor:
+    def forward(self, batch: torch.Tensor, *, keep: bool = False, fp32: bool = False) -> torch.Tensor:
         """The model on ``batch`` as it is (no padding): moved to the device, dtype and layout, and back."""
         if self.device.type == "cuda" and not batch.is_cuda:
             batch = batch.pin_memory()
-        x = batch.to(self.device, self.model_dtype, non_blocking=True)
+        full = fp32 and self.reduced_precision
+        x = batch.to(self.device, torch.float32 if full else self.model_dtype, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if full:
+            y = self._full_precision_module()(x)
+            return y.float() if keep else y.to("cpu", torch.float32)
         try:
             y = self._call(x)
         except (KeyboardInterrupt, MemoryError):
@@ -223,6 +243,21 @@ class Engine:
         if keep:
             return y.float()
         return y.to("cpu", torch.float32)
+
+    def _full_precision_module(self) -> nn.Module:
+        """The module in float32 on the device, without autocast (eager: a redo is a few tiles)."""
+        if self._fp32_source is None:  # weights are float32 already: only the autocast goes
+            return self.module
+        if self._fp32_module is None:
+            m = copy.deepcopy(self._fp32_source).eval().to(self.device, torch.float32)
+            if self.channels_last and self.device.type == "cuda":
+                m = m.to(memory_format=torch.channels_last)
+            if any(isinstance(b, ResidualDenseBlock) for b in m.modules()):
+                set_fused_blocks(m, self.fused)
+            for q in m.parameters():
+                q.requires_grad_(False)
+            self._fp32_module = m
+        return self._fp32_module
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         if self.autocast_dtype is not None:

@@ -19,6 +19,10 @@ GB it needs (:meth:`Upscaler.check_output_memory`), and float arrays must hold f
 (:mod:`srlab.inference.limits`). Tiled images on the CPU are quantised row block by row block as the tiles
 finish, so the float result of a large image is never held whole.
 
+Device faults are handled per tile batch (:mod:`srlab.inference.resilience`): out of memory retries with
+half the tile size (remembered for later images), and a tile whose fp16/bf16 output overflowed is redone
+in fp32; each is said once per image, as a warning.
+
 Reduced precision stays close to fp32 on real photos: fp16 with fused dense blocks (the CUDA default) and
 bf16 both stay above the 50 dB bar of tests/test_precision.py, fp16 the closer (README has the figures),
 which is why bf16 runs only when asked for.
@@ -42,6 +46,7 @@ from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imaging.resize import imresize
 from srlab.inference.engine import build_engine
 from srlab.inference.limits import available_memory, check_float_range
+from srlab.inference.resilience import FaultState, TileRunner
 from srlab.inference.resolve import DEFAULT_MODEL, resolve_model
 from srlab.inference.tiling import TilePlan, blend_tiles, default_overlap, make_plan, pad_to_multiple
 
@@ -102,6 +107,7 @@ class Upscaler:
         self.alpha_mode, self.progress, self.memory_budget = alpha, progress, memory_budget
         self.max_output_bytes = max_output_bytes
         self.tile, self.tile_overlap, self.batch_size = tile, tile_overlap, batch_size
+        self.faults = FaultState()
         self.engine = build_engine(
             module,
             desc,
@@ -153,13 +159,17 @@ class Upscaler:
         return default_overlap(int(self.descriptor.receptive_radius), tile)
 
     def plan(self, height: int, width: int) -> TilePlan:
-        """How an LR image of this size is tiled (sizes are of the image padded to size_multiple)."""
+        """How an LR image of this size is tiled (sizes are of the image padded to size_multiple); after an
+        out-of-memory retry, with tiles no larger than the size that fit."""
+        tile, cap = self.tile, self.faults.tile_cap
+        if cap is not None:
+            tile = cap if not tile else min(tile, cap)
         return make_plan(
             height,
             width,
             mult=max(1, int(self.descriptor.size_multiple)),
             radius=int(self.descriptor.receptive_radius),
-            tile=self.tile,
+            tile=tile,
             overlap=self.tile_overlap,
             bytes_per_px=self._bytes_per_lr_pixel(),
             budget=self._budget(),
@@ -194,18 +204,22 @@ class Upscaler:
         keep = on_device and self._accumulate_on_device(
             self.descriptor.out_channels * plan.height * plan.width * s * s
         )
-        if plan.n_tiles == 1:
-            return self.engine.run(x[None], keep=keep)[0]
-        padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))[0]
-        out = blend_tiles(
-            padded,
-            plan,
-            s,
-            lambda batch: self.engine.run(batch, keep=keep),
-            device=self.device if keep else torch.device("cpu"),
-            progress=self.progress,
-        )
-        return out[..., : h * s, : w * s]
+        runner = TileRunner(self.engine, self.faults, overlap=plan.overlap, keep=keep)
+        padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))
+        try:
+            if plan.n_tiles == 1:
+                return runner(padded)[0][..., : h * s, : w * s]
+            out = blend_tiles(
+                padded[0],
+                plan,
+                s,
+                runner,
+                device=self.device if keep else torch.device("cpu"),
+                progress=self.progress,
+            )
+            return out[..., : h * s, : w * s]
+        finally:
+            self.faults.report()
 
     def _stream_plan(self, img: imio.Image) -> TilePlan | None:
         """The tile plan of ``img.pixels`` when they can be streamed (see :meth:`_upscale_streamed`)."""
@@ -226,15 +240,15 @@ class Upscaler:
             return None
         h, w, s = img.height, img.width, self.scale
         cout = self.descriptor.out_channels
-        run = self.engine.run
+        prep = None
         if img.pixels.dtype == np.uint8 and (plan.height, plan.width) == (h, w):
             # 8-bit windows become float one at a time (as to_tensor would: the same values), so the
             # image is never held as float32 as well
             pix = img.pixels if img.pixels.flags.writeable else img.pixels.copy()
             padded = torch.from_numpy(pix).permute(2, 0, 1)
 
-            def run(batch: torch.Tensor) -> torch.Tensor:
-                return self.engine.run(batch.float().div_(255.0))
+            def prep(batch: torch.Tensor) -> torch.Tensor:
+                return batch.float().div_(255.0)
         else:
             x = imio.to_tensor(img.pixels)
             padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))[0]
@@ -246,16 +260,19 @@ class Upscaler:
             if row1 > row0:
                 result[row0:row1] = imio.from_tensor(rows[:, : row1 - row0, : w * s], bit_depth=img.bit_depth)
 
-        with torch.inference_mode():
-            blend_tiles(
-                padded,
-                plan,
-                s,
-                run,
-                device=torch.device("cpu"),
-                progress=self.progress,
-                sink=sink,
-            )
+        try:
+            with torch.inference_mode():
+                blend_tiles(
+                    padded,
+                    plan,
+                    s,
+                    TileRunner(self.engine, self.faults, overlap=plan.overlap, prep=prep),
+                    device=torch.device("cpu"),
+                    progress=self.progress,
+                    sink=sink,
+                )
+        finally:
+            self.faults.report()
         return result
 
     # ---------------------------------------------------------------- colour handling
@@ -430,6 +447,7 @@ class Upscaler:
         outscale: float | None = None,
         overwrite: bool = False,
         max_pixels: int | None = None,
+        quality: int = 95,
     ) -> imio.Image:
         """Read ``src``, upscale it, write ``dst`` (format from its extension); returns the image written
         (its ``path`` set).
@@ -438,6 +456,7 @@ class Upscaler:
         upscaling, so it can choose the name from the image (a format that keeps its transparency) or
         refuse it by raising. Never writes over ``src``; replaces an existing ``dst`` only with
         ``overwrite``. ``max_pixels``: refuse larger inputs (default: :func:`srlab.imaging.io.read_image`'s).
+        ``quality``: JPEG/WebP quality (1-100).
         """
         src = Path(src)
         kw = {} if max_pixels is None else {"max_pixels": max_pixels}
@@ -456,5 +475,6 @@ class Upscaler:
             bit_depth=out.bit_depth,
             overwrite=overwrite,
             icc_profile=out.icc_profile,
+            quality=quality,
         )
         return out

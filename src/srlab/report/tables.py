@@ -34,6 +34,7 @@ __all__ = [
     "RESULT_FIELDS",
     "incomplete_sets",
     "markdown_table",
+    "perceptual_fields",
     "protocol_lines",
     "read_results",
     "summarize",
@@ -54,7 +55,9 @@ RESULT_FIELDS = (
     "h",
     "w",
 )
-METRIC_FIELDS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "lpips", "runtime_s")
+PERCEPTUAL_FIELDS = ("lpips", "lpips_vgg", "dists", "niqe")  # srlab.metrics_perceptual.PERCEPTUAL's columns
+METRIC_FIELDS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", *PERCEPTUAL_FIELDS, "runtime_s")
+_LOWER_BETTER = ("lpips", "dists", "niqe", "runtime")
 _GROUP = ("model", "dataset", "scale")
 
 
@@ -78,7 +81,11 @@ def summarize(rows: Iterable[dict], by: Sequence[str] = _GROUP) -> list[dict]:
         s: dict[str, Any] = dict(zip(by, key))
         s["n"] = len(grp)
         fields = [f for f in METRIC_FIELDS if any(f in r for r in grp)]
-        fields += [f for f in grp[0] if f not in fields and f not in by and f not in ("image", "h", "w", "n")]
+        fields += [
+            f
+            for f in grp[0]
+            if f not in fields and f not in by and f not in ("image", "index", "h", "w", "n")
+        ]
         for f in fields:
             vals = [r[f] for r in grp if _is_num(r.get(f))]
             if vals and len(vals) == len(grp):
@@ -120,7 +127,7 @@ def markdown_table(
     summ = summarize(rows)
     fields = [m if m in METRIC_FIELDS or m.endswith(("_y", "_rgb")) else f"{m}_{channel}" for m in metrics]
     if digits is None:
-        digits = [4 if f.startswith(("ssim", "lpips", "runtime")) else 2 for f in fields]
+        digits = [4 if f.startswith(("ssim", "lpips", "dists", "niqe", "runtime")) else 2 for f in fields]
     models = list(models) if models else list(dict.fromkeys(r["model"] for r in summ))
     datasets = list(datasets) if datasets else list(dict.fromkeys(r["dataset"] for r in summ))
     scales = list(scales) if scales else sorted({int(r["scale"]) for r in summ})
@@ -133,8 +140,11 @@ def markdown_table(
                 vals = [index[(m, d, s)].get(f) for m in models if (m, d, s) in index]
                 vals = [v for v in vals if _is_num(v)]
                 if vals:
-                    best[(d, s, f)] = min(vals) if f.startswith(("lpips", "runtime")) else max(vals)
-    names = " / ".join(f.split("_")[0].upper() if f.endswith(("_y", "_rgb")) else f for f in fields)
+                    best[(d, s, f)] = min(vals) if f.startswith(_LOWER_BETTER) else max(vals)
+    names = " / ".join(
+        f.split("_")[0].upper() if f.endswith(("_y", "_rgb")) else f.upper() if f in PERCEPTUAL_FIELDS else f
+        for f in fields
+    )
     body = []
     for m in models:
         cells = []
@@ -153,8 +163,17 @@ def markdown_table(
         body.append([m, *cells])
     marks = {k: f" ({u}/{e})" for k, (u, e) in (incomplete or {}).items()}
     head = [model_header, *(f"{d}{marks.get((d, s), '')} ×{s}" for d, s in cols)]
-    lines = [f"{names} ({channel.upper() if channel == 'y' else 'RGB'})", ""]
+    if all(f in PERCEPTUAL_FIELDS for f in fields):  # perceptual metrics carry their own colour rule
+        lines = [f"{names} (lower is better)", ""]
+    else:
+        lines = [f"{names} ({channel.upper() if channel == 'y' else 'RGB'})", ""]
     return "\n".join(lines + md_table(head, body, "l" + "c" * len(cols)))
+
+
+def perceptual_fields(rows: Iterable[dict]) -> tuple[str, ...]:
+    """The perceptual columns (:data:`PERCEPTUAL_FIELDS`) that the rows carry, in that order."""
+    rows = list(rows)
+    return tuple(f for f in PERCEPTUAL_FIELDS if any(f in r for r in rows))
 
 
 def incomplete_sets(header: dict) -> dict[tuple[str, int], dict[str, Any]]:
@@ -193,10 +212,17 @@ def protocol_lines(header: dict) -> list[str]:
         for key in ("grayscale", "y_models"):
             if key in proto:
                 out.append(f"- {key.replace('_', ' ')}: {proto[key]}")
+    for name, desc in (header.get("metrics") or {}).items():
+        out.append(f"- {name}: {desc}")
+    if header.get("source"):
+        out.append(f"- source: {header['source']}")
     for key in ("srlab_version", "torch_version", "device", "created"):
         if key in header:
             out.append(f"- {key.replace('_', ' ')}: {header[key]}")
     for m in header.get("models", []):
+        if "sr_dir" in m:  # srlab eval --sr: images made elsewhere
+            out.append(f"- SR images {m.get('label')}: {m['sr_dir']} ({m.get('files', '?')} files)")
+            continue
         ck = m.get("checkpoint")
         extra = f", checkpoint {ck} (sha256 {m.get('sha256', '?')[:16]}…)" if ck else ""
         d = m.get("descriptor") or {}
@@ -260,6 +286,9 @@ def write_results(
             markdown_table(summ, channel="rgb", incomplete=marks),
             "",
         ]
+        extra = perceptual_fields(summ)
+        if extra:
+            md += [markdown_table(summ, channel="rgb", metrics=extra, incomplete=marks), ""]
     lines = protocol_lines(header)
     if lines:
         md += ["## How these numbers were made", "", *lines, ""]
@@ -267,6 +296,11 @@ def write_results(
     if skipped:
         md += ["## Skipped images", ""]
         md += [f"- {name}: {s.get('image')}: {s.get('reason')}" for name, s in skipped]
+        md.append("")
+    bad = header.get("mismatches") or []
+    if bad:
+        md += ["## Files not scored", ""]
+        md += [f"- {b.get('model')}: {b.get('side')} {b.get('file')}: {b.get('reason')}" for b in bad]
         md.append("")
     paths["md"].write_text("\n".join(md), encoding="utf-8")
     return paths
