@@ -328,57 +328,6 @@ def test_checkpoint_path_y_model_through_the_cli(data_root, tmp_path, capsys):
     assert row["psnr_y"] == pytest.approx(float(ref["psnr_y"][0]), abs=1e-9)
 
 
-def test_lpips_column_when_available_and_clear_error_when_not(tmp_path, monkeypatch, capsys):
-    import importlib.machinery
-    import sys
-    import types
-
-    from srlab import metrics
-
-    d = tmp_path / "l"
-    d.mkdir()
-    Image.fromarray(_smooth(np.random.default_rng(1), 40, 44)).save(d / "x.png")
-    metrics._LPIPS_NETS.clear()
-    monkeypatch.setattr(metrics, "lpips_available", lambda: False)
-    rc = main(
-        [
-            "eval",
-            "--models",
-            "bicubic",
-            "--datasets",
-            "L",
-            "--set-path",
-            f"L={d}",
-            "--scale",
-            "2",
-            "--lpips",
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
-    assert rc == 2 and "pip install lpips" in capsys.readouterr().err
-    monkeypatch.undo()
-
-    class FakeLPIPS(torch.nn.Module):  # stands in for lpips.LPIPS: mean absolute difference in [-1, 1]
-        def __init__(self, net, verbose):
-            super().__init__()
-
-        def forward(self, a, b):
-            assert a.min() >= -1 and a.max() <= 1 and a.shape[1] == 3
-            return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)
-
-    fake = types.ModuleType("lpips")
-    fake.__spec__ = importlib.machinery.ModuleSpec("lpips", None)
-    fake.LPIPS = FakeLPIPS
-    monkeypatch.setitem(sys.modules, "lpips", fake)
-    metrics._LPIPS_NETS.clear()
-    res = evaluate(["bicubic", "bilinear"], ["L"], [2], set_paths={"L": d}, lpips=True, log=lambda m: None)
-    assert all(0 < r["lpips"] < 0.2 for r in res.rows)
-    md = markdown_table(res.rows, metrics=("lpips",))
-    assert "| Model | L ×2 |" in md and "**" in md  # lowest LPIPS is bold
-    metrics._LPIPS_NETS.clear()
-
-
 def test_a_known_set_that_was_not_complete_is_marked_and_fails_unless_allowed(data_root, tmp_path, capsys):
     import shutil
 

@@ -9,7 +9,6 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from srlab import metrics
-from srlab.errors import SrlabError
 from srlab.imaging.resize import imresize, quantize
 
 # BasicSR metrics README, MATLAB column: bicubic x4 upsample (MATLAB imresize) of the MATLAB LR, crop 4.
@@ -128,10 +127,3 @@ def test_bad_inputs_raise():
         metrics.ssim(a[:10, :10], a[:10, :10])
     with pytest.raises(ValueError, match="crop"):
         metrics.psnr(a, a, crop=10)
-
-
-def test_lpips_missing_gives_a_clear_message(monkeypatch):
-    monkeypatch.setattr(metrics, "lpips_available", lambda: False)
-    a = np.zeros((16, 16, 3), np.uint8)
-    with pytest.raises(SrlabError, match="pip install lpips"):
-        metrics.lpips_distance(a, a)

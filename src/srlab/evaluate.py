@@ -33,11 +33,13 @@ from srlab.errors import ConfigError, ImageError
 from srlab.eval_models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
 from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imaging.resize import quantize, upsample
-from srlab.metrics import lpips_distance, metrics_batch, require_lpips
+from srlab.metrics import metrics_batch
+from srlab.metrics_perceptual import PERCEPTUAL, parse_metrics
 from srlab.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
 from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
+from srlab.shard import Shard
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "evaluate", "prepare_perceptual", "save_sr", "score_pair"]
 
 
 @dataclass
@@ -94,12 +96,66 @@ def _run_model(
     return out, sr_y, runtime
 
 
-def _save(path: Path, sr_u8: torch.Tensor) -> None:
+def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
+    """Write SR (1, C, H, W) on 0-255, as the protocol scored it, so that scoring the file gives the same numbers.
+
+    A protocol that rounds SR to uint8 gets an 8-bit PNG (exact); one that only clips (``study``) gets a
+    16-bit PNG (``round(v * 257)``: within 1/514 of a grey level, ~1e-7 dB of PSNR).
+    """
     from srlab.imaging.io import write_image
 
-    a = sr_u8[0].permute(1, 2, 0).to("cpu", torch.uint8).numpy()
+    a = sr[0].permute(1, 2, 0).to("cpu", torch.float64)
+    if proto.sr_rounding == "uint8":
+        px = quantize(a).to(torch.uint8).numpy()
+    else:
+        px = torch.floor(a.clamp(0, 255) * 257.0 + 0.5).to(torch.int32).numpy().astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_image(path, a, overwrite=True)
+    write_image(path, px, overwrite=True)
+
+
+def prepare_perceptual(names: Sequence[str], device: torch.device) -> None:
+    """Build the perceptual metrics' networks (downloading their weights on first use; WeightsError offline)."""
+    from srlab.metrics_perceptual import load
+
+    for n in names:
+        load(n, device)
+
+
+def score_pair(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    *,
+    crop: int,
+    channels: Sequence[str] = ("y", "rgb"),
+    perceptual: Sequence[str] = (),
+    device: torch.device | str = "cpu",
+    sr_y: torch.Tensor | None = None,
+) -> tuple[dict[str, float], list[str]]:
+    """The metric columns of one scored SR image (1, C, H, W) against its ground truth, and notes.
+
+    ``sr_y``: a Y-channel model's own (rounded) Y output; the Y metrics are then measured on it, as the
+    papers did. Perceptual metrics use the same border crop; one that cannot score the image (NIQE below
+    two 96x96 blocks) gives NaN and a note.
+    """
+    from srlab.metrics_perceptual import score
+
+    channels = tuple(channels)
+    res = metrics_batch(sr, hr, crop=crop, channels=channels)
+    if sr_y is not None and hr.shape[1] == 3 and "y" in channels:
+        res.update(metrics_batch(sr_y, y_reference(hr), crop=crop, channels=("y",)))
+    out = {k: float(res[k][0]) for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb") if k in res}
+    notes: list[str] = []
+    if perceptual:
+        c = crop
+        hh, ww = hr.shape[-2:]
+        a, b = sr[..., c : hh - c, c : ww - c], hr[..., c : hh - c, c : ww - c]
+        for n in perceptual:
+            try:
+                out[n] = float(score(n, a, b, device=device)[0])
+            except ValueError as exc:
+                out[n] = float("nan")
+                notes.append(f"{n} not computed ({exc})")
+    return out, notes
 
 
 def evaluate(
@@ -118,6 +174,8 @@ def evaluate(
     channels: Sequence[str] = ("y", "rgb"),
     lpips: bool = False,
     log: Callable[[str], None] = print,
+    shard: Shard | None = None,
+    metrics: Sequence[str] = (),
 ) -> EvalResult:
     """Evaluate every model on every data set at every scale. Returns rows + a header describing the run.
 
@@ -128,9 +186,14 @@ def evaluate(
     ``crop``: border crop (default: the protocol's rule: the scale for ``standard``, 0 for ``study``).
     ``hr_crop``: the study's centre crop size (default: the protocol's, 128, or the whole image for the sets
     the study used whole; 0 disables it); see :meth:`srlab.protocols.Protocol.prepare_hr`.
-    ``channels``: the metric channels (``("y",)`` alone is faster: one SSIM map). ``lpips``: add an ``lpips``
-    column (RGB, same border crop) -- needs the optional ``lpips`` package and its weights.
-    ``save_dir``: write each SR image (uint8 PNG) to ``save_dir/<model>/<dataset>/x<s>/<name>.png``.
+    ``channels``: the metric channels (``("y",)`` alone is faster: one SSIM map). ``metrics``: perceptual
+    columns besides PSNR/SSIM (:data:`srlab.metrics_perceptual.PERCEPTUAL`: ``lpips``, ``lpips_vgg``,
+    ``dists``, ``niqe``; same border crop; weights downloaded on first use); ``lpips=True`` adds ``lpips``.
+    ``save_dir``: write each SR image, as it was scored, to ``save_dir/<model>/<dataset>/x<s>/<name>.png``
+    (:func:`save_sr`: 8 bits where the protocol rounds SR to uint8, else 16 bits).
+    ``shard``: evaluate only the images of this :class:`~srlab.shard.Shard` (key: ``<set>/<path in the
+    set>``); rows and skip records then carry ``index`` (the image's place in the whole set) and the
+    header ``shard``, so :func:`srlab.eval_merge.merge_results` rebuilds the unsharded result exactly.
     """
 
     channels = tuple(channels)
@@ -144,9 +207,9 @@ def evaluate(
         raise ConfigError("no model given; e.g. --models bicubic")
     if not datasets:
         raise ConfigError("no data set given; e.g. --datasets Set5,Set14")
-    if lpips:
-        require_lpips()
+    perceptual = parse_metrics([*metrics, *(["lpips"] if lpips else [])])
     dev = resolve_device(device)
+    prepare_perceptual(perceptual, dev)  # weights first: offline, one line before any work
     root = resolve_data_root(data_root)
     found: list[Dataset] = [find_dataset(d, root, set_paths=set_paths) for d in datasets]
     given = {k.lower() for k in (set_paths or {})}
@@ -190,7 +253,8 @@ def evaluate(
             progress=progress,
             say=say,
             net_threads=all_threads if dev.type == "cpu" else None,
-            lpips=lpips,
+            perceptual=perceptual,
+            shard=shard,
         )
         rows, skipped, ds_info, model_info = _evaluate_loop(found, keys, labels, loaded, scales, opts)
     return _finish(rows, skipped, ds_info, model_info, labels, scales, opts, root, messages)
@@ -207,7 +271,15 @@ class _Opts:
     progress: bool | None
     say: Callable[[str], None]
     net_threads: int | None
-    lpips: bool
+    perceptual: tuple[str, ...] = ()
+    shard: Shard | None = None
+
+
+def _shard_key(ds: Dataset, path: Path) -> str:
+    try:
+        return f"{ds.name}/{path.relative_to(ds.hr_dir).as_posix()}"
+    except ValueError:
+        return f"{ds.name}/{path.name}"
 
 
 def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
@@ -235,6 +307,11 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
         if not ds.complete:
             o.say(f"note: {ds.name} has {len(ds.files)} of {ds.expected} images in {ds.hr_dir}")
         cache: dict[Path, tuple[np.ndarray, list[str]] | str] = {}
+        files, where = ds.files, {p: i for i, p in enumerate(ds.files)}
+        if o.shard is not None:  # the image's place in the whole set goes with its records, for the merge
+            files = o.shard.select(ds.files, lambda p, ds=ds: _shard_key(ds, p))
+            info["shard_files"] = len(files)
+        mark = (lambda p, where=where: {"index": where[p]}) if o.shard is not None else (lambda p: {})
         for s in scales:
             bcrop = proto.border_crop(s, o.crop)
             active: list[tuple[str, EvalModel]] = []
@@ -253,7 +330,7 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                 continue
             used = 0
             bar = tqdm(
-                ds.files,
+                files,
                 desc=f"{ds.name} x{s}",
                 unit="img",
                 disable=None if o.progress is None else not o.progress,
@@ -273,14 +350,14 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                 if isinstance(entry, str):
                     if s == scales[0]:
                         o.say(f"skip: {ds.name}/{path.name}: {entry}")
-                        rec = {"image": path.name, "reason": entry}
+                        rec = {"image": path.name, "reason": entry, **mark(path)}
                         info["skipped"].append(rec)
                         skipped.append({"dataset": ds.name, **rec})
                     continue
                 hr_np, reason = proto.prepare_hr(entry[0], s, hr_crop=o.hr_crop, dataset=ds.name, crop=bcrop)
                 if hr_np is None:
                     o.say(f"skip: {ds.name}/{path.name} at x{s}: {reason}")
-                    rec = {"image": path.name, "scale": s, "reason": reason}
+                    rec = {"image": path.name, "scale": s, "reason": reason, **mark(path)}
                     info["skipped"].append(rec)
                     skipped.append({"dataset": ds.name, **rec})
                     continue
@@ -293,35 +370,29 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                     sr, sr_y, runtime = _run_model(m, lr, s, proto.interpolation, o.dev, nt)
                     sr = proto.round_sr(sr)
                     sr_y = proto.round_sr(sr_y) if sr_y is not None else None
-                    res = metrics_batch(sr, hr, crop=bcrop, channels=o.channels)
-                    if sr_y is not None and hr.shape[1] == 3 and "y" in o.channels:
-                        ry = metrics_batch(sr_y, y_reference(hr), crop=bcrop, channels=("y",))
-                        res.update(ry)
                     row = {"model": label, "dataset": ds.name, "scale": s, "image": name}
-                    row.update(
-                        {
-                            k: float(res[k][0])
-                            for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
-                            if k in res
-                        }
+                    scores, notes = score_pair(
+                        sr,
+                        hr,
+                        crop=bcrop,
+                        channels=o.channels,
+                        perceptual=o.perceptual,
+                        device=o.dev,
+                        sr_y=sr_y,
                     )
-                    if o.lpips:
-                        c = bcrop
-                        hh, ww = hr.shape[-2:]
-                        row["lpips"] = float(
-                            lpips_distance(
-                                sr[..., c : hh - c, c : ww - c], hr[..., c : hh - c, c : ww - c], device=o.dev
-                            )
-                        )
-                    row.update(runtime_s=runtime, h=int(hr.shape[-2]), w=int(hr.shape[-1]))
+                    row.update(scores)
+                    for n in notes:
+                        o.say(f"note: {label} {ds.name}/{path.name} x{s}: {n}")
+                    row.update(runtime_s=runtime, h=int(hr.shape[-2]), w=int(hr.shape[-1]), **mark(path))
                     rows.append(row)
                     if o.save_dir is not None:
-                        _save(Path(o.save_dir) / label / ds.name / f"x{s}" / f"{name}.png", quantize(sr))
+                        save_sr(Path(o.save_dir) / label / ds.name / f"x{s}" / f"{name}.png", sr, proto)
                 used += 1
             bar.close()
             info["used"][str(s)] = used
             info["complete"][str(s)] = used >= max(ds.expected or 0, len(ds.files))
-            o.say(f"{ds.name} x{s}: {used} of {len(ds.files)} images evaluated")
+            of = f"{len(files)} images of shard {o.shard}" if o.shard else f"{len(ds.files)} images"
+            o.say(f"{ds.name} x{s}: {used} of {of} evaluated")
 
     return rows, skipped, ds_info, model_info
 
@@ -332,7 +403,8 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
         "protocol": o.protocol.describe(crop=o.crop, hr_crop=o.hr_crop),
         "scales": scales,
         "channels": list(channels),
-        "lpips": "LPIPS (lpips package, AlexNet), RGB in [-1, 1], same border crop" if o.lpips else None,
+        "lpips": PERCEPTUAL["lpips"].description if "lpips" in o.perceptual else None,
+        "metrics": {n: PERCEPTUAL[n].description for n in o.perceptual},
         "data_root": str(Path(root).resolve()),
         "datasets": ds_info,
         "models": [model_info[lb] for lb in labels if lb in model_info],
@@ -341,6 +413,8 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
         "torch_version": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if o.shard is not None:
+        header["shard"] = o.shard.to_dict()
     return EvalResult(rows, header, skipped, messages)
 
 

@@ -20,8 +20,8 @@ on the ``0..data_range`` scale. Everything is computed in float64 (exact on CPU;
 fast for these element-wise maps and small separable convolutions). Batched tensors give a tensor of per-image
 values; unbatched inputs give Python floats.
 
-LPIPS is optional: :func:`lpips_distance` uses the ``lpips`` package when it and its weights are installed and
-otherwise raises :class:`srlab.errors.SrlabError` saying how to get them.
+Perceptual metrics (LPIPS, DISTS, NIQE) live in :mod:`srlab.metrics_perceptual` (plain torch, no optional
+package); :func:`lpips_distance` is the short way to LPIPS.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from srlab.errors import SrlabError
 from srlab.runtime import one_thread
 
 __all__ = [
@@ -40,11 +39,9 @@ __all__ = [
     "SSIM_SIGMA",
     "SSIM_WINDOW",
     "evaluate_pair",
-    "lpips_available",
     "lpips_distance",
     "metrics_batch",
     "psnr",
-    "require_lpips",
     "ssim",
 ]
 
@@ -303,50 +300,17 @@ def evaluate_pair(
     return {k: float(v[0]) for k, v in res.items()}
 
 
-# --------------------------------------------------------------------------------------------- LPIPS
-_LPIPS_HINT = (
-    "LPIPS needs the optional 'lpips' package with its pretrained weights (pip install lpips; it also needs "
-    "torchvision and downloads AlexNet/VGG weights on first use); PSNR/SSIM do not need it"
-)
-_LPIPS_NETS: dict[tuple[str, str], Any] = {}
-
-
-def lpips_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("lpips") is not None
-
-
-def require_lpips() -> None:
-    """Raise :class:`SrlabError` with install instructions unless the ``lpips`` package is importable."""
-    if not lpips_available():
-        raise SrlabError(_LPIPS_HINT)
-
-
+# ------------------------------------------------------------------------------------------ perceptual
 def lpips_distance(sr: Any, hr: Any, *, net: str = "alex", data_range: float = 255.0, device: str = "cpu"):
-    """LPIPS (Zhang et al. 2018) distance, lower is better. RGB only (a grey image is replicated).
-
-    Raises :class:`SrlabError` with install instructions when the ``lpips`` package or its weights are missing.
+    """LPIPS v0.1 (Zhang et al. 2018) distance, lower is better; ``net`` is ``alex`` or ``vgg``. RGB (a grey
+    image is replicated). srlab's own implementation (:mod:`srlab.metrics_perceptual`); its weights are
+    downloaded on first use, and offline a :class:`srlab.errors.WeightsError` says what to fetch and where.
     """
-    require_lpips()
-    key = (net, str(device))
-    model = _LPIPS_NETS.get(key)
-    if model is None:
-        try:
-            import lpips  # type: ignore[import-not-found]
+    from srlab.metrics_perceptual import score
 
-            model = lpips.LPIPS(net=net, verbose=False).to(device).eval()
-        except Exception as exc:  # missing torchvision, weights not downloadable offline, ...
-            raise SrlabError(f"{_LPIPS_HINT} ({type(exc).__name__}: {exc})") from None
-        _LPIPS_NETS[key] = model
+    if net not in ("alex", "vgg"):
+        raise ValueError(f"LPIPS net must be 'alex' or 'vgg', not {net!r}")
     a, single = _to_batch(sr)
     b, _ = _to_batch(hr)
-    if a.shape[1] == 1:
-        a = a.expand(-1, 3, -1, -1)
-    if b.shape[1] == 1:
-        b = b.expand(-1, 3, -1, -1)
-    with torch.no_grad():
-        a = (a.float().to(device) / data_range) * 2 - 1
-        b = (b.float().to(device) / data_range) * 2 - 1
-        d = model(a, b).flatten().double().cpu()
+    d = score("lpips" if net == "alex" else "lpips_vgg", a, b, device=device, data_range=data_range)
     return _out(d, single)

@@ -1,4 +1,5 @@
-"""``srlab eval``: PSNR/SSIM of models x data sets x scales under a named protocol.
+"""``srlab eval``: PSNR/SSIM (and perceptual metrics) of models x data sets x scales under a named protocol,
+or of SR images made elsewhere (``--sr DIR --gt DIR``, :mod:`srlab.eval_folders`).
 
 Prints the table as papers print it and writes ``results.json`` / ``results.csv`` / ``summary.csv`` /
 ``results.md`` (schema: docs/eval_json_schema.md).
@@ -47,8 +48,9 @@ def register(sub) -> None:
         "--scales",
         dest="scales",
         type=_scales,
-        default=[2, 3, 4],
-        help="e.g. 2,3,4; the first is also the scale of checkpoints that do not record one (SRCNN)",
+        default=None,
+        help="e.g. 2,3,4 (default); the first is also the scale of checkpoints that do not record one "
+        "(SRCNN); with --sr one scale, required",
     )
     p.add_argument(
         "--protocol",
@@ -58,7 +60,7 @@ def register(sub) -> None:
     p.add_argument(
         "--data-root",
         default=None,
-        help="folder with the sets (default: $SRLAB_DATA_ROOT, ../shared/data, cache)",
+        help="folder with the sets (default: $SRLAB_DATA_ROOT, else the srlab cache's data/ folder)",
     )
     p.add_argument(
         "--set-path",
@@ -85,7 +87,34 @@ def register(sub) -> None:
         "whole, are used whole; 0 = none)",
     )
     p.add_argument(
-        "--lpips", action="store_true", help="also LPIPS (needs the optional lpips package and its weights)"
+        "--lpips", action="store_true", help="also LPIPS (AlexNet); the same as --metrics psnr,ssim,lpips"
+    )
+    p.add_argument(
+        "--metrics",
+        type=_csv,
+        default=[],
+        help="comma-separated: psnr, ssim (always computed), lpips (AlexNet), lpips_vgg, dists, niqe "
+        "(no reference); same border crop as PSNR; srlab's own implementations, their published weights "
+        "downloaded on first use into the srlab cache (offline: one line says what to put where)",
+    )
+    p.add_argument(
+        "--sr",
+        action="append",
+        default=[],
+        metavar="[LABEL=]DIR",
+        help="score the SR images in DIR (made elsewhere, or by --save-images) against --gt instead of "
+        "running models; repeat for several methods. Paired by file name: same stem, else the stem without "
+        "a suffix (_x4, _SR, _out, _output, _result, _rlt, _HR, _GT) when that pairs exactly one file with "
+        "one; every file not paired, and every size mismatch, is one line (exit 1 unless --allow-missing). "
+        "The ground truth is prepared as the protocol prepares it (standard: modcrop to --scale; study: "
+        "centre crop too), so SR files must have that size. SR files are scored as the protocol scores SR: "
+        "standard rounds to uint8 (8-bit files already are), study only clips (a 16-bit PNG keeps its "
+        "precision): --save-images writes 8-bit PNGs under standard and 16-bit PNGs under study, so that "
+        "scoring them reproduces the direct numbers. Y-channel models (SRCNN): the direct eval scores "
+        "their own Y output, a folder of RGB files is scored on the Y of the RGB (RGB columns agree exactly)",
+    )
+    p.add_argument(
+        "--gt", default=None, metavar="DIR|SET", help="ground truth for --sr: a folder or a set name (Set5)"
     )
     p.add_argument(
         "--allow-missing",
@@ -94,6 +123,20 @@ def register(sub) -> None:
         "tables still mark such a set, e.g. 'Set5 (4/5)')",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N|auto",
+        help="evaluate share K of N of every set's images (1-based, stable by path; auto: from SLURM array or "
+        "torchrun variables); merge the shards' results.json with --merge",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="RESULTS",
+        help="merge the results.json files (or their folders) of all --shard runs into the unsharded result",
+    )
     p.set_defaults(func=run)
 
 
@@ -104,24 +147,66 @@ def run(args) -> int:
 
     from srlab.data.find import parse_set_paths
     from srlab.evaluate import evaluate
-    from srlab.report.tables import incomplete_sets, markdown_table, summarize, write_results
+    from srlab.report.tables import (
+        incomplete_sets,
+        markdown_table,
+        perceptual_fields,
+        summarize,
+        write_results,
+    )
+    from srlab.shard import parse_shard
 
     out = Path(args.out) if args.out else Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
-    res = evaluate(
-        args.models,
-        args.datasets,
-        args.scales,
-        protocol=args.protocol,
-        data_root=args.data_root,
-        set_paths=parse_set_paths(args.set_path),
-        device=args.device,
-        crop=args.crop,
-        hr_crop=args.hr_crop,
-        save_dir=out / "images" if args.save_images else None,
-        progress=False if args.no_progress else None,
-        lpips=args.lpips,
-        log=lambda msg: print(msg, file=sys.stderr),
-    )
+    shard = None if args.merge else parse_shard(args.shard)
+    if args.sr or args.gt:
+        from srlab.eval_folders import evaluate_folders, parse_sr_dirs
+
+        if not (args.sr and args.gt):
+            print(
+                "srlab eval: --sr and --gt go together (SR folder(s) and their ground truth)", file=sys.stderr
+            )
+            return 2
+        if not args.scales or len(args.scales) != 1:
+            print(
+                "srlab eval: --sr needs one --scale (the factor the SR images were made at)", file=sys.stderr
+            )
+            return 2
+        res = evaluate_folders(
+            parse_sr_dirs(args.sr),
+            args.gt,
+            args.scales[0],
+            protocol=args.protocol,
+            data_root=args.data_root,
+            set_paths=parse_set_paths(args.set_path),
+            device=args.device,
+            crop=args.crop,
+            hr_crop=args.hr_crop,
+            metrics=[*args.metrics, *(["lpips"] if args.lpips else [])],
+            progress=False if args.no_progress else None,
+            log=lambda msg: print(msg, file=sys.stderr),
+        )
+    elif args.merge:
+        from srlab.eval_merge import merge_files
+
+        res = merge_files(args.merge)
+    else:
+        res = evaluate(
+            args.models,
+            args.datasets,
+            args.scales or [2, 3, 4],
+            protocol=args.protocol,
+            data_root=args.data_root,
+            set_paths=parse_set_paths(args.set_path),
+            device=args.device,
+            crop=args.crop,
+            hr_crop=args.hr_crop,
+            save_dir=out / "images" if args.save_images else None,
+            progress=False if args.no_progress else None,
+            lpips=args.lpips,
+            log=lambda msg: print(msg, file=sys.stderr),
+            shard=shard,
+            metrics=args.metrics,
+        )
     res.header["command"] = "srlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "srlab eval"
     if not res.rows:
         print("no image was evaluated (see the lines above)", file=sys.stderr)
@@ -129,6 +214,17 @@ def run(args) -> int:
     summ = summarize(res.rows)
     proto = res.header["protocol"]
     inc = incomplete_sets(res.header)
+    if shard is not None:  # a share is partial by design: only its own images that failed count
+        inc = {
+            (d["name"], int(s)): {"used": int(n), "expected": int(d.get("shard_files", 0)), "subset": False}
+            for d in res.header["datasets"]
+            for s, n in d["used"].items()
+            if int(n) < int(d.get("shard_files", 0))
+        }
+        print(
+            f"shard {shard}: merge the results.json of all {shard.count} shards with srlab eval --merge",
+            file=sys.stderr,
+        )
     marks = {k: (v["used"], v["expected"]) for k, v in inc.items()}
     print(f"protocol: {proto['name']} — {proto['summary']}")
     print()
@@ -136,6 +232,10 @@ def run(args) -> int:
     print()
     print(markdown_table(summ, channel="rgb", incomplete=marks))
     print()
+    extra = perceptual_fields(summ)
+    if extra:
+        print(markdown_table(summ, channel="rgb", metrics=extra, incomplete=marks))
+        print()
     used = sum(int(n) for d in res.header["datasets"] for n in d["used"].values())
     print(f"{len(res.rows)} results from {used} image evaluations; {len(res.skipped)} skipped")
     paths = write_results(res.rows, res.header, out)
@@ -145,6 +245,9 @@ def run(args) -> int:
     failed = [
         f"{d} x{s}: {v['used']} of {v['expected']} images" for (d, s), v in inc.items() if not v["subset"]
     ]
+    bad = res.header.get("mismatches") or []
+    if bad:
+        failed.append(f"{len(bad)} SR/ground-truth files not scored (the 'mismatch:' lines above)")
     if failed:
         state = "accepted (--allow-missing)" if args.allow_missing else "error"
         print(
