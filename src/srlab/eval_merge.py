@@ -21,7 +21,7 @@ from srlab.report.tables import read_results
 
 __all__ = ["merge_files", "merge_results"]
 
-_SAME = ("protocol", "scales", "channels", "lpips")
+_SAME = ("protocol", "scales", "channels", "lpips", "metrics")
 
 
 def _load(spec: str | os.PathLike) -> tuple[Path, dict]:
