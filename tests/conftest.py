@@ -53,3 +53,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def denoise_pair(tmp_path, monkeypatch):
+    """Two random SRVGG x4 files standing in for the realesr-general-x4v3 pair in the zoo cache."""
+    import hashlib
+
+    import torch
+
+    import srlab
+    from srlab.weights import zoo
+
+    monkeypatch.setenv("SRLAB_CACHE", str(tmp_path / "cache"))
+    hp = dict(scale=4, num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, act_type="prelu")
+    nets = {}
+    for i, name in enumerate(("realesr-general-wdn-x4v3", "realesr-general-x4v3")):
+        torch.manual_seed(10 + i)
+        net, _ = srlab.build_model("srvgg", **hp)
+        path = zoo.local_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"params": net.state_dict()}, path)
+        entry = zoo.ZOO[name]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        monkeypatch.setitem(
+            zoo.ZOO, name, zoo.ZooEntry(**{**entry.__dict__, "hparams": hp, "sha256": digest, "size": None})
+        )
+        nets[name] = net.eval()
+    return nets

@@ -1,8 +1,15 @@
 """``srlab upscale INPUT... -o OUT``: upscale image files, folders and globs with a model.
 
 Every good input is written to ``OUT/<stem><suffix>.<ext>`` (or to ``OUT`` itself when there is one
-input and ``OUT`` names an image file). A bad input, or an output that cannot be written (full disk, no
-permission), gets one line naming it and the reason, and the batch goes on. Inputs are never overwritten (not even with ``--force``); existing outputs only with ``--force``.
+input and ``OUT`` names an image file). ``--recursive`` takes the images of sub-folders too and mirrors the
+tree under OUT; a glob mirrors the tree below its fixed folder (``in/**/*.png``: ``in/a/x.png`` ->
+``OUT/a/x_x4.png``). ``--skip-existing`` resumes a batch: outputs already there are counted as skipped (they
+are complete: every output is written to a temporary file and renamed). ``--shard K/N`` takes share K of N
+(stable by relative path; see srlab.shard), so N machines split one folder. Real-ESRGAN's flags (``-i``,
+``-n``, ``--fp32``, ``--tile_pad``, ``-g``, ...) are accepted too (srlab.cli._realesrgan; README's table).
+A bad input, or an output that cannot be written (full disk, no permission), gets one line naming it and the reason, and the batch goes on. Inputs are never overwritten (not even with ``--force``); existing outputs only with ``--force``.
+Named video files (.mp4 .m4v .mkv .mov .webm .avi; the ``video`` extra) and animated GIF/APNG/WebP keep every
+frame, their timing and their other streams (srlab.inference.video, srlab.inference.animated; ``--codec``, ``--crf``).
 Exit status: 0 when every file was written, 1 when any failed, 2 for usage errors.
 """
 
@@ -11,6 +18,8 @@ from __future__ import annotations
 import argparse
 
 OUT_EXTS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff")
+# single-file outputs of video and animated inputs (srlab.inference.video / .animated; not imported here)
+MEDIA_EXTS = ("gif", "apng", "mp4", "m4v", "mkv", "mov", "webm", "avi")
 _ALPHA_OK = (".png", ".webp", ".tif", ".tiff", ".bmp")
 
 
@@ -22,7 +31,7 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image files, folders (their images) or glob patterns"
+        "inputs", nargs="*", metavar="INPUT", help="image files, folders (their images) or glob patterns"
     )
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT", help="output folder (or file, for one input)"
@@ -84,63 +93,103 @@ def register(sub) -> None:
         "--alpha", default="bicubic", choices=["bicubic", "model"], help="how to upscale transparency"
     )
     p.add_argument("-f", "--force", action="store_true", help="replace existing outputs (never inputs)")
-    p.add_argument("--suffix", default=None, help="added to output names (default: _x<scale>)")
+    p.add_argument(
+        "--suffix",
+        default=None,
+        help="added to output names, joined with _ when it starts with a letter or digit (default: _x<scale>)",
+    )
     p.add_argument(
         "--ext",
         default="same",
-        choices=[*OUT_EXTS, "same"],
-        help="output format (default: same as the input; PNG for other formats and for alpha in JPEG inputs)",
+        choices=[*OUT_EXTS, "same", "auto"],
+        help="output format (default: same as the input, also 'auto'; PNG for other formats and for alpha in "
+        "JPEG inputs)",
     )
     p.add_argument(
         "--max-pixels", type=float, default=200.0, metavar="MPX", help="refuse larger inputs (default 200)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument(
+        "-r", "--recursive", action="store_true", help="include sub-folders, mirroring the tree under -o"
+    )
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="resume a batch: leave outputs that exist (counted as skipped; exit 0 when nothing failed)",
+    )
+    p.add_argument(
+        "--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)"
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N|auto",
+        help="process share K of N (1-based; stable by relative path), or auto from SLURM array / torchrun "
+        "variables",
+    )
+    p.add_argument(
+        "--codec", default=None, metavar="NAME", help="video encoder (default libx264; libvpx-vp9 for .webm)"
+    )
+    p.add_argument(
+        "--crf", type=int, default=None, metavar="N", help="video quality, lower is better (default 18)"
+    )
+    from srlab.cli import _realesrgan
+
+    _realesrgan.add_flags(p)
     p.set_defaults(func=run)
 
 
-def _has_magic(s: str) -> bool:
-    return any(c in s for c in "*?[")
+def expand_inputs(
+    specs: list[str], *, recursive: bool = False, rels: dict | None = None, notes: list | None = None
+) -> tuple[list, list[str]]:
+    """(files, problems): folders give their image files (:func:`srlab.imaging.files.list_images`, sub-folders
+    too with ``recursive``), globs their image matches, named files themselves; each problem is one line.
 
-
-def expand_inputs(specs: list[str]) -> tuple[list, list[str]]:
-    """(files, problems): folders give their image files (:func:`srlab.imaging.files.list_images`), globs
-    their image matches, named files themselves; each problem is one line."""
-    import glob
+    ``rels`` (a dict) receives each file's path relative to its root (the folder, the glob's fixed folder,
+    or just the name of a named file): where its output goes under ``-o``, and its shard key. ``notes``
+    (a list) receives a line for each folder whose sub-folders were left out (no ``recursive``)."""
     from pathlib import Path
 
-    from srlab.imaging.files import IMAGE_EXTENSIONS, is_image_file, list_images, natural_key
+    from srlab.imaging.files import IMAGE_EXTENSIONS, glob_images, glob_root, has_magic, list_images
 
     files: list[Path] = []
     problems: list[str] = []
     seen: set = set()
 
-    def add(p: Path) -> None:
+    def add(p: Path, root: Path | None) -> None:
         key = p.resolve()
         if key not in seen:
             seen.add(key)
             files.append(p)
+            if rels is not None:
+                rels[p] = Path(p.name) if root is None else p.relative_to(root)
 
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            found = list_images(p)
+            found = list_images(p, recursive=recursive)
             if not found:
                 problems.append(
                     f"{p}: folder has no image files ({', '.join(IMAGE_EXTENSIONS)}); check the path"
+                    + ("" if recursive else " (sub-folders need --recursive)")
                 )
+            elif notes is not None and not recursive:
+                subs = [q for q in p.iterdir() if q.is_dir() and not q.name.startswith(".")]
+                if subs:
+                    notes.append(f"note: {p}: {len(subs)} sub-folder(s) left out; --recursive mirrors them")
             for q in found:
-                add(q)
+                add(q, p)
         elif p.exists() or p.is_symlink():
-            add(p)  # named explicitly: read_image says what is wrong with it, if anything
-        elif _has_magic(spec):
-            matches = [Path(m) for m in glob.glob(spec, recursive=True)]
-            images = sorted((m for m in matches if is_image_file(m)), key=natural_key)
-            if not matches:
+            add(p, None)  # named explicitly: read_image says what is wrong with it, if anything
+        elif has_magic(spec):
+            images, matched = glob_images(spec)
+            if not matched:
                 problems.append(f"{spec}: no file matches this pattern; check it")
             elif not images:
                 problems.append(f"{spec}: matches no image file ({', '.join(IMAGE_EXTENSIONS)}); check it")
+            root = glob_root(spec)
             for m in images:
-                add(m)
+                add(m, root)
         else:
             problems.append(f"{p}: no such file or folder; check the path")
     return files, problems
@@ -150,8 +199,15 @@ def _fmt_scale(s: float) -> str:
     return str(int(s)) if float(s).is_integer() else f"{s:g}"
 
 
-def plan_outputs(files, out: str, *, suffix: str, ext: str, has_alpha=None):
-    """Output path per input: a folder ``out`` (``<stem><suffix>.<ext>``), or the file ``out`` for one input."""
+def join_suffix(suffix: str) -> str:
+    """Real-ESRGAN's rule: a suffix that starts with a letter or digit is joined with ``_`` (``out`` ->
+    ``name_out``); one that starts otherwise (``_x4``, ``-sr``, ``.up``) is used as it is."""
+    return f"_{suffix}" if suffix[:1].isalnum() else suffix
+
+
+def plan_outputs(files, out: str, *, suffix: str, ext: str, has_alpha=None, rels: dict | None = None):
+    """Output path per input: a folder ``out`` (``<rel folder>/<stem><suffix>.<ext>``, ``rels`` as
+    :func:`expand_inputs` fills it), or the file ``out`` for one input."""
     from pathlib import Path
 
     o = Path(out)
@@ -159,7 +215,7 @@ def plan_outputs(files, out: str, *, suffix: str, ext: str, has_alpha=None):
         len(files) == 1
         and not o.is_dir()
         and not out.endswith(("/", "\\"))
-        and o.suffix.lower().lstrip(".") in OUT_EXTS
+        and o.suffix.lower().lstrip(".") in OUT_EXTS + MEDIA_EXTS
     )
     if as_file:
         return [o]
@@ -170,7 +226,8 @@ def plan_outputs(files, out: str, *, suffix: str, ext: str, has_alpha=None):
             e = f.suffix.lower().lstrip(".")
             if e not in OUT_EXTS:
                 e = "png"
-        result.append(o / f"{f.stem}{suffix}.{e}")
+        sub = rels[f].parent if rels and f in rels else Path()
+        result.append(o / sub / f"{f.stem}{suffix}.{e}")
     return result
 
 
@@ -216,8 +273,23 @@ def run(args) -> int:
     import warnings
     from pathlib import Path
 
+    from srlab.cli import _realesrgan
     from srlab.errors import ConfigError, SrlabError
+    from srlab.shard import parse_shard
 
+    def say(line: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+
+    _realesrgan.apply(args, say)
+    shard = parse_shard(args.shard)
+    if args.skip_existing and args.force:
+        raise ConfigError("--skip-existing keeps existing outputs and --force replaces them; pass one")
+    if args.crf is not None and not 0 <= args.crf <= 63:
+        raise ConfigError(f"--crf must be 0..63 (lower is better; x264/x265 take 0..51), not {args.crf}")
+    if not 1 <= args.quality <= 100:
+        raise ConfigError(f"--quality must be 1..100, not {args.quality}")
     if args.outscale is not None and not (args.outscale > 0 and math.isfinite(args.outscale)):
         raise ConfigError(f"--outscale must be a number > 0, not {args.outscale}")
     if not args.max_pixels > 0:
@@ -225,20 +297,28 @@ def run(args) -> int:
     if args.suffix is not None:
         check_suffix(args.suffix)
 
-    files, problems = expand_inputs(args.inputs)
+    rels: dict = {}
+    notes: list[str] = []
+    files, problems = expand_inputs(args.inputs, recursive=args.recursive, rels=rels, notes=notes)
     if not files and not problems:
         raise ConfigError("no input files; pass image files, folders or glob patterns")
 
     from tqdm.auto import tqdm
 
     from srlab.imaging import io as imio
-    from srlab.inference import DEFAULT_MODEL, Upscaler
+    from srlab.inference import DEFAULT_MODEL, Upscaler, animated, video
 
-    def say(line: str) -> None:
-        tqdm.write(line, file=sys.stderr)
-
-    for line in problems:
+    files, notes = _outside_output(files, rels, args.output, notes)
+    for line in problems + ([] if args.quiet else notes):
         say(line)
+    every_input = list(files)  # all shards' inputs: no share may write over another's input either
+    if shard is not None:
+        total = len(files)
+        files = shard.select(files, lambda f: rels[f].as_posix())
+        if not args.quiet:
+            say(f"srlab upscale: shard {shard}: {len(files)} of {total} image(s)")
+        if not files and not problems:
+            return 0  # a share can be empty (few files, many shards): nothing to do is not a failure
     if not files:
         return 1
 
@@ -258,21 +338,23 @@ def run(args) -> int:
         progress=not args.quiet,
     )
     scale = args.outscale if args.outscale is not None else up.scale
-    suffix = args.suffix if args.suffix is not None else f"_x{_fmt_scale(scale)}"
-    outs = plan_outputs(files, args.output, suffix=suffix, ext=args.ext)
-    check_output(args.output, len(files), as_file=len(outs) == 1 and outs[0] == Path(args.output))
+    suffix = join_suffix(args.suffix) if args.suffix is not None else f"_x{_fmt_scale(scale)}"
+    outs = plan_outputs(files, args.output, suffix=suffix, ext=args.ext, rels=rels)
+    single_file = len(outs) == 1 and outs[0] == Path(args.output)
+    check_output(args.output, len(files), as_file=single_file)
     if not args.quiet:
         say(f"srlab upscale: {len(files)} image(s) with {up.describe()}")
 
-    input_keys = {os.path.realpath(f) for f in files}
+    input_keys = {os.path.realpath(f) for f in every_input}
     claimed: dict[str, Path] = {}
     failed = len(problems)
-    written = 0
+    written = skipped = 0
     max_pixels = int(args.max_pixels * 1e6)
 
     def output_for(src: Path, dst: Path, img) -> Path:
         """Where the decoded ``img`` of ``src`` goes (planned: ``dst``), or an ImageError saying why not."""
-        if img.alpha is not None and args.ext == "same" and dst.suffix.lower() not in _ALPHA_OK:
+        alpha = img is not None and img.alpha is not None  # img None: a video or animation (own formats)
+        if alpha and args.ext == "same" and dst.suffix.lower() not in _ALPHA_OK:
             if dst.parent != Path(args.output) or Path(args.output).is_dir() or len(outs) > 1:
                 dst = dst.with_suffix(".png")  # keep the transparency (folder outputs only)
         key = os.path.realpath(dst)
@@ -285,29 +367,50 @@ def run(args) -> int:
                 f"{src}: output {dst} is also the output of {claimed[key]}; rename one or use separate -o folders"
             )
         claimed[key] = src
+        if dst.exists() and args.skip_existing:
+            raise _Skipped(dst)
         if dst.exists() and not args.force:
-            raise imio.ImageError(f"{src}: output {dst} already exists; pass --force to replace it")
+            raise imio.ImageError(
+                f"{src}: output {dst} already exists; pass --skip-existing to keep it or --force to replace it"
+            )
         return dst
 
     bar = tqdm(list(zip(files, outs)), desc="images", unit="img", disable=True if args.quiet else None)
     for src, dst in bar:
+        key = os.path.realpath(dst)
+        if args.skip_existing and dst.exists() and key not in input_keys and key not in claimed:
+            claimed[key] = src  # a second input with this output is still reported as a clash
+            skipped += 1  # resumed: decided before decoding, so a finished folder costs no decoding
+            continue
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                res = up.upscale_file(
-                    src,
-                    functools.partial(output_for, src, dst),
-                    outscale=args.outscale,
-                    overwrite=args.force,
-                    max_pixels=max_pixels,
-                )
+                kind = "video" if video.is_video(src) else "animation" if animated.is_animated(src) else None
+                if kind is not None:  # every frame, not the first one only
+                    out = output_for(src, media_output(kind, src, dst, args.ext, single_file), None)
+                    kw = dict(outscale=args.outscale, overwrite=args.force, max_pixels=max_pixels)
+                    kw.update(progress=not args.quiet)
+                    if kind == "video":
+                        res = video.upscale_video(up, src, out, codec=args.codec, crf=args.crf, **kw)
+                    else:
+                        res = animated.upscale_animation(up, src, out, quality=args.quality, **kw)
+                else:
+                    res = up.upscale_file(
+                        src,
+                        functools.partial(output_for, src, dst),
+                        outscale=args.outscale,
+                        overwrite=args.force,
+                        max_pixels=max_pixels,
+                        quality=args.quality,
+                    )
             for w in caught:
                 say(f"note: {w.message}")
             written += 1
             if not args.quiet:
-                tqdm.write(
-                    f"{src} -> {res.path} ({res.width}x{res.height}, {res.bit_depth}-bit)", file=sys.stdout
-                )
+                detail = res.summary() if kind else f"{res.width}x{res.height}, {res.bit_depth}-bit"
+                tqdm.write(f"{src} -> {res.path} ({detail})", file=sys.stdout)
+        except _Skipped:
+            skipped += 1
         except SrlabError as exc:
             failed += 1
             say(f"srlab upscale: {exc}")
@@ -320,10 +423,46 @@ def run(args) -> int:
         except RuntimeError as exc:  # e.g. CUDA out of memory
             failed += 1
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            hint = "use a smaller --tile" if "out of memory" in text.lower() else "report this with the file"
+            oom = "out of memory" in text.lower()  # left after the retries with ever smaller tiles
+            hint = "report this with the file"
+            if oom:
+                hint = "free device memory, or use --batch-size 1 or --device cpu"
             say(f"srlab upscale: {src}: failed ({text[:160]}); {hint}")
     bar.close()
-    if failed:
-        say(f"srlab upscale: {written} written, {failed} failed")
-        return 1
-    return 0
+    counts = [f"{written} written"] + [f"{n} {w}" for n, w in ((skipped, "skipped"), (failed, "failed")) if n]
+    if failed or (skipped and not args.quiet):
+        tail = " (outputs already there)" if skipped and not failed else ""
+        say(f"srlab upscale: {', '.join(counts)}{tail}")
+    return 1 if failed else 0
+
+
+def _outside_output(files, rels, out: str, notes: list[str]):
+    """Leave out the files inside ``-o`` when ``-o`` lies below the folder they were listed from (``photos -o
+    photos/big -r``): a rerun would otherwise take the last run's outputs as inputs."""
+    import os
+
+    o = os.path.realpath(out)
+    keep, dropped = [], 0
+    for f in files:
+        root = f.parents[len(rels[f].parts) - 1] if f in rels else f.parent
+        inside = os.path.realpath(f).startswith(o + os.sep) and os.path.realpath(root) != o
+        dropped += inside
+        if not inside:
+            keep.append(f)
+    if dropped:
+        notes = [*notes, f"note: {dropped} file(s) inside -o {out} left out (outputs of an earlier run)"]
+    return keep, notes
+
+
+def media_output(kind: str, src, dst, ext: str, single_file: bool):
+    """Where a video or animated ``src`` goes: ``-o`` itself when it names the one output file, else the
+    planned ``dst`` in the input's own format (a video keeps its container; an animation its format unless
+    ``--ext`` names another, which upscale_animation refuses when it cannot animate)."""
+    if single_file or (kind == "animation" and ext not in ("same", "auto")):
+        return dst
+    suffix = src.suffix.lower()
+    return dst.with_suffix(".png" if suffix == ".apng" else suffix)
+
+
+class _Skipped(Exception):
+    """An output that ``--skip-existing`` keeps (found once the input is decoded and its name is final)."""

@@ -74,6 +74,7 @@ WRITE_FORMATS = {
     ".tiff": "TIFF",
 }
 _SIXTEEN_BIT_FORMATS = {"PNG", "TIFF"}
+_ANIMATED = {"GIF", "PNG", "WEBP"}
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "BMP"}
 
 _PIL_LOCK = threading.Lock()  # guards Pillow's process-wide settings while we decode
@@ -226,6 +227,7 @@ def _decode_bytes(data: bytes, label, max_pixels: int | None) -> Image:
         mode = im.mode
         info = dict(im.info)
         icc = info.get("icc_profile") or None
+        frames = _frame_count(data, label, max_pixels) if fmt in _ANIMATED else 1
         if fmt == "PNG":
             _verify_png(data, label, max_pixels)
         wide = codecs16.sixteen_bit_rawmode(im)  # before getexif(), which loads PNGs
@@ -242,6 +244,9 @@ def _decode_bytes(data: bytes, label, max_pixels: int | None) -> Image:
     path = label if isinstance(label, Path) else None
     info.pop("icc_profile", None)
     info.pop("exif", None)
+    if frames > 1:  # srlab upscale sends these to srlab.inference.animated; other callers get the first frame
+        info["n_frames"] = frames
+        warnings.warn(f"{label}: animated ({frames} frames); only the first frame is read", stacklevel=3)
     return Image(
         pixels=pixels,
         alpha=alpha,
@@ -252,6 +257,14 @@ def _decode_bytes(data: bytes, label, max_pixels: int | None) -> Image:
         format=fmt,
         info=info,
     )
+
+
+def _frame_count(data: bytes, label, max_pixels) -> int:
+    # a second handle: counting GIF frames seeks, and the still decode must not see that
+    try:
+        return int(getattr(_open(data, label, max_pixels), "n_frames", 1))
+    except Exception:  # noqa: BLE001 - a broken later frame: the first one's decode says what is wrong
+        return 1
 
 
 def _verify_png(data: bytes, label, max_pixels) -> None:
