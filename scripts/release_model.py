@@ -97,6 +97,18 @@ def train_command(recipe: str, cfg: dict) -> str:
     return " ".join(["srlab train", recipe, *over])
 
 
+def val_curve(run: Path) -> list[list[float]]:
+    """``[[iteration, validation PSNR], ...]`` from the run's scalars (the set and protocol of its config)."""
+    path = run / "scalars.csv"
+    out: dict[int, float] = {}
+    if path.is_file():
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("tag") == "val_psnr":
+                    out[int(row["iteration"])] = round(float(row["value"]), 4)  # a resumed row replaces
+    return [[k, v] for k, v in sorted(out.items())]
+
+
 def measure(path: Path, scale: int, protocol: str, data_root: Path) -> list[dict]:
     res = evaluate(
         [str(path)],
@@ -170,6 +182,8 @@ def main(argv=None) -> int:
         "srlab_version": __version__,
         "released": time.strftime("%Y-%m-%d"),
         "metrics": metrics,
+        "val_curve": val_curve(args.run),
+        "val_set": f"{cfg.get('val', {}).get('set')} ({cfg.get('val', {}).get('protocol')} protocol)",
     }
     keep = {k: v for k, v in meta.items() if k not in _RESERVED and k != "release"}
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,20 @@ def test_a_study_spec_can_use_a_shipped_model_instead_of_training_one():
     assert "srcnn-study-x2-recipe" in m.title and sp.models["esrgan"].kind == "train"
     with pytest.raises(ConfigError, match="not a trained model"):
         load_spec("quick", trained={"bicubic": "srcnn-x2"})
+
+
+def test_docs_models_md_is_what_the_shipped_files_say():
+    """docs/models.md is generated from the release records (scripts/model_cards.py); a re-released model
+    without regenerated cards fails here."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "model_cards.py"
+    spec = importlib.util.spec_from_file_location("model_cards", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.DOC.read_text(encoding="utf-8") == mod.render()
+    for n in PRESENT:
+        set5 = next(r for r in recorded_metrics(n) if r["dataset"] == "Set5")
+        key = "psnr_y" if SHIPPED[n].protocol == "standard" else "psnr_rgb"
+        assert f"| Set5 | {set5[key]:.2f} /" in mod.DOC.read_text(encoding="utf-8")
