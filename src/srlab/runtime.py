@@ -8,7 +8,9 @@ Every command (``upscale``, ``eval``, ``train``, ``reproduce``) and the Python A
 - precision ``auto``: fp32 on the CPU (PyTorch's fp16/bf16 CPU kernels are slower than fp32 on most CPUs
   and bf16 autocast has no fast training convolutions there); on a GPU, inference runs fp16 where the model
   supports it (bf16 keeps 8 mantissa bits, up to a grey level near white, so only when asked) and training
-  autocasts to bf16 where the GPU has it (no loss scaling needed), else fp16.
+  autocasts to bf16 where the GPU has it (no loss scaling needed), else fp16. ``bf16`` training on the CPU
+  runs only where the CPU has native bf16 (AVX512-BF16 / AMX; falls back to fp32 with a warning elsewhere):
+  there SRCNN's training step is several times faster than fp32 (benchmarks/train_bench.py --cpu-bf16).
 - the cache root: ``$SRLAB_CACHE``, else ``$XDG_CACHE_HOME/srlab``, else ``~/.cache/srlab``; weights, data
   sets, ONNX exports and compiled graphs each have a folder below it.
 - compiled graphs are cached under the cache root, so a model compiled once starts fast in later processes
@@ -147,17 +149,29 @@ def set_cuda_rng_state(states: list[torch.Tensor] | None) -> None:
 
 def _bf16_ok(device: torch.device, *, training: bool = False) -> bool:
     if device.type == "cpu":
-        # Inference can always run bf16 (emulated where need be); bf16 training autocast only pays where
-        # oneDNN has bf16 convolution kernels (AVX-512 CPUs, natively with AVX512-BF16 / AMX); elsewhere fp32.
+        # Inference can always run bf16 (emulated where need be); bf16 training autocast only pays on CPUs
+        # with native bf16 (AVX512-BF16 / AMX); elsewhere its convolutions are far slower than fp32.
         return not training or _cpu_bf16_kernels()
     return device.type == "cuda" and cuda_available() and torch.cuda.is_bf16_supported()
 
 
 def _cpu_bf16_kernels() -> bool:
+    """oneDNN has bf16 kernels and, where the CPU's flags can be read (Linux), the CPU runs bf16 natively
+    (AVX512-BF16 or AMX): emulated bf16 training is slower than fp32."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
     except (AttributeError, RuntimeError):
         return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return True
 
 
 def resolve_precision(
