@@ -138,6 +138,7 @@ FIGURE = DOC.parent / "images" / "shipped_curves.png"
 def plot_curves(path: Path = FIGURE) -> None:
     """Validation PSNR over training of every shipped model (from the release records)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -152,6 +153,11 @@ def plot_curves(path: Path = FIGURE) -> None:
         if SHIPPED[n].protocol == "standard" and scale in PAPER:
             ax.axhline(PAPER[scale]["Set5"][0], color="k", ls="--", lw=1, label="paper")
             ax.axhline(TARGET[scale], color="r", ls=":", lw=1, label="target")
+        if n == "srcnn-study-improved-x2" and get_shipped("srcnn-study-x2-recipe"):
+            base = release_info("srcnn-study-x2-recipe").get("val_curve") or []
+            if base:
+                ax.axhline(base[-1][1], color="k", ls="--", lw=1, label="study recipe")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v / 1000:g}k"))
         ax.set_title(n, fontsize=9)
         ax.set_xlabel("iteration", fontsize=8)
         ax.set_ylabel(f"val PSNR, {rel.get('val_set', '')}", fontsize=7)
