@@ -26,10 +26,12 @@ from PIL import Image
 from srlab.report.markdown import md_table
 
 _DRIVER = (
-    "import json, resource, sys\n"
+    "import json, sys\n"
     "from srlab.cli import main\n"
     "rc = main(sys.argv[1:])\n"
-    "print(json.dumps({'rc': rc, 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    # VmHWM (this address space) rather than ru_maxrss, which Linux carries over from the forking parent
+    "hwm = next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM'))\n"
+    "print(json.dumps({'rc': rc, 'peak_mb': hwm / 1024}))\n"
 )
 
 

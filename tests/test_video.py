@@ -277,8 +277,11 @@ from srlab.cli import main
 t = time.perf_counter()
 rc = main(sys.argv[1:])
 ru = resource.getrusage(resource.RUSAGE_SELF)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child forked from a large pytest
+# process would report the parent's size; VmHWM belongs to this process's own address space.
+hwm = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM"))
 print(json.dumps({"rc": rc, "wall_s": time.perf_counter() - t, "cpu_s": ru.ru_utime + ru.ru_stime,
-                  "peak_rss_mb": ru.ru_maxrss / 1024}))
+                  "peak_rss_mb": hwm / 1024}))
 """
 
 
