@@ -132,3 +132,24 @@ def test_fused_blocks_compute_the_same_function_in_inference():
         for mod in (m, f):
             mod.body[0].rdb1.conv2.weight.mul_(2.0)
         assert (f(x) - m(x)).abs().max().item() < 1e-5 and (m(x) - ref).abs().max().item() > 1e-4
+
+
+def test_srlab_models_lists_every_preset_without_allocating_or_initialising_weights(capsys, monkeypatch):
+    """`srlab models` builds on the meta device with initialisers skipped (so it stays quick: see
+    benchmarks/cli_bench.py), and its counts equal a real build's."""
+    from srlab.cli import main
+    from srlab.models.registry import ARCHS, PRESETS, build_model, list_models
+
+    def refuse(*a, **k):
+        raise AssertionError("a real tensor was initialised")
+
+    real_normal = torch.Tensor.normal_
+    monkeypatch.setattr(torch.Tensor, "normal_", lambda self, *a, **k: self if self.is_meta else refuse())
+    assert main(["models"]) == 0
+    monkeypatch.setattr(torch.Tensor, "normal_", real_normal)
+    out = capsys.readouterr().out
+    for n in list_models():
+        if n in ARCHS and n not in PRESETS:
+            continue
+        _, d = build_model(n)
+        assert f"{d.params:,}" in next(ln for ln in out.splitlines() if ln.split()[0] == n), n

@@ -21,7 +21,7 @@ def run(args) -> int:
         if n in ARCHS and n not in PRESETS:
             print(f"{n:28s} {'(architecture)':18s}")
             continue
-        _, d = build_model(n, init_weights=False)  # parameter counts need no random initialisation
+        _, d = build_model(n, init_weights=False, device="meta")  # counts need no weights at all
         doc = PRESETS[n][2]
         print(f"{n:28s} {d.arch:18s} {d.scale:>5d} {d.in_channels:>3d} {d.params:>12,d}  {doc}")
     return 0

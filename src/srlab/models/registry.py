@@ -118,12 +118,13 @@ _INIT_OPS = frozenset(
 )
 
 
-def build_model(name: str, *, init_weights: bool = True, **hparams: Any):
+def build_model(name: str, *, init_weights: bool = True, device: str = "cpu", **hparams: Any):
     """Build a model by preset or architecture name. Returns ``(module, descriptor)``.
 
     ``init_weights=False`` skips the random initialisation (the module is built on the meta device and
-    given uninitialised CPU storage): use it only when every tensor is loaded right after, as the
-    weight loaders do: random initialisation of a large RRDBNet is slow on a CPU.
+    given uninitialised storage on ``device``): use it only when every tensor is loaded right after, as the
+    weight loaders do: random initialisation of a large RRDBNet is slow on a CPU. ``device="meta"`` (with
+    ``init_weights=False``) keeps the module without storage: enough for its descriptor.
     """
     arch, hp = resolve(name, **hparams)
     try:
@@ -149,7 +150,8 @@ def build_model(name: str, *, init_weights: bool = True, **hparams: Any):
 
             with torch.device("meta"), _SkipInit():
                 model = ARCHS[arch](**hp)
-            model = model.to_empty(device="cpu")
+            if device != "meta":
+                model = model.to_empty(device=device)
     except TypeError as exc:  # unknown keyword
         raise ConfigError(f"bad hyper-parameters for {arch!r}: {exc}") from None
     return model, describe(model, name=name)
