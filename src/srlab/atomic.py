@@ -10,6 +10,7 @@ the mode the user's umask asks for (0644 under the usual 022) before the rename,
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from srlab.errors import SrlabError
 
-__all__ = ["atomic_path", "file_mode"]
+__all__ = ["atomic_path", "file_mode", "publish"]
 
 
 def _umask() -> int:
@@ -37,6 +38,24 @@ def _umask() -> int:
 def file_mode() -> int:
     """Permissions a newly created file gets from ``open()``: 0o666 minus the umask."""
     return 0o666 & ~_umask()
+
+
+def publish(tmp: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool) -> None:
+    """Put the finished file ``tmp`` in place as ``dst``. With ``overwrite`` a rename; without it an existing
+    ``dst``, also one that appeared while ``tmp`` was written, raises FileExistsError: a hard link is
+    atomic and fails if the name is taken (on a file system without hard links: a last check, then the
+    rename). After a link ``tmp`` still exists; the caller deletes it as it does on failure."""
+    if overwrite:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system
+        if os.path.exists(dst):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
+        os.replace(tmp, dst)
 
 
 @contextlib.contextmanager

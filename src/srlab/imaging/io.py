@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from srlab.atomic import file_mode
+from srlab.atomic import file_mode, publish
 from srlab.errors import ImageError
 from srlab.imaging import codecs16
 from srlab.imaging.arrays import as_hwc, from_tensor, to_depth, to_pil, to_tensor
@@ -482,17 +482,10 @@ def _atomic_write(p: Path, write: Callable[[BinaryIO], None], overwrite: bool) -
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, p)
-        else:
-            try:
-                os.link(tmp, p)  # atomic and fails if p appeared meanwhile
-            except FileExistsError:
-                raise _fail(p, "already exists", "pass --force (overwrite=True) to replace it") from None
-            except OSError:  # no hard links on this file system
-                if p.exists():
-                    raise _fail(p, "already exists", "pass --force (overwrite=True) to replace it") from None
-                os.replace(tmp, p)
+        try:
+            publish(tmp, p, overwrite=overwrite)  # refuses a p that appeared meanwhile
+        except FileExistsError:
+            raise _fail(p, "already exists", "pass --force (overwrite=True) to replace it") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from srlab.atomic import file_mode
+from srlab.atomic import file_mode, publish
 from srlab.errors import ConfigError, ImageError
 
 __all__ = [
@@ -114,19 +114,10 @@ def staged_output(dst: str | os.PathLike, *, overwrite: bool = False) -> Iterato
     try:
         yield tmp
         os.chmod(tmp, file_mode())
-        if overwrite:
-            os.replace(tmp, dst)
-        else:
-            try:
-                os.link(tmp, dst)
-            except FileExistsError:
-                raise ImageError(
-                    f"{dst}: already exists; pass --force (overwrite=True) to replace it"
-                ) from None
-            except OSError:  # a file system without hard links
-                if dst.exists():
-                    raise ImageError(f"{dst}: already exists; pass --force to replace it") from None
-                os.replace(tmp, dst)
+        try:
+            publish(tmp, dst, overwrite=overwrite)
+        except FileExistsError:
+            raise ImageError(f"{dst}: already exists; pass --force (overwrite=True) to replace it") from None
     except OSError as exc:
         if exc.errno is None:
             raise
