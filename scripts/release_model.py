@@ -28,12 +28,12 @@ from srlab.data.find import resolve_data_root
 from srlab.evaluate import evaluate
 from srlab.imaging.files import list_images
 from srlab.train.config import config_to_dict, find_config, load_config
-from srlab.weights.io import read_metadata, save_model
+from srlab.train.rundir import flat_keys
+from srlab.weights.io import RESERVED_KEYS, read_metadata, save_model
 from srlab.weights.loader import load_model
 from srlab.weights.shipped import SHIPPED, shipped_dir
 
 DATASETS = ("Set5", "Set14", "B100")
-_RESERVED = {"format", "format_version", "arch", "hparams", "scale", "color", "in_channels", "out_channels"}
 
 
 def _cpu_name() -> str:
@@ -76,19 +76,10 @@ def _wall_time(run: Path) -> tuple[float | None, int]:
     return total, runs
 
 
-def _flat(d, prefix=""):
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
 def train_command(recipe: str, cfg: dict) -> str:
     """``srlab train RECIPE k=v ...``: the packaged recipe plus the overrides that made ``cfg``."""
-    base = _flat(config_to_dict(load_config(find_config(recipe), [])[0]))
-    used = _flat(cfg)
+    base = flat_keys(config_to_dict(load_config(find_config(recipe), [])[0]))
+    used = flat_keys(cfg)
     over = [
         shlex.quote(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
         for k, v in used.items()
@@ -185,7 +176,7 @@ def main(argv=None) -> int:
         "val_curve": val_curve(args.run),
         "val_set": f"{cfg.get('val', {}).get('set')} ({cfg.get('val', {}).get('protocol')} protocol)",
     }
-    keep = {k: v for k, v in meta.items() if k not in _RESERVED and k != "release"}
+    keep = {k: v for k, v in meta.items() if k not in RESERVED_KEYS and k != "release"}
     dest.parent.mkdir(parents=True, exist_ok=True)
     save_model(dest, model, metadata={**keep, "release": release})
     print(f"{dest}: {dest.stat().st_size:,} bytes; measured in {time.perf_counter() - t0:.0f} s")

@@ -33,6 +33,7 @@ except ImportError:  # not POSIX: no lock is taken
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "flat_keys",
     "LOCK_NAME",
     "RunLock",
     "clean_stale_temps",
@@ -146,12 +147,13 @@ def clean_stale_temps(out_dir: Path) -> list[Path]:
     return removed
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+def flat_keys(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config mapping as ``{"stages.train.lr": value, ...}``."""
     if not isinstance(d, dict):
         return {prefix: d}
     out: dict[str, Any] = {}
     for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        out.update(flat_keys(v, f"{prefix}.{k}" if prefix else str(k)))
     return out
 
 
@@ -160,8 +162,8 @@ def resume_changes(
 ) -> list[str]:
     """What differs between a checkpoint's run and this one: ``'seed 0 -> 3'``, ``'data.crop 16 -> 24'``,
     ``'training images differ (digest ...)'``; ``old_data``/``new_data`` are data-set digests (None: unknown)."""
-    a = _flat({k: old_cfg.get(k) for k in _RECIPE_KEYS})
-    b = _flat({k: new_cfg.get(k) for k in _RECIPE_KEYS})
+    a = flat_keys({k: old_cfg.get(k) for k in _RECIPE_KEYS})
+    b = flat_keys({k: new_cfg.get(k) for k in _RECIPE_KEYS})
     same_images = bool(old_data) and old_data == new_data
     out = [
         f"{k} {a.get(k)} -> {b.get(k)}"

@@ -23,6 +23,7 @@ from srlab.atomic import atomic_path
 from srlab.errors import WeightsError
 
 __all__ = [
+    "RESERVED_KEYS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "read_checkpoint",
@@ -35,7 +36,16 @@ __all__ = [
 FORMAT_NAME = "srlab"
 FORMAT_VERSION = 1
 # Metadata keys srlab itself writes; any other key holds a JSON-encoded caller value.
-_RESERVED = {"format", "format_version", "arch", "hparams", "scale", "color", "in_channels", "out_channels"}
+RESERVED_KEYS = {
+    "format",
+    "format_version",
+    "arch",
+    "hparams",
+    "scale",
+    "color",
+    "in_channels",
+    "out_channels",
+}
 
 _PICKLE_HELP = (
     "if you trust its source, re-save only its tensors (torch.save(model.state_dict(), 'plain.pth')) with the "
@@ -68,7 +78,7 @@ def save_model(path: str | os.PathLike, model, *, metadata: dict[str, Any] | Non
         "out_channels": str(desc.out_channels),
     }
     for key, value in (metadata or {}).items():
-        if key in _RESERVED:
+        if key in RESERVED_KEYS:
             raise ValueError(f"metadata key {key!r} is reserved by srlab")
         try:
             meta[str(key)] = json.dumps(_jsonable(value), sort_keys=True)
@@ -259,7 +269,7 @@ def decode_metadata(raw: dict[str, str] | None, *, source: str = "") -> dict[str
                 out[k] = int(raw[k])
         out["color"] = raw.get("color", "rgb")
         for k, v in raw.items():
-            if k not in _RESERVED:
+            if k not in RESERVED_KEYS:
                 try:
                     out[k] = json.loads(v)
                 except ValueError:
