@@ -145,7 +145,6 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from srlab.data.find import parse_set_paths
     from srlab.evaluate import evaluate
     from srlab.report.tables import (
         incomplete_sets,
@@ -175,15 +174,8 @@ def run(args) -> int:
             parse_sr_dirs(args.sr),
             args.gt,
             args.scales[0],
-            protocol=args.protocol,
-            data_root=args.data_root,
-            set_paths=parse_set_paths(args.set_path),
-            device=args.device,
-            crop=args.crop,
-            hr_crop=args.hr_crop,
             metrics=[*args.metrics, *(["lpips"] if args.lpips else [])],
-            progress=False if args.no_progress else None,
-            log=lambda msg: print(msg, file=sys.stderr),
+            **_scoring_options(args),
         )
     elif args.merge:
         from srlab.eval_merge import merge_files
@@ -194,18 +186,11 @@ def run(args) -> int:
             args.models,
             args.datasets,
             args.scales or [2, 3, 4],
-            protocol=args.protocol,
-            data_root=args.data_root,
-            set_paths=parse_set_paths(args.set_path),
-            device=args.device,
-            crop=args.crop,
-            hr_crop=args.hr_crop,
             save_dir=out / "images" if args.save_images else None,
-            progress=False if args.no_progress else None,
             lpips=args.lpips,
-            log=lambda msg: print(msg, file=sys.stderr),
             shard=shard,
             metrics=args.metrics,
+            **_scoring_options(args),
         )
     res.header["command"] = "srlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "srlab eval"
     if not res.rows:
@@ -258,3 +243,21 @@ def run(args) -> int:
         )
         return 0 if args.allow_missing else 1
     return 0
+
+
+def _scoring_options(args) -> dict:
+    """What scoring folders (--sr/--gt) and the direct evaluation take alike from the command line."""
+    import sys
+
+    from srlab.data.find import parse_set_paths
+
+    return dict(
+        protocol=args.protocol,
+        data_root=args.data_root,
+        set_paths=parse_set_paths(args.set_path),
+        device=args.device,
+        crop=args.crop,
+        hr_crop=args.hr_crop,
+        progress=False if args.no_progress else None,
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
