@@ -5,7 +5,7 @@ scale, and its SR = MATLAB bicubic upsample of the MATLAB bicubic LR, rounded to
 measures. Every method computes the four numbers of the standard protocol (PSNR and SSIM on Y and on RGB,
 border crop = scale); ``Y only`` computes the two Y numbers.
 
-- ``srlab``: :func:`srlab.metrics.metrics_batch` (float64; CPU, and CUDA when available);
+- ``srlab``: :func:`srlab.eval.metrics.metrics_batch` (float64; CPU, and CUDA when available);
 - ``scikit-image``: ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
   data_range=255)`` per channel and numpy PSNR, the usual Python reference.
 
@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_info, print_table, write_json  # noqa: E402
 from srlab.imaging.resize import imresize, quantize  # noqa: E402
-from srlab.metrics import metrics_batch  # noqa: E402
-from srlab.protocols import get_protocol, hr_tensor, read_hr  # noqa: E402
+from srlab.eval.metrics import metrics_batch  # noqa: E402
+from srlab.eval.protocols import get_protocol, hr_tensor, read_hr  # noqa: E402
 from srlab.runtime import cuda_available  # noqa: E402
 
 _STANDARD = get_protocol("standard")

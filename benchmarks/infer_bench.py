@@ -138,8 +138,8 @@ def photo(w: int, h: int, path: str | None = None):
 
 
 def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR (srlab.metrics, RGB) between two outputs on [0, 1] as 8-bit images (inf when identical)."""
-    from srlab.metrics import psnr
+    """PSNR (srlab.eval.metrics, RGB) between two outputs on [0, 1] as 8-bit images (inf when identical)."""
+    from srlab.eval.metrics import psnr
 
     def u8(t):
         return (t.detach().float().cpu().clamp(0, 1) * 255).round()

@@ -4,7 +4,7 @@
 
 The run's ``model.safetensors`` keeps its weights and training metadata; this adds a ``release`` record:
 the recipe (resolved config + its SHA-256), the training data's fingerprint, iterations, wall time (from the
-run's scalars), the machine, and the metrics measured now with ``srlab.evaluate`` under the recipe's
+run's scalars), the machine, and the metrics measured now with ``srlab.eval.loop`` under the recipe's
 protocol on Set5, Set14 and B100 at the model's scale. ``tests/test_shipped.py`` re-makes the Set5 numbers.
 """
 
@@ -25,7 +25,7 @@ import torch
 
 from srlab import __version__
 from srlab.data.find import resolve_data_root
-from srlab.evaluate import evaluate
+from srlab.eval.loop import evaluate
 from srlab.imaging.files import list_images
 from srlab.train.config import config_to_dict, find_config, load_config
 from srlab.train.rundir import flat_keys

@@ -166,7 +166,7 @@ def test_every_spec_is_complete():
         assert spec.download is None or spec.download.startswith(("http://", "https://"))
         assert get_spec(spec.name) is spec and all(get_spec(a.upper()) is spec for a in spec.aliases)
         assert spec.made_from is None or DATASETS[spec.made_from].made_from is None
-    # the catalogue holds no protocol detail (the study's centre crops live in srlab.protocols)
+    # the catalogue holds no protocol detail (the study's centre crops live in srlab.eval.protocols)
     assert not any("crop" in f for f in DatasetSpec.__dataclass_fields__)
 
 

@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srlab.cli import main
-from srlab.eval_models import EvalModel
-from srlab.evaluate import evaluate
+from srlab.eval.models import EvalModel
+from srlab.eval.loop import evaluate
 from srlab.imaging.color import rgb_to_ycbcr
 from srlab.imaging.resize import imresize, quantize
-from srlab.metrics import metrics_batch
+from srlab.eval.metrics import metrics_batch
 from srlab.models.bicubic import Interpolation
 from srlab.models.registry import describe
-from srlab.protocols import centre_crop
+from srlab.eval.protocols import centre_crop
 from srlab.report.tables import markdown_table, read_results, summarize
 
 # Bicubic, Y channel, crop = scale (SRCNN / VDSR / EDSR tables).
@@ -190,7 +190,7 @@ def test_outputs_roundtrip_and_protocol_header(data_root, tmp_path, capsys):
     saved = out / "images" / "bicubic" / "Set5" / "x3" / "baby.png"
     sr = np.asarray(Image.open(saved))
     hr = np.asarray(Image.open(data_root / "Set5" / "HR" / "baby.png"))[:510, :510]
-    from srlab.metrics import evaluate_pair
+    from srlab.eval.metrics import evaluate_pair
 
     baby = next(r for r in doc["rows"] if r["image"] == "baby" and r["model"] == "bicubic")
     assert evaluate_pair(sr, hr, 3)["psnr_y"] == pytest.approx(baby["psnr_y"], abs=1e-9)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from srlab.cli import main
-from srlab.eval_folders import match_files
+from srlab.eval.folders import match_files
 
 COLS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 

@@ -93,4 +93,3 @@ def test_recursive_listing_skips_hidden_folders(tmp_path):
         _PIL.new("RGB", (2, 2)).save(p)
     got = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
     assert got == ["a.png", "sub/b.png"]
-

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from srlab import metrics
+from srlab.eval import metrics
 from srlab.imaging.resize import imresize, quantize
 
 # BasicSR metrics README, MATLAB column: bicubic x4 upsample (MATLAB imresize) of the MATLAB LR, crop 4.

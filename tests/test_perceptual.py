@@ -21,14 +21,14 @@ import pytest
 import torch
 from PIL import Image
 
-from srlab import metrics_perceptual as mp
+from srlab.eval import perceptual as mp
 from srlab.cli import main
 from srlab.errors import ConfigError, WeightsError
 from srlab.imaging.resize import imresize, quantize
-from srlab.metrics_perceptual.assets import ASSETS, require
-from srlab.metrics_perceptual.dists import build_dists
-from srlab.metrics_perceptual.lpips import build_lpips
-from srlab.metrics_perceptual.niqe import NIQE
+from srlab.eval.perceptual.assets import ASSETS, require
+from srlab.eval.perceptual.dists import build_dists
+from srlab.eval.perceptual.lpips import build_lpips
+from srlab.eval.perceptual.niqe import NIQE
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "data" / "golden" / "gt"
@@ -209,8 +209,8 @@ def test_eval_gains_perceptual_columns(env, stub_tv, tmp_path):
     _needs("lpips")
     import lpips
 
-    from srlab.evaluate import evaluate
-    from srlab.metrics import lpips_distance
+    from srlab.eval.loop import evaluate
+    from srlab.eval.metrics import lpips_distance
     from srlab.report.tables import markdown_table, write_results
 
     torch.manual_seed(3)

@@ -18,7 +18,7 @@ skdata = pytest.importorskip("skimage.data")
 
 def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
     """srlab's PSNR (RGB, tested against scikit-image elsewhere) of the two outputs as 8-bit images."""
-    from srlab.metrics import psnr
+    from srlab.eval.metrics import psnr
 
     return float(
         psnr((a.float().clamp(0, 1) * 255).round(), (b.float().clamp(0, 1) * 255).round(), channel="rgb")

@@ -15,7 +15,7 @@ from PIL import Image
 
 from srlab.cli import main
 from srlab.errors import ConfigError
-from srlab.shard import Shard, parse_shard, shard_of
+from srlab.eval.shard import Shard, parse_shard, shard_of
 
 
 # ------------------------------------------------------------------------------------------- parsing

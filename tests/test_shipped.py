@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from srlab.evaluate import evaluate
+from srlab.eval.loop import evaluate
 from srlab.train.config import configs_dir
 from srlab.weights.io import read_metadata
 from srlab.weights.loader import known_names, load_model

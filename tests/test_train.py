@@ -430,7 +430,10 @@ def test_resume_auto_with_more_iterations_continues_a_finished_stage(root, tmp_p
     from srlab.train.trainer import Trainer
 
     more = Trainer(
-        _cfg(base, **{"stages.train.iterations": 12}), out_dir=tmp_path / "r", data_root=root, echo=said.append,
+        _cfg(base, **{"stages.train.iterations": 12}),
+        out_dir=tmp_path / "r",
+        data_root=root,
+        echo=said.append,
         resume="auto",
     ).run()
     assert more.completed

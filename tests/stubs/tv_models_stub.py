@@ -3,7 +3,7 @@
 The reference packages (``lpips`` 0.1.4, ``DISTS_pytorch`` 0.1) import torchvision, which has no wheel that
 works with the pinned CPU torch. Their code only calls ``models.alexnet(...).features`` and
 ``models.vgg16(...).features``; these are torchvision's layer lists written out in plain torch (independently
-of srlab's own copies in ``srlab.metrics_perceptual.nets``), randomly initialised: ImageNet weights cannot
+of srlab's own copies in ``srlab.eval.perceptual.nets``), randomly initialised: ImageNet weights cannot
 be downloaded here, so the equality tests copy one random backbone into both implementations.
 
 :func:`install` puts the stand-in into ``sys.modules`` through a pytest ``monkeypatch`` (undone after the

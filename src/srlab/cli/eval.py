@@ -1,5 +1,5 @@
 """``srlab eval``: PSNR/SSIM (and perceptual metrics) of models x data sets x scales under a named protocol,
-or of SR images made elsewhere (``--sr DIR --gt DIR``, :mod:`srlab.eval_folders`).
+or of SR images made elsewhere (``--sr DIR --gt DIR``, :mod:`srlab.eval.folders`).
 
 Prints the table as papers print it and writes ``results.json`` / ``results.csv`` / ``summary.csv`` /
 ``results.md`` (schema: docs/eval_json_schema.md).
@@ -55,7 +55,7 @@ def register(sub) -> None:
     p.add_argument(
         "--protocol",
         default="standard",
-        help="standard (papers' tables, default) or study (the study's notebook); see srlab.protocols",
+        help="standard (papers' tables, default) or study (the study's notebook); see srlab.eval.protocols",
     )
     p.add_argument(
         "--data-root",
@@ -145,7 +145,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from srlab.evaluate import evaluate
+    from srlab.eval.loop import evaluate
     from srlab.report.tables import (
         incomplete_sets,
         markdown_table,
@@ -153,12 +153,12 @@ def run(args) -> int:
         summarize,
         write_results,
     )
-    from srlab.shard import parse_shard
+    from srlab.eval.shard import parse_shard
 
     out = Path(args.out) if args.out else Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     shard = None if args.merge else parse_shard(args.shard)
     if args.sr or args.gt:
-        from srlab.eval_folders import evaluate_folders, parse_sr_dirs
+        from srlab.eval.folders import evaluate_folders, parse_sr_dirs
 
         if not (args.sr and args.gt):
             print(
@@ -178,7 +178,7 @@ def run(args) -> int:
             **_scoring_options(args),
         )
     elif args.merge:
-        from srlab.eval_merge import merge_files
+        from srlab.eval.merge import merge_files
 
         res = merge_files(args.merge)
     else:

@@ -5,7 +5,7 @@ input and ``OUT`` names an image file). ``--recursive`` takes the images of sub-
 tree under OUT; a glob mirrors the tree below its fixed folder (``in/**/*.png``: ``in/a/x.png`` ->
 ``OUT/a/x_x4.png``). ``--skip-existing`` resumes a batch: outputs already there are counted as skipped (they
 are complete: every output is written to a temporary file and renamed). ``--shard K/N`` takes share K of N
-(stable by relative path; see srlab.shard), so N machines split one folder. Real-ESRGAN's flags (``-i``,
+(stable by relative path; see srlab.eval.shard), so N machines split one folder. Real-ESRGAN's flags (``-i``,
 ``-n``, ``--fp32``, ``--tile_pad``, ``-g``, ...) are accepted too (srlab.cli._realesrgan; README's table).
 A bad input, or an output that cannot be written (full disk, no permission), gets one line naming it and the reason, and the batch goes on. Inputs are never overwritten (not even with ``--force``); existing outputs only with ``--force``.
 Named video files (.mp4 .m4v .mkv .mov .webm .avi; the ``video`` extra) and animated GIF/APNG/WebP keep every
@@ -275,7 +275,7 @@ def run(args) -> int:
 
     from srlab.cli import _realesrgan
     from srlab.errors import ConfigError, SrlabError
-    from srlab.shard import parse_shard
+    from srlab.eval.shard import parse_shard
 
     def say(line: str) -> None:
         from tqdm.auto import tqdm

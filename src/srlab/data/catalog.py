@@ -5,7 +5,7 @@ count and the folder layouts it is usually found in (``Set5/HR``, ``Set5/GTmod12
 SelfExSR's ``Set5/image_SRF_2/*_HR.png``, a flat ``Set5/``, ...). A set with ``made_from`` is derived from
 another (the study's DIV2K centre crops, the first 1000 FFHQ thumbnails): :mod:`srlab.data.prepare` makes it.
 Finding a set on disk is :mod:`srlab.data.find`; downloading one is :mod:`srlab.data.fetch`. How a protocol
-uses a set (the study's centre crop at evaluation) is :mod:`srlab.protocols`' business, not the catalogue's.
+uses a set (the study's centre crop at evaluation) is :mod:`srlab.eval.protocols`' business, not the catalogue's.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Making the derived sets of the catalogue (``made_from``) from their originals: ``srlab data prepare NAME``.
 
 - ``DIV2K_train_crop128``: the 128x128 centre crop of each of the 800 DIV2K training images, at the study's
-  OpenCV position ``x = W//2 - 64, y = H//2 - 64`` (:func:`srlab.protocols.centre_crop`);
+  OpenCV position ``x = W//2 - 64, y = H//2 - 64`` (:func:`srlab.eval.protocols.centre_crop`);
 - ``DIV2K_valid_crop128`` / ``DIV2K_valid_crop256``: the same of DIV2K valid 0801-0900 (the study's notebook
   tested on the 128 ones, its text says 256);
 - ``FFHQ_thumbnails128``: the first 1000 of FFHQ's 128x128 thumbnails (00000-00999), copied whole.
@@ -116,7 +116,7 @@ def make_pixels(recipe: Recipe, path: Path):
     """The pixels ``recipe`` writes for the source image ``path`` (uint8 HxWxC), or a one-line error."""
     import numpy as np
 
-    from srlab.protocols import centre_crop, read_hr
+    from srlab.eval.protocols import centre_crop, read_hr
 
     try:
         px, _ = read_hr(path)
@@ -143,7 +143,7 @@ def make_pixels(recipe: Recipe, path: Path):
 def _same_pixels(path: Path, px) -> bool:
     import numpy as np
 
-    from srlab.protocols import read_hr
+    from srlab.eval.protocols import read_hr
 
     try:
         old, _ = read_hr(path)

@@ -55,7 +55,7 @@ RESULT_FIELDS = (
     "h",
     "w",
 )
-PERCEPTUAL_FIELDS = ("lpips", "lpips_vgg", "dists", "niqe")  # srlab.metrics_perceptual.PERCEPTUAL's columns
+PERCEPTUAL_FIELDS = ("lpips", "lpips_vgg", "dists", "niqe")  # srlab.eval.perceptual.PERCEPTUAL's columns
 METRIC_FIELDS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", *PERCEPTUAL_FIELDS, "runtime_s")
 _LOWER_BETTER = ("lpips", "dists", "niqe", "runtime")
 _GROUP = ("model", "dataset", "scale")

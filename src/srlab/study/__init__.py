@@ -16,7 +16,7 @@ Pipeline (every step goes through the library's own modules, so each number can 
 4. **References** -- pretrained models: a weights file at the study's scale as it is, zoo models through
    :func:`~srlab.study.runs.prepare_pretrained` (run at their scale, resized the spec's way, saved as one
    srlab checkpoint so ``srlab eval`` runs it the same way).
-5. **Evaluation** (:mod:`.evaluation`) -- :func:`srlab.evaluate.evaluate` under each protocol on every model.
+5. **Evaluation** (:mod:`.evaluation`) -- :func:`srlab.eval.loop.evaluate` under each protocol on every model.
 6. **Report** (:mod:`.figures`, :mod:`.tables`, :mod:`.report`) -- per protocol a PSNR and an SSIM table
    (rows naming the weights they used, published numbers beside ours), the cross-protocol table, the
    deviations from the study, panels, curves, distributions, settings and environment: ``OUT/report.md``,

@@ -11,11 +11,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from srlab.protocols import get_protocol
+from srlab.eval.protocols import get_protocol
 from srlab.study.spec import StudySpec
 
 # ---------------------------------------------------------------------------------------------- protocols
-# Lookups read off srlab.protocols (the only place a protocol is defined), plus the short names the report
+# Lookups read off srlab.eval.protocols (the only place a protocol is defined), plus the short names the report
 # prints. A spec chooses which protocols a run uses (ctx.protocols) and its scale (ctx.scale).
 PROTOCOLS = ("study", "standard")
 SCALE = 2  # the study's; a spec's own is ctx.scale

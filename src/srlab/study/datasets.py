@@ -277,7 +277,7 @@ def _materialise(ctx: Context, role: str, info: Mapping[str, Any], src: RoleSour
     import numpy as np
 
     from srlab.data.prepare import RECIPES, make_pixels, select_sources
-    from srlab.protocols import centre_crop
+    from srlab.eval.protocols import centre_crop
 
     crop, first, cap = (int(info.get(k) or 0) for k in ("crop", "first", "max_images"))
     items = []

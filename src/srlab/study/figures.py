@@ -11,11 +11,11 @@ from srlab.study.evaluation import interpolations, model_order, short_title
 
 
 def run_panels(ctx: Context, progress: bool) -> None:
-    """Per role and protocol: one image through every model via srlab.evaluate (save_dir), then a panel."""
+    """Per role and protocol: one image through every model via srlab.eval.loop (save_dir), then a panel."""
     import numpy as np
     import torch
 
-    from srlab.evaluate import evaluate
+    from srlab.eval.loop import evaluate
     from srlab.imaging.files import list_images
     from srlab.imaging.resize import imresize, quantize, study_resize
     from srlab.report.figures import Tile, choose_inset, save_panel

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from srlab.errors import ConfigError, SrlabError
-from srlab.protocols import get_protocol
+from srlab.eval.protocols import get_protocol
 from srlab.study.context import Context, RunSpec
 
 _AUTO = "auto"  # losses.perceptual_weights: ImageNet VGG19 when cached, else random
@@ -20,7 +20,7 @@ def _scaled(n: int, factor: float) -> int:
 
 
 def protocol_overrides(protocol: str) -> dict[str, Any]:
-    """The keys a protocol's degradation sets in a training config (srlab.protocols)."""
+    """The keys a protocol's degradation sets in a training config (srlab.eval.protocols)."""
     p = get_protocol(protocol)
     return {
         "protocol": p.name,

@@ -17,7 +17,7 @@ def _fig(ctx: Context, path: str) -> str:
 
 
 def build_report(ctx: Context, command: str, wall: float):
-    from srlab.protocols import get_protocol
+    from srlab.eval.protocols import get_protocol
     from srlab.report.html import Document
 
     env = environment()

@@ -189,7 +189,7 @@ class StudySpec(_S):
 
     @model_validator(mode="after")
     def _consistent(self) -> StudySpec:
-        from srlab.protocols import get_protocol
+        from srlab.eval.protocols import get_protocol
 
         if self.scale < 1:
             raise ValueError(f"scale must be >= 1, not {self.scale}")

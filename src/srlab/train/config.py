@@ -142,7 +142,7 @@ class DataConfig(_Section):
 
 
 class ValConfig(_Section):
-    """Validation during training (PSNR/SSIM through srlab.metrics under the protocol)."""
+    """Validation during training (PSNR/SSIM through srlab.eval.metrics under the protocol)."""
 
     set: str | None = "Set5"  # a known set name or a folder of HR images; None = no validation
     protocol: Literal["standard", "study"] = "standard"

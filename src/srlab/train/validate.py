@@ -1,10 +1,10 @@
 """Validation during training: PSNR/SSIM of the generator on a small HR set under an evaluation protocol.
 
-The HR/LR pairs are made exactly as ``srlab eval`` makes them (:mod:`srlab.protocols`: the same reader, the
+The HR/LR pairs are made exactly as ``srlab eval`` makes them (:mod:`srlab.eval.protocols`: the same reader, the
 same HR preparation, degradation and rounding); an image the protocol refuses (too small) is skipped with
 its reason, as ``srlab eval`` skips it. The score is the protocol's headline channel (``standard``: Y with a
 border crop of the scale; ``study``: RGB, no crop) of the rounded (standard) or clipped (study) output; a
-Y-channel model is scored on its own output channel. Metrics come from :mod:`srlab.metrics`. Validation runs
+Y-channel model is scored on its own output channel. Metrics come from :mod:`srlab.eval.metrics`. Validation runs
 in fp32, one image at a time.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from srlab.errors import DataError, ImageError
-from srlab.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
+from srlab.eval.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
 
 __all__ = ["ValImage", "ValSet", "resolve_data_path", "run_validation"]
 
@@ -51,7 +51,7 @@ class ValImage:
 class ValSet:
     """HR images prepared once for a protocol and the model's colour (``rgb`` or ``y``).
 
-    ``hr_crop`` and ``dataset`` choose the HR centre crop as :meth:`srlab.protocols.Protocol.crop_size` does
+    ``hr_crop`` and ``dataset`` choose the HR centre crop as :meth:`srlab.eval.protocols.Protocol.crop_size` does
     (None: the protocol's default; ``dataset``: a catalogued set name, for the sets a protocol uses whole).
     """
 
@@ -131,7 +131,7 @@ def run_validation(
     ssim: bool = True,
 ):
     """Per-image and mean PSNR/SSIM of ``model`` on ``vset``. Writes ``samples`` SR images to ``sample_dir``."""
-    from srlab.metrics import metrics_batch, psnr
+    from srlab.eval.metrics import metrics_batch, psnr
 
     proto = vset.protocol
     crop, ch = proto.border_crop(vset.scale), proto.metric_channel

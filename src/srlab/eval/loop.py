@@ -1,9 +1,9 @@
 """Evaluate models x data sets x scales under a named protocol and return per-image result rows.
 
 The protocols (``standard``: the papers' tables; ``study``: the study's notebook) are defined once in
-:mod:`srlab.protocols`; every result header repeats the chosen one line by line.
+:mod:`srlab.eval.protocols`; every result header repeats the chosen one line by line.
 
-Models (:mod:`srlab.eval_models`): ``bicubic``/``bilinear`` are the interpolation baselines at every
+Models (:mod:`srlab.eval.models`): ``bicubic``/``bilinear`` are the interpolation baselines at every
 requested scale; any other name or path goes through :func:`srlab.weights.loader.load_model`, and a model
 whose scale differs from a requested scale skips that combination (one line says so). Models with
 ``descriptor.color == 'y'`` run on the Y channel of the LR (float); their RGB output combines the SR Y with
@@ -30,14 +30,14 @@ import torch
 from srlab import __version__
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
-from srlab.eval_models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
+from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
 from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imaging.resize import quantize, upsample
-from srlab.metrics import metrics_batch
-from srlab.metrics_perceptual import PERCEPTUAL, parse_metrics
-from srlab.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
+from srlab.eval.metrics import metrics_batch
+from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
+from srlab.eval.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
 from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
-from srlab.shard import Shard
+from srlab.eval.shard import Shard
 
 __all__ = ["EvalResult", "evaluate", "prepare_perceptual", "save_sr", "score_pair"]
 
@@ -115,7 +115,7 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
 
 def prepare_perceptual(names: Sequence[str], device: torch.device) -> None:
     """Build the perceptual metrics' networks (downloading their weights on first use; WeightsError offline)."""
-    from srlab.metrics_perceptual import load
+    from srlab.eval.perceptual import load
 
     for n in names:
         load(n, device)
@@ -137,7 +137,7 @@ def score_pair(
     papers did. Perceptual metrics use the same border crop; one that cannot score the image (NIQE below
     two 96x96 blocks) gives NaN and a note.
     """
-    from srlab.metrics_perceptual import score
+    from srlab.eval.perceptual import score
 
     channels = tuple(channels)
     res = metrics_batch(sr, hr, crop=crop, channels=channels)
@@ -182,18 +182,18 @@ def evaluate(
     ``models``: names/paths (``bicubic``, ``bilinear``, zoo names, checkpoints), :class:`EvalModel` objects
     or ``(label, module)`` pairs of in-memory srlab models (e.g. during training).
 
-    ``protocol``: a name in :data:`srlab.protocols.PROTOCOLS` or a :class:`~srlab.protocols.Protocol`.
+    ``protocol``: a name in :data:`srlab.eval.protocols.PROTOCOLS` or a :class:`~srlab.eval.protocols.Protocol`.
     ``crop``: border crop (default: the protocol's rule: the scale for ``standard``, 0 for ``study``).
     ``hr_crop``: the study's centre crop size (default: the protocol's, 128, or the whole image for the sets
-    the study used whole; 0 disables it); see :meth:`srlab.protocols.Protocol.prepare_hr`.
+    the study used whole; 0 disables it); see :meth:`srlab.eval.protocols.Protocol.prepare_hr`.
     ``channels``: the metric channels (``("y",)`` alone is faster: one SSIM map). ``metrics``: perceptual
-    columns besides PSNR/SSIM (:data:`srlab.metrics_perceptual.PERCEPTUAL`: ``lpips``, ``lpips_vgg``,
+    columns besides PSNR/SSIM (:data:`srlab.eval.perceptual.PERCEPTUAL`: ``lpips``, ``lpips_vgg``,
     ``dists``, ``niqe``; same border crop; weights downloaded on first use); ``lpips=True`` adds ``lpips``.
     ``save_dir``: write each SR image, as it was scored, to ``save_dir/<model>/<dataset>/x<s>/<name>.png``
     (:func:`save_sr`: 8 bits where the protocol rounds SR to uint8, else 16 bits).
-    ``shard``: evaluate only the images of this :class:`~srlab.shard.Shard` (key: ``<set>/<path in the
+    ``shard``: evaluate only the images of this :class:`~srlab.eval.shard.Shard` (key: ``<set>/<path in the
     set>``); rows and skip records then carry ``index`` (the image's place in the whole set) and the
-    header ``shard``, so :func:`srlab.eval_merge.merge_results` rebuilds the unsharded result exactly.
+    header ``shard``, so :func:`srlab.eval.merge.merge_results` rebuilds the unsharded result exactly.
     """
 
     channels = tuple(channels)

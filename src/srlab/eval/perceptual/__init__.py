@@ -3,7 +3,7 @@
 No optional package is needed (``lpips``, ``DISTS_pytorch`` and ``pyiqa`` all import torchvision, which has
 no wheel that works with srlab's pinned CPU torch); the networks are srlab's own code, checked against the
 reference implementations in ``tests/test_perceptual.py``. Their weights are published files fetched on
-first use (:mod:`srlab.metrics_perceptual.assets`), hash-checked, into srlab's weights cache.
+first use (:mod:`srlab.eval.perceptual.assets`), hash-checked, into srlab's weights cache.
 
 :data:`PERCEPTUAL` describes each metric; :func:`score` computes one on (N, C, H, W) float tensors on the
 0-255 scale (grey images are replicated to RGB for the networks; NIQE reads the Y channel and ignores the
@@ -95,20 +95,20 @@ def load(name: str, device: str | torch.device = "cpu", *, progress: bool = True
     key = (name, str(device))
     if key not in _MODELS:
         if name == "lpips":
-            from srlab.metrics_perceptual.lpips import build_lpips
+            from srlab.eval.perceptual.lpips import build_lpips
 
             model = build_lpips("alex", progress=progress).to(device)
         elif name == "lpips_vgg":
-            from srlab.metrics_perceptual.lpips import build_lpips
+            from srlab.eval.perceptual.lpips import build_lpips
 
             model = build_lpips("vgg", progress=progress).to(device)
         elif name == "dists":
-            from srlab.metrics_perceptual.dists import build_dists
+            from srlab.eval.perceptual.dists import build_dists
 
             model = build_dists(progress=progress).to(device)
         elif name == "niqe":
-            from srlab.metrics_perceptual.assets import require
-            from srlab.metrics_perceptual.niqe import NIQE
+            from srlab.eval.perceptual.assets import require
+            from srlab.eval.perceptual.niqe import NIQE
 
             model = NIQE.load(require("niqe", metric="NIQE", progress=progress))
         else:

@@ -5,7 +5,7 @@ direct evaluation prepares it under the chosen protocol (16-bit reduced to 8 bit
 study's centre crop, modcrop to the scale); each SR file is scored *as the protocol scores SR*: ``standard``
 rounds it to the uint8 grid (an 8-bit file already is; a 16-bit file is read as ``v / 257`` and rounded),
 ``study`` only clips (a 16-bit file keeps its precision). Metrics, border crop, rows and header are those of
-:func:`srlab.evaluate.evaluate`, so the tables, CSV and JSON are the same.
+:func:`srlab.eval.loop.evaluate`, so the tables, CSV and JSON are the same.
 
 Pairing is by file name: the same stem first (``baby.png`` with ``baby.png`` or ``baby.bmp``); then, for the
 files left, the stem without common suffixes (``_x4``, ``_SR``, ``_out``, ``_output``, ``_result``,
@@ -27,10 +27,10 @@ import torch
 from srlab import __version__
 from srlab.data.find import find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
-from srlab.evaluate import EvalResult, _device_name, prepare_perceptual, score_pair
+from srlab.eval.loop import EvalResult, _device_name, prepare_perceptual, score_pair
 from srlab.imaging.files import list_images
-from srlab.metrics_perceptual import PERCEPTUAL, parse_metrics
-from srlab.protocols import get_protocol, hr_tensor, read_hr
+from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
+from srlab.eval.protocols import get_protocol, hr_tensor, read_hr
 from srlab.runtime import one_thread, resolve_device
 
 __all__ = ["SUFFIXES", "evaluate_folders", "match_files", "parse_sr_dirs"]
@@ -170,7 +170,7 @@ def evaluate_folders(
 ) -> EvalResult:
     """Score each ``(label, folder)`` of SR images against the ground truth ``gt`` (a folder or a set name).
 
-    Returns the rows and header of :func:`srlab.evaluate.evaluate` (``model`` = the label, ``image`` = the
+    Returns the rows and header of :func:`srlab.eval.loop.evaluate` (``model`` = the label, ``image`` = the
     ground truth's stem), plus ``header['mismatches']``: every file that was not scored, with the reason.
     """
     from tqdm import tqdm

@@ -20,7 +20,7 @@ on the ``0..data_range`` scale. Everything is computed in float64 (exact on CPU;
 fast for these element-wise maps and small separable convolutions). Batched tensors give a tensor of per-image
 values; unbatched inputs give Python floats.
 
-Perceptual metrics (LPIPS, DISTS, NIQE) live in :mod:`srlab.metrics_perceptual` (plain torch, no optional
+Perceptual metrics (LPIPS, DISTS, NIQE) live in :mod:`srlab.eval.perceptual` (plain torch, no optional
 package); :func:`lpips_distance` is the short way to LPIPS.
 """
 
@@ -303,10 +303,10 @@ def evaluate_pair(
 # ------------------------------------------------------------------------------------------ perceptual
 def lpips_distance(sr: Any, hr: Any, *, net: str = "alex", data_range: float = 255.0, device: str = "cpu"):
     """LPIPS v0.1 (Zhang et al. 2018) distance, lower is better; ``net`` is ``alex`` or ``vgg``. RGB (a grey
-    image is replicated). srlab's own implementation (:mod:`srlab.metrics_perceptual`); its weights are
+    image is replicated). srlab's own implementation (:mod:`srlab.eval.perceptual`); its weights are
     downloaded on first use, and offline a :class:`srlab.errors.WeightsError` says what to fetch and where.
     """
-    from srlab.metrics_perceptual import score
+    from srlab.eval.perceptual import score
 
     if net not in ("alex", "vgg"):
         raise ValueError(f"LPIPS net must be 'alex' or 'vgg', not {net!r}")

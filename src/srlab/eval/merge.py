@@ -1,6 +1,6 @@
 """``srlab eval --merge``: the ``results.json`` files of ``srlab eval --shard K/N`` runs -> the unsharded result.
 
-Each shard evaluated the images it owns (:mod:`srlab.shard`) and wrote its rows with ``index``, the image's
+Each shard evaluated the images it owns (:mod:`srlab.eval.shard`) and wrote its rows with ``index``, the image's
 place in the whole set. The merge checks that the files are the N shards of one evaluation (same protocol,
 models, scales, channels and data sets, each shard exactly once), puts the rows and skip records back in
 the order one unsharded run makes them (data set, scale, image, model), drops ``index``, and recounts per
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from srlab.errors import DataError
-from srlab.evaluate import EvalResult
+from srlab.eval.loop import EvalResult
 from srlab.report.tables import read_results
 
 __all__ = ["merge_files", "merge_results"]

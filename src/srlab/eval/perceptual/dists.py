@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.errors import WeightsError
-from srlab.metrics_perceptual.nets import VGG16_CFG, VGG16_TAPS, load_features
+from srlab.eval.perceptual.nets import VGG16_CFG, VGG16_TAPS, load_features
 
 __all__ = ["DISTS", "build_dists"]
 
@@ -113,7 +113,7 @@ def build_dists(
     progress: bool = True,
 ) -> DISTS:
     """DISTS with torchvision's VGG16 and the published alpha/beta (paths default to the assets)."""
-    from srlab.metrics_perceptual.assets import require
+    from srlab.eval.perceptual.assets import require
 
     model = DISTS()
     bb = backbone or require("vgg16", metric="DISTS", progress=progress)

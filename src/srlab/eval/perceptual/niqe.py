@@ -6,7 +6,7 @@ No reference image: lower is better. The MATLAB release's computation as BasicSR
 with MATLAB's antialiased bicubic ``imresize`` by 1/2) the locally normalised luminance (7x7 Gaussian
 window, replicated borders) of each block gives 18 AGGD features (shape, scale, and the same for the four
 neighbour products); the distance between the MVG fitted to the blocks and the pristine MVG
-(:mod:`srlab.metrics_perceptual.assets`, ``niqe``) is the score.
+(:mod:`srlab.eval.perceptual.assets`, ``niqe``) is the score.
 """
 
 from __future__ import annotations
@@ -134,6 +134,6 @@ class NIQE:
 
 def niqe(y: np.ndarray, path: str | os.PathLike | None = None) -> float:
     """NIQE of a rounded Y image with the published parameters (downloaded on first use)."""
-    from srlab.metrics_perceptual.assets import require
+    from srlab.eval.perceptual.assets import require
 
     return NIQE.load(path or require("niqe", metric="NIQE"))(y)

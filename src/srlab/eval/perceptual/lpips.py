@@ -4,7 +4,7 @@ The computation of the ``lpips`` package (``lpips.LPIPS(net=..., version='0.1')`
 [-1, 1] are shifted and scaled per channel, passed through the backbone, each tapped activation is
 unit-normalised over channels (``x / (||x|| + 1e-10)``), the squared differences are weighted by the learned
 1x1 linear head (no bias), averaged over space and summed over the layers. Weights: torchvision's ImageNet
-backbone and the published linear heads (:mod:`srlab.metrics_perceptual.assets`).
+backbone and the published linear heads (:mod:`srlab.eval.perceptual.assets`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from srlab.errors import WeightsError
-from srlab.metrics_perceptual.nets import (
+from srlab.eval.perceptual.nets import (
     ALEX_TAPS,
     VGG16_TAPS,
     alexnet_features,
@@ -94,8 +94,8 @@ def build_lpips(
     heads: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> LPIPS:
-    """LPIPS with the published weights; paths default to :func:`srlab.metrics_perceptual.assets.require`."""
-    from srlab.metrics_perceptual.assets import require
+    """LPIPS with the published weights; paths default to :func:`srlab.eval.perceptual.assets.require`."""
+    from srlab.eval.perceptual.assets import require
 
     model = LPIPS(net)
     label = "LPIPS" if net == "alex" else f"LPIPS-{net}"

@@ -1,6 +1,6 @@
 """Evaluation protocols: how the ground truth, the LR input and the scored SR image are made.
 
-A :class:`Protocol` is one frozen value; ``srlab eval`` (:mod:`srlab.evaluate`), validation during training
+A :class:`Protocol` is one frozen value; ``srlab eval`` (:mod:`srlab.eval.loop`), validation during training
 (:mod:`srlab.train.validate`) and the study all read it from here, so they prepare the same HR/LR pair from
 the same image.
 
@@ -29,7 +29,7 @@ import torch
 from srlab.errors import ConfigError, ImageError
 from srlab.imaging.color import rgb_to_ycbcr
 from srlab.imaging.resize import get_degradation, modcrop, quantize
-from srlab.metrics import SSIM_WINDOW
+from srlab.eval.metrics import SSIM_WINDOW
 
 __all__ = [
     "PROTOCOLS",
