@@ -28,9 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_info, print_table, write_json  # noqa: E402
-from srlab.imaging.resize import imresize, quantize  # noqa: E402
 from srlab.eval.metrics import metrics_batch  # noqa: E402
 from srlab.eval.protocols import get_protocol, hr_tensor, read_hr  # noqa: E402
+from srlab.imaging.resize import imresize, quantize  # noqa: E402
 from srlab.runtime import cuda_available  # noqa: E402
 
 _STANDARD = get_protocol("standard")

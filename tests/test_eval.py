@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srlab.cli import main
-from srlab.eval.models import EvalModel
 from srlab.eval.loop import evaluate
+from srlab.eval.metrics import metrics_batch
+from srlab.eval.models import EvalModel
+from srlab.eval.protocols import centre_crop
 from srlab.imaging.color import rgb_to_ycbcr
 from srlab.imaging.resize import imresize, quantize
-from srlab.eval.metrics import metrics_batch
 from srlab.models.bicubic import Interpolation
 from srlab.models.registry import describe
-from srlab.eval.protocols import centre_crop
 from srlab.report.tables import markdown_table, read_results, summarize
 
 # Bicubic, Y channel, crop = scale (SRCNN / VDSR / EDSR tables).

@@ -21,14 +21,14 @@ import pytest
 import torch
 from PIL import Image
 
-from srlab.eval import perceptual as mp
 from srlab.cli import main
 from srlab.errors import ConfigError, WeightsError
-from srlab.imaging.resize import imresize, quantize
+from srlab.eval import perceptual as mp
 from srlab.eval.perceptual.assets import ASSETS, require
 from srlab.eval.perceptual.dists import build_dists
 from srlab.eval.perceptual.lpips import build_lpips
 from srlab.eval.perceptual.niqe import NIQE
+from srlab.imaging.resize import imresize, quantize
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "data" / "golden" / "gt"

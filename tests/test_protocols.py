@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srlab.errors import ConfigError
-from srlab.eval.models import EvalModel
 from srlab.eval.loop import evaluate
+from srlab.eval.models import EvalModel
+from srlab.eval.protocols import PROTOCOLS, Protocol, centre_crop, get_protocol, read_hr
 from srlab.imaging.resize import imresize, quantize
 from srlab.models.registry import ModelDescriptor
-from srlab.eval.protocols import PROTOCOLS, Protocol, centre_crop, get_protocol, read_hr
 from srlab.train.validate import ValSet, run_validation
 
 STANDARD, STUDY = get_protocol("standard"), get_protocol("study")

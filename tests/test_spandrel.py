@@ -23,8 +23,8 @@ import torch
 import srlab
 from srlab.cli import main
 from srlab.errors import WeightsError
-from srlab.eval.models import EvalModel
 from srlab.eval.loop import evaluate
+from srlab.eval.models import EvalModel
 from srlab.inference import Upscaler
 from srlab.weights.io import read_metadata, read_state_dict, save_model
 

@@ -146,6 +146,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from srlab.eval.loop import evaluate
+    from srlab.eval.shard import parse_shard
     from srlab.report.tables import (
         incomplete_sets,
         markdown_table,
@@ -153,7 +154,6 @@ def run(args) -> int:
         summarize,
         write_results,
     )
-    from srlab.eval.shard import parse_shard
 
     out = Path(args.out) if args.out else Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     shard = None if args.merge else parse_shard(args.shard)

@@ -28,9 +28,9 @@ from srlab import __version__
 from srlab.data.find import find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
 from srlab.eval.loop import EvalResult, _device_name, prepare_perceptual, score_pair
-from srlab.imaging.files import list_images
 from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
 from srlab.eval.protocols import get_protocol, hr_tensor, read_hr
+from srlab.imaging.files import list_images
 from srlab.runtime import one_thread, resolve_device
 
 __all__ = ["SUFFIXES", "evaluate_folders", "match_files", "parse_sr_dirs"]

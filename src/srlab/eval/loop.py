@@ -30,14 +30,14 @@ import torch
 from srlab import __version__
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
-from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
-from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
-from srlab.imaging.resize import quantize, upsample
 from srlab.eval.metrics import metrics_batch
+from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
 from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
 from srlab.eval.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
-from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
 from srlab.eval.shard import Shard
+from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
+from srlab.imaging.resize import quantize, upsample
+from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
 
 __all__ = ["EvalResult", "evaluate", "prepare_perceptual", "save_sr", "score_pair"]
 

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from srlab.errors import ConfigError, ImageError
+from srlab.eval.metrics import SSIM_WINDOW
 from srlab.imaging.color import rgb_to_ycbcr
 from srlab.imaging.resize import get_degradation, modcrop, quantize
-from srlab.eval.metrics import SSIM_WINDOW
 
 __all__ = [
     "PROTOCOLS",
