@@ -121,7 +121,7 @@ def test_tiny_reproduce_writes_the_report(tiny_report):
 def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
     """Run the report's own `srlab eval` commands and compare every table cell (and its printed form)."""
     from srlab.cli import main
-    from srlab.report.tables import read_results
+    from srlab.eval.results import read_results
 
     out, s, _ = tiny_report
     md = (out / "report.md").read_text()

@@ -70,7 +70,7 @@ models:
 @pytest.mark.slow
 def test_user_spec_compares_saved_models_and_bicubic_on_a_folder(tmp_path):
     from srlab.cli import main
-    from srlab.report.tables import read_results
+    from srlab.eval.results import read_results
     from srlab.study import reproduce
 
     (tmp_path / "pics").mkdir()

@@ -34,12 +34,13 @@ from srlab.eval.metrics import metrics_batch
 from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
 from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
 from srlab.eval.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
+from srlab.eval.results import mark_complete
 from srlab.eval.shard import Shard
 from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imaging.resize import quantize, upsample
 from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
 
-__all__ = ["EvalResult", "evaluate", "prepare_perceptual", "save_sr", "score_pair"]
+__all__ = ["EvalResult", "device_name", "evaluate", "prepare_perceptual", "save_sr", "score_pair"]
 
 
 @dataclass
@@ -176,6 +177,7 @@ def evaluate(
     log: Callable[[str], None] = print,
     shard: Shard | None = None,
     metrics: Sequence[str] = (),
+    command: str | None = None,
 ) -> EvalResult:
     """Evaluate every model on every data set at every scale. Returns rows + a header describing the run.
 
@@ -255,6 +257,7 @@ def evaluate(
             net_threads=all_threads if dev.type == "cpu" else None,
             perceptual=perceptual,
             shard=shard,
+            command=command,
         )
         rows, skipped, ds_info, model_info = _evaluate_loop(found, keys, labels, loaded, scales, opts)
     return _finish(rows, skipped, ds_info, model_info, labels, scales, opts, root, messages)
@@ -273,6 +276,7 @@ class _Opts:
     net_threads: int | None
     perceptual: tuple[str, ...] = ()
     shard: Shard | None = None
+    command: str | None = None  # the command line that re-makes the numbers, for the header
 
 
 def _shard_key(ds: Dataset, path: Path) -> str:
@@ -390,7 +394,6 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                 used += 1
             bar.close()
             info["used"][str(s)] = used
-            info["complete"][str(s)] = used >= max(ds.expected or 0, len(ds.files))
             of = f"{len(files)} images of shard {o.shard}" if o.shard else f"{len(ds.files)} images"
             o.say(f"{ds.name} x{s}: {used} of {of} evaluated")
 
@@ -408,19 +411,21 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
         "data_root": str(Path(root).resolve()),
         "datasets": ds_info,
         "models": [model_info[lb] for lb in labels if lb in model_info],
-        "device": _device_name(dev),
+        "device": device_name(dev),
         "srlab_version": __version__,
         "torch_version": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if o.shard is not None:
         header["shard"] = o.shard.to_dict()
-    return EvalResult(rows, header, skipped, messages)
+    if o.command:
+        header["command"] = o.command
+    return EvalResult(rows, mark_complete(header), skipped, messages)
 
 
-def _device_name(dev: torch.device) -> str:
+def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
+        return f"cuda ({torch.cuda.getdevice_name(dev)})"
     import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -62,7 +62,7 @@ def eval_command(ctx: Context, protocol: str, models: list[str], datasets: list[
 
 def run_evaluation(ctx: Context, progress: bool) -> None:
     from srlab.eval.loop import evaluate
-    from srlab.report.tables import write_results
+    from srlab.eval.results import write_results
 
     datasets, set_paths = _eval_args(ctx)
     if not datasets:

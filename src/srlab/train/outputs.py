@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from srlab.atomic import write_stream, write_text
 from srlab.errors import SrlabError
 from srlab.serialize import jsonable
 from srlab.train.checkpoint import (
     FORMAT,
     VERSION,
     atomic_save,
-    atomic_write,
     checkpoint_name,
     list_checkpoints,
 )
@@ -64,7 +64,7 @@ class RunOutputs:
         import yaml
 
         text = yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False)
-        atomic_write(self.out_dir / "config.yaml", lambda fh: fh.write(text.encode("utf-8")))
+        write_text(self.out_dir / "config.yaml", text)
 
     def metadata(self, stage: StageState) -> dict[str, Any]:
         """What an exported generator records about its training (read back by srlab.weights.io)."""
@@ -125,7 +125,7 @@ class RunOutputs:
     def finish(self, last_stage: str) -> Path:
         """``model.safetensors``: a copy of the last stage's export (atomic: a kill leaves the old or the new)."""
         with open(self.stage_path(last_stage), "rb") as src:
-            atomic_write(self.final_path, lambda fh: shutil.copyfileobj(src, fh))
+            write_stream(self.final_path, lambda fh: shutil.copyfileobj(src, fh))
         return self.final_path
 
     # ------------------------------------------------------------------------------------ checkpoints

@@ -146,9 +146,8 @@ class Trainer:
             if bool(ckpt["stage_done"]):
                 more = cfg.stages[names[start_si]].iterations - start_it
                 if more > 0:  # the config asks for more than the finished stage ran: continue it
-                    self._say(
-                        f"stage {names[start_si]} finished at {start_it}; training {more} more iterations"
-                    )
+                    done = names[start_si]
+                    self._say(f"stage {done} finished at {start_it}; training {more} more iterations")
                     ckpt["stage_done"] = False
                 else:
                     start_si, start_it = start_si + 1, 0
