@@ -30,6 +30,7 @@ __all__ = [
     "atomic_path",
     "file_mode",
     "move",
+    "open_staged",
     "publish",
     "scratch_dir",
     "scratch_file",
@@ -108,6 +109,26 @@ def staged(
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def open_staged(
+    path: str | os.PathLike, *, overwrite: bool = True, suffix: str = ".tmp", fsync: bool = True
+) -> Iterator[IO[bytes]]:
+    """A binary file handle on a temporary file beside ``path``; when the block ends without error it is
+    flushed, fsynced and published onto ``path`` (see :func:`staged`), otherwise deleted. An OSError without
+    a file name gets ``path`` as its file name."""
+    try:
+        with staged(path, suffix=suffix, overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as fh:
+                yield fh
+                fh.flush()
+                if fsync:
+                    os.fsync(fh.fileno())
+    except OSError as exc:
+        if not exc.filename and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
+
+
 def write_stream(
     path: str | os.PathLike,
     write: Callable[[IO[bytes]], Any],
@@ -116,19 +137,9 @@ def write_stream(
     suffix: str = ".tmp",
     fsync: bool = True,
 ) -> None:
-    """``write(fh)`` into a temporary binary file beside ``path``, flushed and fsynced, then published onto
-    ``path`` (see :func:`staged`). An OSError without a file name gets ``path`` as its file name."""
-    try:
-        with staged(path, suffix=suffix, overwrite=overwrite) as tmp:
-            with open(tmp, "wb") as fh:
-                write(fh)
-                fh.flush()
-                if fsync:
-                    os.fsync(fh.fileno())
-    except OSError as exc:
-        if not exc.filename and exc.errno is not None:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-        raise
+    """``write(fh)`` into :func:`open_staged` ``(path)``: published whole, or not at all."""
+    with open_staged(path, overwrite=overwrite, suffix=suffix, fsync=fsync) as fh:
+        write(fh)
 
 
 def _one_line(path: Path, exc: OSError) -> SrlabError:

@@ -16,7 +16,6 @@ onnx/onnxruntime are optional (``pip install "srlab[onnx]"``) and imported only 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from srlab.atomic import atomic_path
 from srlab.errors import ConfigError, SrlabError
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.runtime import cache_dir
+from srlab.serialize import dumps, loads
 
 __all__ = ["OnnxFileError", "OnnxModel", "cached_onnx", "export_onnx", "onnxruntime_available"]
 
@@ -100,7 +100,7 @@ def export_onnx(
         graph = onnx.load(tmp)
         meta = {"descriptor": descriptor.to_dict(), "pre_interpolation": pre}
         entry = graph.metadata_props.add()
-        entry.key, entry.value = "srlab", json.dumps(meta)
+        entry.key, entry.value = "srlab", dumps(meta, indent=None)
         onnx.save(graph, tmp)
     return path
 
@@ -136,7 +136,7 @@ class OnnxModel(nn.Module):
                 self.path, "ONNX model without srlab metadata", "export it with `srlab export`"
             )
         try:
-            meta = json.loads(props["srlab"])
+            meta = loads(props["srlab"])
             self.descriptor = ModelDescriptor(**meta["descriptor"])
         except (ValueError, TypeError, KeyError) as exc:
             raise OnnxFileError(self.path, f"damaged srlab metadata ({exc.__class__.__name__})") from None
@@ -171,8 +171,8 @@ def _model_key(model: nn.Module) -> str:
     h = hashlib.sha256()
     d = describe(model)
     h.update(
-        json.dumps(
-            {"arch": d.arch, "hparams": d.hparams, "torch": torch.__version__}, sort_keys=True
+        dumps(
+            {"arch": d.arch, "hparams": d.hparams, "torch": torch.__version__}, indent=None, sort_keys=True
         ).encode()
     )
     for k, v in sorted(model.state_dict().items()):

@@ -24,14 +24,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from srlab.atomic import file_mode, publish
+from srlab.atomic import staged
 from srlab.errors import ConfigError, ImageError
 
 __all__ = [
@@ -94,37 +93,29 @@ def _short(exc: BaseException) -> str:
 @contextlib.contextmanager
 def staged_output(dst: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """A temporary path beside ``dst`` (same extension, so formats are guessed from it) that becomes ``dst``
-    when the block succeeds and is deleted when it does not, Ctrl-C included. Without ``overwrite`` an
-    existing ``dst`` is refused, also one that appeared while the block ran (a hard link is made, which
-    fails if the name is taken)."""
+    when the block succeeds and is deleted when it does not, Ctrl-C included (:func:`srlab.atomic.staged`).
+    Without ``overwrite`` an existing ``dst`` is refused, also one that appeared while the block ran."""
     dst = Path(dst)
+    exists = f"{dst}: already exists; pass --force (overwrite=True) to replace it"
     if dst.is_dir():
         raise ImageError(f"{dst}: is a folder; name a file, or pass the folder as -o to write into it")
     if dst.exists() and not overwrite:
-        raise ImageError(f"{dst}: already exists; pass --force (overwrite=True) to replace it")
+        raise ImageError(exists)
+    started = False
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=f".part{dst.suffix}")
-        os.close(fd)
-    except OSError as exc:
-        raise ImageError(
-            f"{dst}: cannot write there ({exc.strerror or exc}); choose another folder"
-        ) from None
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, file_mode())
-        try:
-            publish(tmp, dst, overwrite=overwrite)
-        except FileExistsError:
-            raise ImageError(f"{dst}: already exists; pass --force (overwrite=True) to replace it") from None
+        with staged(dst, suffix=f".part{dst.suffix}", overwrite=overwrite) as tmp:
+            started = True
+            yield tmp
+    except FileExistsError:
+        raise ImageError(exists) from None
     except OSError as exc:
         if exc.errno is None:
             raise
+        if not started:
+            raise ImageError(
+                f"{dst}: cannot write there ({exc.strerror or exc}); choose another folder"
+            ) from None
         raise ImageError(f"{dst}: writing failed ({exc.strerror or exc}); nothing was written") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _encoder(av, name: str | None, dst: Path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from srlab.atomic import staged
+from srlab.atomic import open_staged
 from srlab.errors import WeightsError
 from srlab.runtime import cache_dir as runtime_cache_dir
 
@@ -85,7 +85,7 @@ def download(
     expected = int(length) if length and length.isdigit() else size
     limit = min(x for x in (expected, size, max_bytes) if x is not None)
     try:
-        with staged(dest, suffix=".part") as tmp, response, open(tmp, "wb") as out:
+        with response, open_staged(dest, suffix=".part", fsync=False) as out:
             digest = _stream(response, out, url, dest.name, expected, limit, progress)
             if expected is not None and out.tell() != expected:
                 raise WeightsError(
