@@ -25,6 +25,7 @@ from torch import nn
 
 from srlab.atomic import atomic_path
 from srlab.errors import ConfigError, SrlabError
+from srlab.imaging.resize import upsample
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.runtime import cache_dir
 from srlab.serialize import dumps, loads
@@ -160,8 +161,6 @@ class OnnxModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_interpolation:
-            from srlab.imaging.resize import upsample
-
             x = upsample(x.float(), self.scale, self.pre_interpolation)
         out = self.session.run(None, {"lr": x.detach().float().cpu().contiguous().numpy()})[0]
         return torch.from_numpy(out).to(x.device)

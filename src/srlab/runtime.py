@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,7 +260,6 @@ def _own_ticks() -> int | None:
 def busy_cores(window: float = 0.5) -> float | None:
     """How many cores other processes keep busy, sampled over ``window`` seconds (None where /proc is
     missing: not Linux)."""
-    import time
 
     a, o1 = _cpu_ticks(), _own_ticks()
     if a is None or o1 is None:

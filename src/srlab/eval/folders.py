@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from srlab import __version__
 from srlab.data.find import find_dataset, resolve_data_root
@@ -32,6 +34,7 @@ from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
 from srlab.eval.protocols import get_protocol, hr_tensor, read_hr
 from srlab.eval.results import mark_complete
 from srlab.imaging.files import list_images
+from srlab.imaging.io import read_image
 from srlab.runtime import one_thread, resolve_device
 
 __all__ = ["SUFFIXES", "evaluate_folders", "match_files", "parse_sr_dirs"]
@@ -142,9 +145,6 @@ def _gt_set(gt: str, data_root, set_paths):
 
 def _read_sr(path: Path) -> tuple[torch.Tensor, list[str]]:
     """(1, C, H, W) float64 on 0-255 (16-bit files: v / 257, unrounded) and conversion notes."""
-    import numpy as np
-
-    from srlab.imaging.io import read_image
 
     img = read_image(path)
     px = img.pixels if img.pixels.ndim == 3 else img.pixels[..., None]
@@ -175,7 +175,6 @@ def evaluate_folders(
     Returns the rows and header of :func:`srlab.eval.loop.evaluate` (``model`` = the label, ``image`` = the
     ground truth's stem), plus ``header['mismatches']``: every file that was not scored, with the reason.
     """
-    from tqdm import tqdm
 
     proto = get_protocol(protocol)
     s = int(scale)

@@ -19,6 +19,7 @@ one line each, and the header of the results counts what was used: per data set 
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,17 +27,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from srlab import __version__
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
 from srlab.eval.metrics import metrics_batch
 from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
-from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
+from srlab.eval.perceptual import PERCEPTUAL, load, parse_metrics, score
 from srlab.eval.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
 from srlab.eval.results import mark_complete
 from srlab.eval.shard import Shard
 from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
+from srlab.imaging.io import write_image
 from srlab.imaging.resize import quantize, upsample
 from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
 
@@ -103,7 +106,6 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
     A protocol that rounds SR to uint8 gets an 8-bit PNG (exact); one that only clips (``study``) gets a
     16-bit PNG (``round(v * 257)``: within 1/514 of a grey level, ~1e-7 dB of PSNR).
     """
-    from srlab.imaging.io import write_image
 
     a = sr[0].permute(1, 2, 0).to("cpu", torch.float64)
     if proto.sr_rounding == "uint8":
@@ -116,7 +118,6 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
 
 def prepare_perceptual(names: Sequence[str], device: torch.device) -> None:
     """Build the perceptual metrics' networks (downloading their weights on first use; WeightsError offline)."""
-    from srlab.eval.perceptual import load
 
     for n in names:
         load(n, device)
@@ -138,7 +139,6 @@ def score_pair(
     papers did. Perceptual metrics use the same border crop; one that cannot score the image (NIQE below
     two 96x96 blocks) gives NaN and a note.
     """
-    from srlab.eval.perceptual import score
 
     channels = tuple(channels)
     res = metrics_batch(sr, hr, crop=crop, channels=channels)
@@ -287,7 +287,6 @@ def _shard_key(ds: Dataset, path: Path) -> str:
 
 
 def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
-    from tqdm import tqdm
 
     rows: list[dict] = []
     skipped: list[dict] = []
@@ -426,6 +425,5 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
 def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.getdevice_name(dev)})"
-    import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

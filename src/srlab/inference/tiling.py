@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 __all__ = [
     "MAX_AUTO_SIDE",
@@ -232,8 +233,6 @@ def blend_tiles(
     out = None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(jobs), desc="tiles", unit="tile", leave=False, disable=None)
     try:
         for k in range(0, len(jobs), plan.batch_size):

@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from srlab.atomic import staged
 from srlab.errors import ConfigError, ImageError
+from srlab.imaging import io as imio
 
 __all__ = [
     "DEFAULT_CRF",
@@ -237,9 +240,6 @@ def output_size(up, h: int, w: int, outscale: float | None) -> tuple[int, int]:
 
 
 def _transcode(av, up, inp, src, tmp, dst, outscale, name, pix_fmt, crf, max_pixels, progress):
-    from tqdm.auto import tqdm
-
-    from srlab.imaging import io as imio
 
     vs = inp.streams.video[0]
     vs.thread_type = "AUTO"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from srlab.atomic import atomic_path
+from srlab.errors import SrlabError
 
 __all__ = [
     "Tile",
@@ -42,7 +43,6 @@ def _save(fig, path: str | Path, dpi: int) -> Path:
 
 
 def _plt():
-    from srlab.errors import SrlabError
 
     try:
         import matplotlib

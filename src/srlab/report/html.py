@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from srlab.atomic import write_text
+from srlab.errors import SrlabError
 from srlab.report.markdown import md_table
 
 __all__ = ["Document", "write_report"]
@@ -195,7 +196,6 @@ class Document:
 
 
 def _data_uri(path: Path) -> str:
-    from srlab.errors import SrlabError
 
     try:
         data = path.read_bytes()

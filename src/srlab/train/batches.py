@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
+from srlab.data.datasets import SampleStream, SRTrainSet, synthesize_lr
 from srlab.train.config import TrainConfig
+from srlab.train.validate import ValSet, resolve_data_path
 
 __all__ = ["TrainBatches", "load_val_set"]
 
@@ -24,8 +26,6 @@ class TrainBatches:
     def __init__(
         self, cfg: TrainConfig, data_root: Path | str | None, *, log: Callable[[str], None] | None = None
     ) -> None:
-        from srlab.data.datasets import SampleStream, SRTrainSet
-        from srlab.train.validate import resolve_data_path
 
         self.cfg = cfg
         d = cfg.data
@@ -61,7 +61,6 @@ class TrainBatches:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Rank ``rank``'s (LR, HR) batch for ``iteration`` of a stage, on ``device`` (the LR synthesised
         there when the set holds HR only)."""
-        from srlab.data.datasets import synthesize_lr
 
         cfg = self.cfg
         start = offset + (iteration * world + rank) * batch_size
@@ -75,7 +74,6 @@ class TrainBatches:
 
 def load_val_set(cfg: TrainConfig, data_root: Path | str | None, *, log: Callable[[str], None] | None = None):
     """The validation set of ``cfg.val`` (:class:`~srlab.train.validate.ValSet`), or None without one."""
-    from srlab.train.validate import ValSet, resolve_data_path
 
     if not cfg.val.set:
         return None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from srlab.atomic import write_stream, write_text
@@ -33,6 +34,7 @@ from srlab.train.checkpoint import (
 )
 from srlab.train.config import TrainConfig, config_to_dict
 from srlab.train.state import StageState
+from srlab.weights.io import save_model
 from srlab.weights.shipped import get_shipped, shipped_path
 
 __all__ = ["RunOutputs"]
@@ -61,7 +63,6 @@ class RunOutputs:
 
     # ------------------------------------------------------------------------------------------ files
     def write_config(self) -> None:
-        import yaml
 
         text = yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False)
         write_text(self.out_dir / "config.yaml", text)
@@ -94,7 +95,6 @@ class RunOutputs:
 
     def export(self, path: Path, model: nn.Module, stage: StageState) -> None:
         """Write ``model`` with :meth:`metadata`; a model with a non-finite weight is refused."""
-        from srlab.weights.io import save_model
 
         for k, v in model.state_dict().items():
             if v.is_floating_point() and not bool(torch.isfinite(v).all()):
