@@ -25,9 +25,10 @@ from srlab.inference.outputs import (
 RNG = np.random.default_rng(3)
 
 
-def _img(path: Path, channels: int = 3) -> Path:
+def _img(path: Path, alpha: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_image(path, RNG.integers(0, 256, (5, 6, channels), dtype=np.uint8))
+    a = RNG.integers(0, 256, (5, 6), dtype=np.uint8) if alpha else None
+    return write_image(path, RNG.integers(0, 256, (5, 6, 3), dtype=np.uint8), alpha=a)
 
 
 def test_names_suffixes_and_formats(tmp_path):
@@ -154,3 +155,21 @@ def test_upscale_file_refuses_an_existing_output_before_upscaling(tmp_path, monk
     assert calls == [] and dst.read_bytes() == kept
     res = up.upscale_file(src, dst, overwrite=True)
     assert calls == [1] and read_image(dst).pixels.shape == (10, 12, 3) == res.pixels.shape
+
+
+def test_transparency_rule_does_not_depend_on_whether_the_folder_exists_and_a_named_file_keeps_its_name(
+    tmp_path, capsys
+):
+    from srlab.cli import main
+
+    src = tmp_path / "photo.jpg"  # a PNG with transparency behind a .jpg name
+    _img(tmp_path / "t.png", alpha=True).rename(src)
+    for out in (tmp_path / "new", tmp_path / "existing"):
+        (tmp_path / "existing").mkdir(exist_ok=True)
+        assert main(["upscale", str(src), "-o", str(out), "-m", "bicubic-x2", "-q"]) == 0
+        assert [p.name for p in out.iterdir()] == ["photo_x2.png"]
+        assert read_image(out / "photo_x2.png").alpha is not None
+    named = tmp_path / "named.jpg"
+    assert main(["upscale", str(src), "-o", str(named), "-m", "bicubic-x2", "-q"]) == 0
+    assert named.is_file() and not named.with_suffix(".png").exists()
+    assert read_image(named).alpha is None and "flattening onto white" in capsys.readouterr().err

@@ -258,13 +258,17 @@ class OutputPlan:
     def claim(self, src, dst, img=None) -> Path:
         """The final output of ``src`` (planned: ``dst``) given its decoded ``img`` (None for videos and
         animations, which have their own formats): PNG where the planned extension would lose the
-        transparency (``ext`` same, folder outputs). Refused as :func:`check_target` says."""
+        transparency (``ext`` same, folder outputs, whether the folder exists yet or not). Refused as
+        :func:`check_target` says."""
         dst = Path(dst)
         alpha = img is not None and img.alpha is not None
-        if alpha and self.rules.ext == "same" and dst.suffix.lower() not in ALPHA_EXTS:
-            out = Path(self.out)
-            if dst.parent != out or out.is_dir() or len(self.paths) > 1:
-                dst = dst.with_suffix(".png")
+        if (
+            alpha
+            and self.rules.ext == "same"
+            and not self.single_file
+            and dst.suffix.lower() not in ALPHA_EXTS
+        ):
+            dst = dst.with_suffix(".png")  # a file named by the caller keeps its name (JPEG: flattened)
         return check_target(
             src,
             dst,
