@@ -190,3 +190,17 @@ def test_duplicate_model_names_are_refused():
     with pytest.raises(ValueError, match="already registered"):
         registry.register_preset("srcnn-955-x2", "srcnn")
     assert "srcnn" in registry.ARCHS and registry.ARCHS["srcnn"] is not None
+
+
+def test_nothing_outside_the_command_line_imports_it():
+    # the CLI is the top layer: the library's rules (output names, overwrites, options) live below it, so a
+    # service or a Python caller gets them without argparse; srlab.__main__ is the entry point that runs it
+    graph = _graph()
+    bad = {
+        m: sorted(t for t in deps if t == "srlab.cli" or t.startswith("srlab.cli."))
+        for m, deps in graph.items()
+        if not (m == "srlab.cli" or m.startswith("srlab.cli.")) and m != "srlab.__main__"
+    }
+    bad = {m: d for m, d in bad.items() if d}
+    assert not bad, f"modules outside srlab.cli import it: {bad}"
+    assert "srlab.cli.upscale" in graph and "srlab.inference.outputs" in graph["srlab.cli.upscale"]

@@ -38,6 +38,7 @@ from torch import nn
 
 from srlab import runtime
 from srlab.errors import ConfigError
+from srlab.inference.options import UpscaleOptions
 from srlab.inference.tiling import pad_to_multiple
 from srlab.models.registry import ModelDescriptor
 from srlab.models.rrdbnet import ResidualDenseBlock, set_fused_blocks
@@ -48,7 +49,6 @@ __all__ = ["ORT_FASTER_ON_CPU", "Engine", "EngineSettings", "build_engine", "eng
 # has the figures): ``backend='auto'`` uses ONNX Runtime for these when it is installed and fp32 is asked
 # for. Interpolation has no convolutions, so there is nothing to gain there.
 ORT_FASTER_ON_CPU = frozenset({"rrdbnet", "srvgg", "srcnn"})
-BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -75,27 +75,16 @@ class EngineSettings:
 
 
 def engine_settings(
-    module: nn.Module,
-    desc: ModelDescriptor,
-    *,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    backend: str = "auto",
-    compile: bool | str = False,
-    fuse: bool | None = None,
-    channels_last: bool | None = None,
+    module: nn.Module, desc: ModelDescriptor, options: UpscaleOptions | None = None, **changes: Any
 ) -> EngineSettings:
-    """Resolve the ``Upscaler`` arguments of the same names (see :mod:`srlab.inference.engine`)."""
-    compile_mode = (
-        runtime.check_compile_mode("default" if compile is True else str(compile)) if compile else None
-    )
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; use 'auto', 'torch' or 'onnxruntime'")
+    """Resolve the engine fields of ``options`` (device, precision, backend, compile, fuse, channels_last;
+    ``changes`` set single fields, as for ``Upscaler``) for this model (see :mod:`srlab.inference.engine`)."""
+    options = UpscaleOptions.make(options, **changes)
+    compile_mode = options.compile_mode
+    device, precision, backend = options.device, options.precision, options.backend
     auto = backend == "auto"
     if auto:
         backend = "torch" if compile_mode else _auto_backend(module, device, precision)
-    elif compile_mode and backend == "onnxruntime":
-        raise ConfigError("compile needs the torch backend; use --backend torch (or auto)")
     if backend == "onnxruntime":
         if str(device) not in ("auto", "cpu"):
             raise ConfigError("the onnxruntime backend runs on the CPU; use --device cpu")
@@ -103,6 +92,7 @@ def engine_settings(
     else:
         dev = runtime.resolve_device(device)
         prec = runtime.resolve_precision(precision, dev, desc)
+    channels_last, fuse = options.channels_last, options.fuse
     torch_cl = dev.type in ("cuda", "cpu") if channels_last is None else bool(channels_last)
     return EngineSettings(
         backend=backend,
@@ -125,11 +115,12 @@ def _auto_backend(module: nn.Module, device: Any, precision: str) -> str:
     return "onnxruntime" if onnxruntime_available() else "torch"
 
 
-def build_engine(module: nn.Module, desc: ModelDescriptor, *, caller_owned: bool, **options: Any) -> Engine:
-    """The :class:`Engine` for ``module`` with the ``Upscaler`` options ``device``, ``precision``,
-    ``backend``, ``compile``, ``fuse`` and ``channels_last``. ``caller_owned``: the module belongs to the
-    caller (it is copied before anything changes it)."""
-    settings = engine_settings(module, desc, **options)
+def build_engine(
+    module: nn.Module, desc: ModelDescriptor, options: UpscaleOptions, *, caller_owned: bool
+) -> Engine:
+    """The :class:`Engine` for ``module`` with the engine fields of ``options``. ``caller_owned``: the
+    module belongs to the caller (it is copied before anything changes it)."""
+    settings = engine_settings(module, desc, options)
     if settings.backend == "onnxruntime":
         from srlab.export import cached_onnx
 
@@ -139,7 +130,7 @@ def build_engine(module: nn.Module, desc: ModelDescriptor, *, caller_owned: bool
             if not settings.auto_backend:
                 raise
             warnings.warn(f"ONNX export failed ({exc}); running with PyTorch", stacklevel=3)
-            settings = engine_settings(module, desc, **{**options, "backend": "torch"})
+            settings = engine_settings(module, desc, options.replace(backend="torch"))
     return Engine(module, desc, settings, caller_owned=caller_owned)
 
 

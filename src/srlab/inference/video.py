@@ -233,7 +233,10 @@ def upscale_video(
 
 
 def output_size(up, h: int, w: int, outscale: float | None) -> tuple[int, int]:
-    """(height, width) of an ``h`` x ``w`` frame upscaled by ``up`` to ``outscale`` (None: the model's)."""
+    """(height, width) of an ``h`` x ``w`` frame upscaled by ``up`` to ``outscale`` (None: the Upscaler's
+    options', else the model's)."""
+    if outscale is None:
+        outscale = up.options.outscale
     if outscale is None or math.isclose(outscale, up.scale):
         return h * up.scale, w * up.scale
     return max(1, round(h * outscale)), max(1, round(w * outscale))
