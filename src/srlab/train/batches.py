@@ -15,15 +15,24 @@ import torch
 
 from srlab.train.config import TrainConfig
 
-__all__ = ["TrainBatches", "load_val_set"]
+__all__ = ["PREVIEW_NAME", "TrainBatches", "load_val_set"]
+
+PREVIEW_NAME = "degradation_samples.png"
 
 
 class TrainBatches:
     """The training images in memory (:class:`~srlab.data.datasets.SRTrainSet`) and their sample stream."""
 
     def __init__(
-        self, cfg: TrainConfig, data_root: Path | str | None, *, log: Callable[[str], None] | None = None
+        self,
+        cfg: TrainConfig,
+        data_root: Path | str | None,
+        *,
+        log: Callable[[str], None] | None = None,
+        preview_dir: Path | bool | None = None,
     ) -> None:
+        """``preview_dir``: with the realesrgan degradation, write ``degradation_samples.png`` there (the run
+        folder), a picture of what the random degradations make, to look at before trusting a run."""
         from srlab.data.datasets import SampleStream, SRTrainSet
         from srlab.train.validate import resolve_data_path
 
@@ -67,6 +76,10 @@ class TrainBatches:
                     + ", ".join(f"{p} ({q:.0%})" for (p, _w, _l), q in zip(sources, self.data.probs))
                 )
         self.stream = SampleStream(len(self.data), cfg.seed, shuffle=d.shuffle)
+        if preview_dir and d.degradation == "realesrgan":
+            grid = self.write_samples(Path(preview_dir) / PREVIEW_NAME)
+            if log is not None:
+                log(f"degraded training samples (LR | target): {grid}")
 
     @property
     def items(self) -> int:

@@ -243,12 +243,8 @@ class Trainer:
             self._say(f"tensorboard: {self.log.tb_status}")
 
     def _load_data(self) -> None:
-        self.data = TrainBatches(self.cfg, self.data_root, log=self._say)
+        self.data = TrainBatches(self.cfg, self.data_root, log=self._say, preview_dir=self.is_main and self.out_dir)
         self.outputs.data_digest = self.data.data.fingerprint()
-        if self.is_main and self.cfg.data.degradation == "realesrgan":
-            # a picture of what the random degradations make, to look at before trusting the run
-            grid = self.data.write_samples(self.out_dir / "degradation_samples.png", device=self.device)
-            self._say(f"degraded training samples (LR | target): {grid}")
         self.val = load_val_set(self.cfg, self.data_root, log=self._say) if self.is_main else None
         if self.val is not None:
             self._say(
