@@ -199,8 +199,8 @@ class LossConfig(_Section):
     perceptual_criterion: Literal["l1", "mse", "charbonnier"] = "l1"
     perceptual_weights: str | None = None  # None = the zoo's ImageNet VGG19; a path; or "random" (explicit)
     # ragan: relativistic average, both terms halved (BasicSR); ragan_sum: the same two terms summed, the
-    # discriminator's means not detached (the study's code); vanilla: non-relativistic
-    gan: Literal["ragan", "ragan_sum", "vanilla", "none"] = "none"
+    # discriminator's means not detached (the study's code); vanilla: non-relativistic; lsgan: least squares
+    gan: Literal["ragan", "ragan_sum", "vanilla", "lsgan", "none"] = "none"
     gan_weight: Float = 5e-3
 
 
@@ -311,7 +311,7 @@ def _check(cfg: TrainConfig) -> None:
         if st.init and st.init in cfg.stages and names.index(st.init) >= i:
             raise ConfigError(f"{p}.init: stage {st.init!r} does not come before {name!r}")
         if st.kind == "gan" and st.losses.gan == "none":
-            raise ConfigError(f"{p}: a gan stage needs losses.gan (ragan, ragan_sum or vanilla)")
+            raise ConfigError(f"{p}: a gan stage needs losses.gan (ragan, ragan_sum, vanilla or lsgan)")
         if st.kind == "psnr" and st.losses.gan != "none":
             raise ConfigError(f"{p}: losses.gan is set but the stage kind is psnr; use kind: gan")
         if st.losses.pixel == "none" and st.losses.perceptual == "none" and st.kind == "psnr":
