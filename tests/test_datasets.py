@@ -387,5 +387,13 @@ def test_config_train_list_form_and_single_name_form(tmp_path):
     assert isinstance(single.data, SRTrainSet)
     with pytest.raises(ConfigError, match=r"data\.train\[1\]\.weight"):
         config_from_dict({"data": {"train": [{"path": "a"}, {"path": "b", "weight": 0}]}})
+    # errors inside the list name the entry (not pydantic's union member)
+    with pytest.raises(
+        ConfigError,
+        match=r"^unknown config key 'data\.train\[0\]\.pth'; did you mean 'data\.train\[0\]\.path'\?$",
+    ):
+        config_from_dict({"data": {"train": [{"pth": "a"}]}})
+    with pytest.raises(ConfigError, match=r"^data\.train\[0\]\.weight: expected float, got 'x'$"):
+        config_from_dict({"data": {"train": [{"path": "a", "weight": "x"}]}})
     with pytest.raises(ConfigError, match="train_lr"):
         config_from_dict({"data": {"train": [{"path": "a"}], "train_lr": "x"}})

@@ -30,7 +30,16 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from srlab.data.degradations.options import RealESRGANOptions
@@ -132,7 +141,10 @@ class DataConfig(_Section):
     """Training data (paths relative to the data root unless absolute)."""
 
     # an HR folder (or a folder of _HR/_LR{s} pairs, or one with an LR sibling), or a weighted list of them
-    train: str | list[TrainSource] = "T91"
+    train: Annotated[
+        Annotated[str, Tag("folder")] | Annotated[list[TrainSource], Tag("folders")],
+        Discriminator(lambda v: "folders" if isinstance(v, (list, tuple)) else "folder"),
+    ] = "T91"
     train_lr: str | None = None  # paired LR folder (same stems); None = found by layout, or synthesised
     # srlab.imaging.resize name: bicubic (MATLAB) | study (bilinear, no AA); or realesrgan (data.degradations:
     # random second-order blur/resize/noise/JPEG per sample, made on the batch)
