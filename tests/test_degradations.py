@@ -347,3 +347,39 @@ def test_training_batches_are_reproducible_per_iteration_and_the_sample_grid_is_
     np.testing.assert_array_equal(
         grid[:32, 36:68], (hr0[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     )
+
+
+def test_demo_recipe_trains_writes_the_grid_and_resumes_to_the_same_weights(tmp_path):
+    from srlab.train.config import apply_overrides, config_from_dict, load_config
+    from srlab.train.trainer import Trainer
+    from srlab.weights.io import read_state_dict
+
+    d = _hr_folder(tmp_path, n=4, size=40)
+    _, raw = load_config("realesrgan_compact_x4_demo", quick=True)
+    over = {
+        "data.train": str(d),
+        "val.set": str(d),
+        "stages.psnr.iterations": 2,
+        "stages.gan.iterations": 3,
+        "stages.*.batch_size": 2,
+    }
+    cfg = config_from_dict(apply_overrides(raw, over))
+    assert (
+        cfg.data.degradation == "realesrgan" and cfg.stages["gan"].discriminator.name == "unet_discriminator"
+    )
+
+    def run(out, **kw):
+        return Trainer(
+            cfg if not kw else config_from_dict(apply_overrides(raw, {**over, **kw})), out_dir=out, echo=None
+        ).run()
+
+    full = run(tmp_path / "a")
+    assert full.completed
+    from srlab.imaging.io import read_image
+
+    assert read_image(tmp_path / "a" / "degradation_samples.png").pixels.shape[2] == 3
+    run(tmp_path / "b", **{"runtime.stop_after": 3})  # stops inside the gan stage
+    Trainer(cfg, out_dir=tmp_path / "b", resume="auto", echo=None).run()
+    a = read_state_dict(tmp_path / "a" / "model.safetensors")
+    b = read_state_dict(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
