@@ -285,6 +285,15 @@ def test_options_are_checked_and_overridable_from_the_config():
             config_from_dict({"scale": 4, "data": {"degradation": "realesrgan", "realesrgan": bad}})
     with pytest.raises(ConfigError, match="crop"):
         config_from_dict({"scale": 3, "data": {"degradation": "realesrgan", "crop": 64}})
+    with pytest.raises(ConfigError, match="data.degradation is 'bicubic'"):
+        config_from_dict({"data": {"realesrgan": {"sinc_prob": 0.2}}})
+    # a run saved before the option existed resumes without a "config changed" refusal
+    from srlab.train.config import config_to_dict
+    from srlab.train.rundir import resume_changes
+
+    new = config_to_dict(config_from_dict({}))
+    old = {**new, "data": {k: v for k, v in new["data"].items() if k != "realesrgan"}}
+    assert resume_changes(old, new) == []
     with pytest.raises(ConfigError, match="paired"):
         config_from_dict({"scale": 4, "data": {"degradation": "realesrgan", "train_lr": "X"}})
 

@@ -101,9 +101,10 @@ class TrainBatches:
         if lr_b is None:
             d = cfg.data
             if d.degradation == "realesrgan":
-                from srlab.data.degradations.pipeline import degrade_batch
+                from srlab.data.degradations.pipeline import RealESRGANOptions, degrade_batch
 
-                return degrade_batch(hr_b, cfg.scale, d.realesrgan, cfg.seed, list(positions))
+                opts = d.realesrgan or RealESRGANOptions()
+                return degrade_batch(hr_b, cfg.scale, opts, cfg.seed, list(positions))
             return synthesize_lr(hr_b, cfg.scale, d.degradation, quantize_lr=d.quantize_lr, color=d.color)
         return lr_b.to(device, non_blocking=True), hr_b
 

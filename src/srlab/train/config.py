@@ -149,7 +149,9 @@ class DataConfig(_Section):
     # srlab.imaging.resize name: bicubic (MATLAB) | study (bilinear, no AA); or realesrgan (data.degradations:
     # random second-order blur/resize/noise/JPEG per sample, made on the batch)
     degradation: str = "bicubic"
-    realesrgan: RealESRGANOptions = Field(default_factory=RealESRGANOptions)  # with degradation: realesrgan
+    # with degradation realesrgan: its options (None = the published defaults; a config written before the
+    # option existed thus resumes unchanged)
+    realesrgan: RealESRGANOptions | None = None
     quantize_lr: bool = True  # round the LR to uint8 (standard protocol); the study kept it float
     mode: Literal["random", "center", "subimages", "full"] = "random"
     crop: Int = 128  # HR crop / sub-image size
@@ -356,6 +358,8 @@ def _check_data(cfg: TrainConfig) -> None:
                 raise ConfigError(f"data.train[{i}].weight must be > 0, not {src.weight}")
         if d.train_lr:
             raise ConfigError("data.train_lr is for a single folder; give each folder of data.train its 'lr'")
+    if d.realesrgan is not None and d.degradation != "realesrgan":
+        raise ConfigError(f"data.realesrgan is set but data.degradation is {d.degradation!r}, not realesrgan")
     if d.degradation == "realesrgan":
         if d.train_lr or (isinstance(d.train, list) and any(s.lr for s in d.train)):
             raise ConfigError("data.degradation realesrgan makes the LR itself: remove the paired LR folder")
