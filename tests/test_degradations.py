@@ -1,6 +1,6 @@
 """Real-ESRGAN's degradation pipeline (srlab.data.degradations) against independent computations: kernels
 from their formulas (scipy's Bessel J1 for the sinc), blur against scipy.ndimage, JPEG against Pillow, noise
-statistics, unsharp masking written out, the parameter ranges over many draws, determinism, the sample grid."""
+statistics, unsharp masking written out, parameter ranges over many draws, determinism, the sample grid."""
 
 from __future__ import annotations
 
@@ -339,7 +339,7 @@ def test_training_batches_are_reproducible_per_iteration_and_the_sample_grid_is_
         {"scale": 4, "seed": 3, "data": {"train": str(d), "degradation": "realesrgan", "crop": 32}}
     )
     run = tmp_path / "run"
-    tb = TrainBatches(cfg, None, preview_dir=run)
+    tb = TrainBatches(cfg, None, preview=run)
     cpu = torch.device("cpu")
     lr0, hr0 = tb.batch(4, 0, 0, rank=0, world=1, device=cpu)
     assert lr0.shape == (4, 3, 8, 8) and hr0.shape == (4, 3, 32, 32)

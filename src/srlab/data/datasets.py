@@ -234,9 +234,7 @@ class SRTrainSet:
 
         found = find_pairs(hr_dir, s, lr_dir)
         if found.paired and lr_dir is None and self.lr_on_device:
-            say(
-                f"data: {hr_dir} holds LR images ({found.layout}); LR is synthesised on the fly, they are unused"
-            )
+            say(f"data: {hr_dir} holds LR images ({found.layout}), unused: LR is made on the fly")
             found = PairedFiles(found.hr, [None] * len(found.hr), "hr only")
         self.paired, self.layout = found.paired, found.layout
         if self.paired and mode == "center" and self.crop % s:

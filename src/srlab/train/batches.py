@@ -29,10 +29,11 @@ class TrainBatches:
         data_root: Path | str | None,
         *,
         log: Callable[[str], None] | None = None,
-        preview_dir: Path | bool | None = None,
+        preview: Path | bool | None = None,
     ) -> None:
-        """``preview_dir``: with the realesrgan degradation, write ``degradation_samples.png`` there (the run
-        folder), a picture of what the random degradations make, to look at before trusting a run."""
+        """``preview`` (a run folder, or False/None): with the realesrgan degradation, write
+        ``degradation_samples.png`` there, a picture of what the random degradations make, to look at before
+        trusting a run."""
         from srlab.data.datasets import SampleStream, SRTrainSet
         from srlab.train.validate import resolve_data_path
 
@@ -76,8 +77,8 @@ class TrainBatches:
                     + ", ".join(f"{p} ({q:.0%})" for (p, _w, _l), q in zip(sources, self.data.probs))
                 )
         self.stream = SampleStream(len(self.data), cfg.seed, shuffle=d.shuffle)
-        if preview_dir and d.degradation == "realesrgan":
-            grid = self.write_samples(Path(preview_dir) / PREVIEW_NAME)
+        if preview and d.degradation == "realesrgan":
+            grid = self.write_samples(Path(preview) / PREVIEW_NAME)
             if log is not None:
                 log(f"degraded training samples (LR | target): {grid}")
 

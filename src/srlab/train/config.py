@@ -30,19 +30,11 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from srlab.data.degradations.options import RealESRGANOptions
+from srlab.data.sources import TrainFolders
 from srlab.errors import ConfigError
 from srlab.train.config_errors import error_message, is_section
 
@@ -57,7 +49,6 @@ __all__ = [
     "ScheduleConfig",
     "StageConfig",
     "TrainConfig",
-    "TrainSource",
     "ValConfig",
     "apply_overrides",
     "config_from_dict",
@@ -129,22 +120,11 @@ class ModelConfig(_Section):
     hparams: dict[str, Any] = Field(default_factory=dict)
 
 
-class TrainSource(_Section):
-    """One folder of a weighted mix (``data.train: [{path: A, weight: 2}, {path: B}]``)."""
-
-    path: str
-    weight: Float = 1.0  # samples are drawn from the folders in proportion to their weights
-    lr: str | None = None  # its paired LR folder (else found by layout, or synthesised)
-
-
 class DataConfig(_Section):
     """Training data (paths relative to the data root unless absolute)."""
 
     # an HR folder (or a folder of _HR/_LR{s} pairs, or one with an LR sibling), or a weighted list of them
-    train: Annotated[
-        Annotated[str, Tag("folder")] | Annotated[list[TrainSource], Tag("folders")],
-        Discriminator(lambda v: "folders" if isinstance(v, (list, tuple)) else "folder"),
-    ] = "T91"
+    train: TrainFolders = "T91"
     train_lr: str | None = None  # paired LR folder (same stems); None = found by layout, or synthesised
     # srlab.imaging.resize name: bicubic (MATLAB) | study (bilinear, no AA); or realesrgan (data.degradations:
     # random second-order blur/resize/noise/JPEG per sample, made on the batch)

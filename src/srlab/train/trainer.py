@@ -146,9 +146,7 @@ class Trainer:
             if bool(ckpt["stage_done"]):
                 more = cfg.stages[names[start_si]].iterations - start_it
                 if more > 0:  # the config asks for more than the finished stage ran: continue it
-                    self._say(
-                        f"stage {names[start_si]} finished at {start_it}; training {more} more iterations"
-                    )
+                    self._say(f"stage {names[start_si]} finished at {start_it}; training {more} more iterations")
                     ckpt["stage_done"] = False
                 else:
                     start_si, start_it = start_si + 1, 0
@@ -245,9 +243,7 @@ class Trainer:
             self._say(f"tensorboard: {self.log.tb_status}")
 
     def _load_data(self) -> None:
-        self.data = TrainBatches(
-            self.cfg, self.data_root, log=self._say, preview_dir=self.is_main and self.out_dir
-        )
+        self.data = TrainBatches(self.cfg, self.data_root, log=self._say, preview=self.is_main and self.out_dir)
         self.outputs.data_digest = self.data.data.fingerprint()
         self.val = load_val_set(self.cfg, self.data_root, log=self._say) if self.is_main else None
         if self.val is not None:
