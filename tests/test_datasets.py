@@ -326,6 +326,12 @@ def test_sibling_lr_folder_is_matched_by_name(tmp_path, hr_name, lr_name):
     # on-the-fly LR ignores the LR files
     dev = SRTrainSet(d, scale=2, mode="random", crop=16, lr_on_device=True)
     assert not dev.paired and len(dev.hr) == 3
+    # so does another degradation named in the config: the study's LR is made, not the folder's
+    study = SRTrainSet(d, scale=2, mode="random", crop=16, degradation="study", quantize_lr=False)
+    assert not study.paired and len(study.hr) == 3
+    np.testing.assert_allclose(
+        study.lr[1], study_resize(_chw(arrays["im01"]), (12, 12))[0].permute(1, 2, 0).numpy(), atol=1e-3
+    )
 
 
 def test_hr_only_folder_has_no_pairs(tmp_path):

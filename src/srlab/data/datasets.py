@@ -233,8 +233,10 @@ class SRTrainSet:
         say = log or (lambda _m: None)
 
         found = find_pairs(hr_dir, s, lr_dir)
-        if found.paired and lr_dir is None and self.lr_on_device:
-            say(f"data: {hr_dir} holds LR images ({found.layout}), unused: LR is made on the fly")
+        if found.paired and lr_dir is None and (self.lr_on_device or degradation != "bicubic"):
+            # LR files found by layout are bicubic or real camera pairs: another degradation asked for by
+            # name is made, not silently replaced by them
+            say(f"data: {hr_dir} holds LR images ({found.layout}), unused: LR is made by {degradation}")
             found = PairedFiles(found.hr, [None] * len(found.hr), "hr only")
         self.paired, self.layout = found.paired, found.layout
         if self.paired and mode == "center" and self.crop % s:
