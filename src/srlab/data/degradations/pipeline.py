@@ -120,7 +120,8 @@ def draw_params(options: RealESRGANOptions, seed: int, key: int) -> SampleParams
         size = int(rng.choice(np.arange(7, o.kernel_size + 1, 2)))
         cutoff = float(rng.uniform(math.pi / 3, math.pi))
         sinc = K.pad_kernel(K.sinc_kernel(size, cutoff), o.kernel_size)
-    q = int(round(rng.uniform(*o.jpeg_range2)))
+    # the second order's JPEG is the final one
+    q = second.jpeg_quality
     return SampleParams(
         first, second, resize_then_jpeg, final_mode, sinc, cutoff, q, int(rng.integers(2**62))
     )
