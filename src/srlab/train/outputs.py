@@ -81,7 +81,7 @@ class RunOutputs:
             "config": config_to_dict(cfg),
             "protocol": cfg.protocol,
             "degradation": "paired LR folder" if cfg.data.train_lr else cfg.data.degradation,
-            "training_data": cfg.data.train,
+            "training_data": config_to_dict(cfg)["data"]["train"],  # a folder or a weighted list
             "stage": stage.name,
             "iterations": iters,
             "perceptual_weights": percep,
