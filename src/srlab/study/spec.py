@@ -9,8 +9,9 @@ figures, and ``deviations``: every point where the study cannot be followed or c
 reason. Unknown keys and bad values are one-line :class:`~srlab.errors.ConfigError` messages naming the
 file, the key path and the closest valid key.
 
-``srlab reproduce NAME`` takes a bundled spec by name (``quick``, ``study``, ``papers``; ``paper`` is an
-alias of ``papers``) or a path; ``--set key.path=value`` changes one value (``roles.natural.crop=256``).
+``srlab reproduce NAME`` takes a bundled spec by name (``quick``, ``study``, ``papers``) or a path;
+``--set key.path=value`` changes one value (``roles.natural.crop=256``). A loaded spec is frozen: the
+study's first record, read by every stage and changed by none.
 """
 
 from __future__ import annotations
@@ -41,11 +42,9 @@ __all__ = [
     "studies_dir",
 ]
 
-ALIASES = {"paper": "papers"}
-
 
 class _S(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Samples(_S):
@@ -225,10 +224,6 @@ class StudySpec(_S):
     def source(self) -> Path | None:
         return self._source
 
-    @property
-    def profile_name(self) -> str:
-        return self.name
-
     def resolve_path(self, p: str) -> Path:
         """A path of the spec: relative ones count from the spec file's folder."""
         q = Path(p).expanduser()
@@ -274,7 +269,7 @@ def _find(name_or_path: str | Path) -> Path:
         if not p.is_file():
             raise ConfigError(f"study spec {p} does not exist")
         return p
-    name = ALIASES.get(str(name_or_path), str(name_or_path))
+    name = str(name_or_path)
     cand = studies_dir() / f"{name}.yaml"
     if cand.is_file():
         return cand
