@@ -464,13 +464,15 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
 
 def load_config(
     name_or_path: str | Path,
-    overrides: list[str] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
     *,
     quick: bool = False,
 ) -> tuple[TrainConfig, dict]:
     """Load, merge, override and validate a config. Returns ``(config, raw mapping)``.
 
     ``name`` defaults to the file's stem. ``quick=True`` applies the file's ``quick:`` overrides first.
+    ``overrides``: ``key=value`` strings (the CLI's, values parsed as YAML) or a ``{key: value}`` mapping of
+    values as they are (:func:`apply_overrides`).
     """
     path = find_config(name_or_path)
     raw = _read_yaml(path)
