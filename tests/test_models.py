@@ -153,3 +153,33 @@ def test_srlab_models_lists_every_preset_without_allocating_or_initialising_weig
             continue
         _, d = build_model(n)
         assert f"{d.params:,}" in next(ln for ln in out.splitlines() if ln.split()[0] == n), n
+
+
+def test_srlab_models_says_which_names_are_trained_and_which_are_untrained(capsys):
+    from srlab.cli import main
+    from srlab.weights.zoo import ZOO
+
+    assert main(["models"]) == 0
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines()[1:] if ln.strip()]
+    rows = {ln[0]: ln for ln in reversed(lines)}  # 'vgg19' is a zoo file and an architecture: the first
+    assert rows["RealESRGAN_x4plus"][1:4] == ["trained", "native", "rrdbnet"]
+    assert rows["realesr-animevideov3-x4"][1:4] == ["trained", "native", "srvgg"]  # ncnn package
+    assert rows["srcnn-955-x2"][1:4] == ["preset", "native", "srcnn"]
+    assert rows["bicubic-x4"][1] == "parameter-free"
+    assert rows["rrdbnet"][1] == "architecture"
+    assert all(rows[n][1] == "trained" for n in ZOO)
+    assert ["vgg19", "architecture"] in [ln[:2] for ln in lines]
+    assert main(["models", "srcnn-*", "--kind", "preset"]) == 0
+    names = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()[1:]]
+    assert "srcnn-955-y-x3" in names and "srcnn-x2" not in names
+
+
+def test_unknown_hyper_parameters_are_named_with_the_valid_ones():
+    from srlab.errors import ConfigError
+    from srlab.models.registry import build_model
+
+    with pytest.raises(
+        ConfigError, match=r"unknown hyper-parameter 'num_blocks' for 'rrdbnet'; valid: .*num_block"
+    ) as e:
+        build_model("rrdbnet-x4", num_blocks=3)
+    assert "\n" not in str(e.value)

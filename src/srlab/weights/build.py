@@ -21,8 +21,9 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import srlab.models  # noqa: F401  (fills the registry: builders and wrappers)
 from srlab.errors import WeightsError
-from srlab.models.resized import ResizedOutput
+from srlab.models.registry import build_model, describe, wrapper_for
 
 __all__ = [
     "MAX_PARAMS",
@@ -101,12 +102,11 @@ def build_from_spec(
 
     ``init_weights=False``: uninitialised tensors, for callers that load every tensor right after.
     """
-    from srlab.models.registry import build_model, describe
-
-    if arch == "resized":
+    wrapper = wrapper_for(arch)
+    if wrapper is not None:
         hp = dict(hparams)
         inner, _ = build_from_spec(hp.pop("inner_arch"), hp.pop("inner_hparams"), init_weights=init_weights)
-        model = ResizedOutput(inner, **hp)
+        model = wrapper(inner, **hp)
         return model, describe(model, name=name)
     model, desc = build_model(arch, init_weights=init_weights, **dict(hparams))
     if name:
@@ -123,7 +123,7 @@ def _check_spec(arch: Any, hparams: Any, depth: int = 0) -> str | None:
     scale = hparams.get("scale", 1)
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_SCALE:
         return f"scale {str(scale)[:30]} is not an integer from 1 to {MAX_SCALE}"
-    if arch == "resized":
+    if wrapper_for(arch) is not None:
         if depth > 2:
             return "resize wrappers nest too deep"
         return _check_spec(hparams.get("inner_arch"), hparams.get("inner_hparams"), depth + 1)
