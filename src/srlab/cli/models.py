@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from srlab.models.registry import PRESETS, build_model
+    from srlab.models.registry import PRESETS, build_model, family_of
     from srlab.weights.names import KINDS, catalog
 
     rows = catalog(args.pattern, kinds=tuple(args.kind or KINDS))
@@ -28,7 +28,11 @@ def run(args) -> int:
     print(f"{head}  description")
     for e in rows:
         lead = f"{e.name:30s} {e.kind:14s} {e.backend:8s}"
-        if e.name in PRESETS:
+        rec = family_of(PRESETS[e.name][0]) if e.name in PRESETS else None
+        if rec is not None and not rec.meta_build:  # upstream code: building it is not free, list it as is
+            s = next((p.scale for p in rec.presets if p.name == e.name), 0)
+            print(f"{lead} {rec.family:18s} {s:>5d} {'':>3s} {'':>12s}  {e.description}")
+        elif e.name in PRESETS:
             _, d = build_model(e.name, init_weights=False, device="meta")  # counts need no weights at all
             print(f"{lead} {d.arch:18s} {d.scale:>5d} {d.in_channels:>3d} {d.params:>12,d}  {e.description}")
         else:

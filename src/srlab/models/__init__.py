@@ -11,6 +11,9 @@ callers use, and a family is still exactly its module(s) plus one line below.
 """
 
 from srlab.models import bicubic, discriminators, resized, rrdbnet, srcnn, srvgg, study, vgg  # noqa: F401
+
+# after every native family: a native family keeps a name a spandrel-backed one also claims
+from srlab.models import spandrel_archs  # noqa: F401, E402  isort: skip
 from srlab.models.registry import ModelDescriptor, build_model, describe, list_models
 
 __all__ = ["ModelDescriptor", "build_model", "describe", "list_models"]

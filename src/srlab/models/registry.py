@@ -79,6 +79,7 @@ class Preset:
     arch: str
     doc: str
     hparams: Mapping[str, Any] = field(default_factory=dict)
+    scale: int = 0  # its scale where listing it must not build it (0: read it from the built network)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class EngineHints:
     precisions: tuple[str, ...] = ("fp32", "fp16", "bf16")
     ort_faster_on_cpu: bool = False  # ONNX Runtime beats PyTorch on a CPU in fp32 (benchmarks/infer_bench.py)
     fusable: Callable[[Any], list[Any]] | None = None  # module -> its blocks with a ``fused`` switch
+    no_onnx: str = ""  # why the family's networks do not export to ONNX ("" when they do)
 
 
 PURPOSES = ("sr", "interpolation", "wrapper", "features", "discriminator")
@@ -130,6 +132,7 @@ class Architecture:
     )  # name -> (inner, **hp) -> module
     arch_ids: tuple[str, ...] = ()  # the ``module.arch`` values of its networks, when not the builder names
     trainable: bool = True  # `model.name` in a training config may name it
+    meta_build: bool = True  # can be built on the meta device (weights loaded right after)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -158,6 +161,7 @@ class Architecture:
 ARCHS: dict[str, Callable[..., Any]] = {}
 PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {}
 FAMILIES: dict[str, Architecture] = {}
+REFUSED: dict[str, str] = {}  # names srlab knows and will not build -> why (one line)
 _BY_NAME: dict[str, Architecture] = {}
 _CONSTRUCTORS: dict[str, Callable[..., Any]] = {}
 
@@ -185,6 +189,8 @@ def register(record: Architecture, *, yield_to_native: bool = False) -> Architec
     """Register a family: its builders, presets and the record itself. A name already taken is an error,
     unless ``yield_to_native`` (spandrel-backed records), where the names already taken are left out."""
     taken = [n for n in (*record.builders, *(p.name for p in record.presets)) if n in ARCHS or n in PRESETS]
+    if yield_to_native and record.family in FAMILIES:
+        return FAMILIES[record.family]
     if record.family in FAMILIES or (taken and not yield_to_native):
         raise ValueError(
             f"model name {record.family if record.family in FAMILIES else taken[0]!r} is already registered"
@@ -211,6 +217,11 @@ def _replace(record: Architecture, **changes: Any) -> Architecture:
     import dataclasses
 
     return dataclasses.replace(record, **changes)
+
+
+def refuse(name: str, why: str) -> None:
+    """Record a name srlab will not build (a spandrel architecture that is no plain SR network)."""
+    REFUSED[name] = why
 
 
 def family_of(arch: str | None) -> Architecture | None:
@@ -294,6 +305,8 @@ def resolve(name: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
         return arch, {**hp, **overrides}
     if name in ARCHS:
         return name, dict(overrides)
+    if name.lower() in REFUSED:
+        raise ConfigError(f"srlab does not build {name!r}: {REFUSED[name.lower()]}")
     close = difflib.get_close_matches(name, list(PRESETS) + list(ARCHS), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(f"unknown model {name!r}{hint}; `srlab models` lists the known names")
@@ -336,8 +349,11 @@ def build_model(name: str, *, init_weights: bool = True, device: str = "cpu", **
     arch, hp = resolve(name, **hparams)
     check_hparams(arch, hp)
     try:
-        if init_weights:
+        rec = family_of(arch)
+        if init_weights or (rec is not None and not rec.meta_build):
             model = ARCHS[arch](**hp)
+            if not init_weights and device not in ("cpu", "meta"):
+                model = model.to(device)
         else:
             import torch
             from torch.overrides import TorchFunctionMode

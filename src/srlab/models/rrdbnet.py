@@ -178,7 +178,7 @@ ARCHITECTURE = register(
         family="rrdbnet",
         summary="RRDBNet: the ESRGAN / Real-ESRGAN generator (residual-in-residual dense blocks)",
         source="Wang et al., ESRGAN (ECCVW 2018); BasicSR basicsr/archs/rrdbnet_arch.py key layout",
-        builders={"rrdbnet": build_rrdbnet},
+        builders={"rrdbnet": build_rrdbnet, "esrgan": build_rrdbnet},  # esrgan: the name spandrel uses
         constructor=RRDBNet,
         presets=(
             Preset("rrdbnet-x4", "rrdbnet", "ESRGAN generator, 23 blocks, x4", {"scale": 4}),

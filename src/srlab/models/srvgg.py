@@ -69,7 +69,7 @@ ARCHITECTURE = register(
         family="srvgg",
         summary="SRVGGNetCompact: Real-ESRGAN's compact VGG-style network (realesr-animevideov3, general-x4v3)",
         source="Wang et al., Real-ESRGAN (ICCVW 2021); realesrgan/archs/srvgg_arch.py",
-        builders={"srvgg": build_srvgg},
+        builders={"srvgg": build_srvgg, "compact": build_srvgg},  # compact: the name spandrel uses
         constructor=SRVGGNetCompact,
         presets=(
             *(

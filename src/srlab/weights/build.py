@@ -23,7 +23,7 @@ from typing import Any
 
 import srlab.models  # noqa: F401  (fills the registry: builders and wrappers)
 from srlab.errors import WeightsError
-from srlab.models.registry import build_model, describe, wrapper_for
+from srlab.models.registry import build_model, describe, family_of, wrapper_for
 
 __all__ = [
     "MAX_PARAMS",
@@ -162,7 +162,9 @@ def build_and_load(
     try:
         with (
             budget_for(n_tensors, n_values),
-            torch.device("meta"),
+            # upstream (spandrel-backed) constructors compute with real tensors: built on the CPU, still
+            # inside the budget, so forged metadata cannot ask for more than the file holds
+            torch.device("meta") if _meta_buildable(arch) else contextlib.nullcontext(),
             warnings.catch_warnings(),  # an initialiser's remarks on odd sizes are not the user's business
         ):
             warnings.simplefilter("ignore")
@@ -184,6 +186,11 @@ def build_and_load(
     if left:
         raise WeightsError(f"{source}: {arch} has tensors no weight file provides ({', '.join(left[:3])})")
     return model, desc
+
+
+def _meta_buildable(arch: Any) -> bool:
+    rec = family_of(arch)
+    return rec is None or rec.meta_build
 
 
 def _fmt(keys: list[str], n: int = 4) -> str:
