@@ -151,6 +151,7 @@ def test_every_listed_architecture_is_registered_with_presets():
     spandrel_backed = {f for f, r in FAMILIES.items() if r.backend == "spandrel"}
     assert spandrel_backed >= set(TINY) - {"compact", "esrgan"}
     assert family_of("compact").family == "srvgg" and family_of("esrgan").family == "rrdbnet"  # native wins
+    assert family_of("spandrel:SwinIR").family == "swinir"  # a foreign SwinIR file finds the same record
     light = PRESETS["swinir-light-x2"]
     assert light[0] == "swinir" and light[1] == dict(
         upscale=2, img_size=64, window_size=8, embed_dim=60, depths=[6] * 4, num_heads=[6] * 4,
@@ -166,6 +167,7 @@ def test_a_preset_builds_the_published_network():
     assert 850_000 < desc.params < 950_000  # SwinIR-light x2: 910K parameters (the paper's Table 3)
     model, desc = build_model("rcan-x2")
     assert 15_000_000 < desc.params < 16_000_000  # RCAN: about 15.4M parameters (the paper's Table 7)
+    assert build_model("safmn-x4")[1].params == 239_520  # SAFMN x4: 240K (the paper's Table 2)
 
 
 def test_unknown_hyper_parameters_are_named_with_the_upstream_ones(root, tmp_path):

@@ -29,6 +29,8 @@ Adding a family (e.g. srlab's own SPAN)::
     # src/srlab/models/__init__.py: add ``span`` to the imported family modules (the one registration line)
 
 A large family keeps its checkpoint layouts in ``<family>_layouts.py`` (no torch modules, only key maps).
+A spandrel-backed family is one ``Upstream`` row in :mod:`srlab.models.spandrel_archs` (spandrel's module and
+class, the paper's presets); the row becomes the same kind of record, with ``backend="spandrel"``.
 A native family registered under a name a spandrel-backed record also claims wins: spandrel records skip
 names already taken (:func:`register` with ``yield_to_native=True``).
 

@@ -460,6 +460,7 @@ def _record(up: Upstream) -> Architecture:
         constructor=ctor,
         presets=up.presets,
         hints=EngineHints(no_onnx=up.no_onnx),
+        arch_ids=(f"spandrel:{up.ident}",),  # the same network loaded from a foreign file
         backend="spandrel",
         meta_build=False,  # upstream constructors compute buffers and drop-path rates with real tensors
     )

@@ -13,6 +13,10 @@ size requirements, so evaluation, upscaling, ONNX export and the study treat it 
 Saved with :func:`srlab.weights.io.save_model` it becomes an srlab safetensors file whose ``arch`` is
 ``spandrel:<id>``; :func:`srlab.weights.loader.load_file` sends such files back here.
 
+The networks srlab *builds* from spandrel's code (to train them by name: ``swinir``, ``hat``, ...) are
+registry records in :mod:`srlab.models.spandrel_archs`; a file loaded here whose architecture has such a
+record finds it under ``spandrel:<id>`` (:func:`srlab.models.registry.family_of`).
+
 Install: ``pip install "srlab[archs]"``. spandrel imports torchvision when it is imported (its LaMa
 inpainting model uses it); on a CPU-only machine take torch and torchvision from PyTorch's CPU index.
 """
