@@ -227,6 +227,9 @@ def test_srlab_models_lists_the_spandrel_backed_names(capsys):
     rows = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()[1:]}
     assert rows["swinir"][1:4] == ["architecture", "spandrel", "swinir"]
     assert rows["swinir-light-x2"][1:5] == ["preset", "spandrel", "swinir", "2"]
+    assert main(["models", "lama"]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.split()[:3] == ["lama", "refused", "spandrel"] and "needs a mask" in line
 
 
 def test_hyper_parameters_spandrel_cannot_read_back_are_named():
@@ -236,3 +239,21 @@ def test_hyper_parameters_spandrel_cannot_read_back_are_named():
         model, _ = build_model("craft", **hp)
     assert model.spandrel_reads_otherwise == {"window_size": 16}
     assert build_model("craft", **TINY["craft"])[0].spandrel_reads_otherwise == {}
+
+
+@pytest.mark.slow
+def test_a_spandrel_backed_run_resumes_bitwise_with_ema(root, tmp_path):
+    """Checkpoints, EMA and resume go through the wrapper's state dict (the upstream keys) both ways."""
+    from trainutil import load_weights, same_tensors
+
+    base = _config("swinir")
+    base["stages"]["train"].update(ema=0.9, iterations=4)
+    base["checkpoint"] = {"every": 2}
+    full = run_quiet(make_cfg(base), tmp_path / "a", root)
+    part = run_quiet(make_cfg(base, **{"runtime.stop_after": 2}), tmp_path / "b", root)
+    assert full.completed and not part.completed
+    done = run_quiet(make_cfg(base), tmp_path / "b", root, resume="auto")
+    assert done.completed
+    a, b = load_weights(full.model_path), load_weights(done.model_path)
+    assert same_tensors(a, b) and not any(k.startswith("model.") for k in a)
+    assert set(a) == set(build_model("swinir", **TINY["swinir"])[0].model.state_dict())

@@ -1,5 +1,5 @@
 """``srlab models [PATTERN]``: every model name with its kind (trained / parameter-free / preset /
-architecture), backend (native / spandrel) and, for networks srlab builds, its descriptor."""
+architecture / refused), backend (native / spandrel) and, for networks srlab builds, its descriptor."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ def register(sub) -> None:
     p.add_argument(
         "--kind",
         action="append",
-        choices=["trained", "parameter-free", "preset", "architecture"],
+        choices=["trained", "parameter-free", "preset", "architecture", "refused"],
         help="only names of this kind (repeatable)",
     )
     p.set_defaults(func=run)

@@ -1,5 +1,5 @@
 """The one table of model names: trained weights (shipped, zoo, ncnn), parameter-free interpolation,
-untrained presets and bare architectures, each with its family and backend.
+untrained presets, bare architectures and the architectures srlab refuses, each with its family and backend.
 
 ``srlab models`` and ``srlab weights list`` print from it (its ``kind`` column says which names carry
 trained weights and which build an untrained network); :func:`srlab.weights.loader.known_names` is its
@@ -13,11 +13,11 @@ import fnmatch
 from dataclasses import dataclass
 
 import srlab.models  # noqa: F401  (fills the registry)
-from srlab.models.registry import ARCHS, PRESETS, family_of, weights_family
+from srlab.models.registry import ARCHS, PRESETS, REFUSED, family_of, weights_family
 
 __all__ = ["KINDS", "NameEntry", "catalog"]
 
-KINDS = ("trained", "parameter-free", "preset", "architecture")
+KINDS = ("trained", "parameter-free", "preset", "architecture", "refused")
 
 
 @dataclass(frozen=True)
@@ -56,4 +56,6 @@ def catalog(pattern: str = "*", *, kinds: tuple[str, ...] = KINDS) -> list[NameE
     for n in sorted(set(ARCHS) - set(PRESETS)):
         rec = family_of(n)
         rows.append(NameEntry(n, "architecture", "registry", *_family("", n), rec.summary if rec else ""))
+    for n, why in sorted(REFUSED.items()):  # spandrel architectures srlab will not build, and why
+        rows.append(NameEntry(n, "refused", "registry", "", "spandrel", why))
     return [r for r in rows if r.kind in kinds and fnmatch.fnmatch(r.name, pattern)]
