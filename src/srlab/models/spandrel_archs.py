@@ -21,43 +21,13 @@ networks offered here needs torchvision. A network that does gets one line sayin
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
-from srlab.errors import ConfigError
-from srlab.models.registry import Architecture, EngineHints, Preset, refuse, register
-from srlab.models.spandrel_net import SpandrelNet, UpstreamClass
+from srlab.models.registry import refuse, register
+from srlab.models.spandrel_net import Upstream, realcugan_select, record, scales
 
 __all__ = ["REFUSED", "UPSTREAM", "Upstream"]
 
 
 # ------------------------------------------------------------------------------------------- the table
-@dataclass(frozen=True)
-class Upstream:
-    name: str  # srlab's name (lower case)
-    ident: str  # spandrel's architecture id and folder
-    module: str  # the module under spandrel.architectures.<ident> holding the network
-    cls: str
-    summary: str
-    source: str
-    presets: tuple[Preset, ...] = ()
-    select: Callable[..., tuple[str, dict[str, Any]]] | None = None  # hparams -> (class, kwargs)
-    no_onnx: str = ""  # why it does not export to ONNX (torch.onnx, opset 17)
-
-
-def _realcugan(*, scale: int = 2, in_channels: int = 3, out_channels: int = 3, pro: bool = False):
-    if scale not in (2, 3, 4):
-        raise ConfigError(f"realcugan scale {scale} is not 2, 3 or 4")
-    return f"UpCunet{scale}x", dict(in_channels=in_channels, out_channels=out_channels, pro=pro)
-
-
-def _scales(stem: str, doc: str, key: str, scales=(2, 3, 4), **hp: Any) -> tuple[Preset, ...]:
-    """``<stem>-x2`` ... presets of the architecture ``stem`` names first, ``key`` its scale keyword."""
-    arch = stem.split("-")[0]
-    return tuple(Preset(f"{stem}-x{s}", arch, doc, {key: s, **hp}, scale=s) for s in scales)
-
-
 _SWINIR = "SwinIR (Liang et al. 2021), KAIR main_test_swinir.py"
 _SWIN6 = dict(depths=[6] * 6, num_heads=[6] * 6)
 UPSTREAM: tuple[Upstream, ...] = (
@@ -68,7 +38,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "SwinIR",
         "SwinIR: Swin-transformer image restoration",
         _SWINIR,
-        _scales(
+        scales(
             "swinir-light",
             f"lightweight SR ({_SWINIR})",
             "upscale",
@@ -82,7 +52,7 @@ UPSTREAM: tuple[Upstream, ...] = (
             img_range=1.0,
             resi_connection="1conv",
         )
-        + _scales(
+        + scales(
             "swinir-classical",
             f"classical SR, DIV2K patch 48 ({_SWINIR})",
             "upscale",
@@ -103,7 +73,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "HAT",
         "HAT: hybrid attention transformer",
         "Chen et al. 2023, XPixelGroup/HAT options/test/HAT_SRx4.yml, HAT-S_SRx4.yml",
-        _scales(
+        scales(
             "hat",
             "HAT (XPixelGroup/HAT HAT_SRx*.yml)",
             "upscale",
@@ -119,7 +89,7 @@ UPSTREAM: tuple[Upstream, ...] = (
             upsampler="pixelshuffle",
             resi_connection="1conv",
         )
-        + _scales(
+        + scales(
             "hat-s",
             "HAT-S (XPixelGroup/HAT HAT-S_SRx*.yml)",
             "upscale",
@@ -143,7 +113,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "DAT",
         "DAT: dual aggregation transformer",
         "Chen et al. ICCV 2023, zhengchen1999/DAT options/Test/test_DAT_x*.yml",
-        _scales(
+        scales(
             "dat",
             "DAT (zhengchen1999/DAT test_DAT_x*.yml)",
             "upscale",
@@ -155,7 +125,7 @@ UPSTREAM: tuple[Upstream, ...] = (
             expansion_factor=4.0,
             resi_connection="1conv",
         )
-        + _scales(
+        + scales(
             "dat-s",
             "DAT-S (zhengchen1999/DAT test_DAT_S_x*.yml)",
             "upscale",
@@ -175,7 +145,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "ATD",
         "ATD: adaptive token dictionary transformer",
         "Zhang et al. CVPR 2024, LabShuHangGU/Adaptive-Token-Dictionary options/test/*.yml",
-        _scales(
+        scales(
             "atd",
             "ATD (Adaptive-Token-Dictionary test_ATD_SRx*.yml)",
             "upscale",
@@ -191,7 +161,7 @@ UPSTREAM: tuple[Upstream, ...] = (
             upsampler="pixelshuffle",
             resi_connection="1conv",
         )
-        + _scales(
+        + scales(
             "atd-light",
             "ATD-light (Adaptive-Token-Dictionary test_ATD_light_SRx*.yml)",
             "upscale",
@@ -217,7 +187,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "DRCT",
         "DRCT: dense residual connected transformer",
         "Hsu et al. CVPRW 2024, ming053l/DRCT options/test/DRCT_SRx4.yml",
-        _scales(
+        scales(
             "drct",
             "DRCT (ming053l/DRCT DRCT_SRx*.yml)",
             "upscale",
@@ -238,7 +208,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "RGT",
         "RGT: recursive generalisation transformer",
         "Chen et al. ICLR 2024, zhengchen1999/RGT options/Test/test_RGT_x*.yml",
-        _scales(
+        scales(
             "rgt",
             "RGT (zhengchen1999/RGT test_RGT_x*.yml)",
             "upscale",
@@ -251,7 +221,7 @@ UPSTREAM: tuple[Upstream, ...] = (
             c_ratio=0.5,
             resi_connection="1conv",
         )
-        + _scales(
+        + scales(
             "rgt-s",
             "RGT-S (zhengchen1999/RGT test_RGT_S_x*.yml)",
             "upscale",
@@ -272,7 +242,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "Swin2SR",
         "Swin2SR: SwinV2 transformer for SR",
         "Conde et al. ECCVW 2022, mv-lab/swin2sr main_test_swin2sr.py",
-        _scales(
+        scales(
             "swin2sr-classical",
             "classical SR (mv-lab/swin2sr main_test_swin2sr.py)",
             "upscale",
@@ -284,7 +254,7 @@ UPSTREAM: tuple[Upstream, ...] = (
             upsampler="pixelshuffle",
             resi_connection="1conv",
         )
-        + _scales(
+        + scales(
             "swin2sr-light",
             "lightweight SR (mv-lab/swin2sr main_test_swin2sr.py)",
             "upscale",
@@ -305,7 +275,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "SPAN",
         "SPAN: swift parameter-free attention network",
         "Wan et al. CVPRW 2024 (NTIRE 2024 ESR), hongyuanyu/SPAN basicsr/archs/span_arch.py",
-        _scales(
+        scales(
             "span",
             "SPAN, 48 features (hongyuanyu/SPAN)",
             "upscale",
@@ -321,7 +291,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "OmniSR",
         "Omni-SR: omni self-attention network",
         "Wang et al. CVPR 2023, Francis0625/Omni-SR options (feature 64, res_num 5, window 8)",
-        _scales(
+        scales(
             "omnisr",
             "Omni-SR (Francis0625/Omni-SR)",
             "up_scale",
@@ -340,7 +310,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "SAFMN",
         "SAFMN: spatially-adaptive feature modulation network",
         "Sun et al. ICCV 2023, sunny2109/SAFMN options (dim 36, 8 blocks, ffn 2.0)",
-        _scales("safmn", "SAFMN (sunny2109/SAFMN)", "upscaling_factor", dim=36, n_blocks=8, ffn_scale=2.0),
+        scales("safmn", "SAFMN (sunny2109/SAFMN)", "upscaling_factor", dim=36, n_blocks=8, ffn_scale=2.0),
         no_onnx="its adaptive max-pooling to an input-dependent size has no ONNX export",
     ),
     Upstream(
@@ -350,7 +320,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "PLKSR",
         "PLKSR: partial large kernel CNN",
         "Lee & Park 2024, dslisleedh/PLKSR (PLKSR: 28 blocks, kernel 17; tiny: 12 blocks, kernel 13)",
-        _scales(
+        scales(
             "plksr",
             "PLKSR (dslisleedh/PLKSR)",
             "upscaling_factor",
@@ -362,7 +332,7 @@ UPSTREAM: tuple[Upstream, ...] = (
             lk_type="PLK",
             use_ea=True,
         )
-        + _scales(
+        + scales(
             "plksr-tiny",
             "PLKSR-tiny (dslisleedh/PLKSR)",
             "upscaling_factor",
@@ -382,7 +352,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "RCAN",
         "RCAN: residual channel attention network",
         "Zhang et al. ECCV 2018, yulunzhang/RCAN (10 groups x 20 blocks, 64 features, reduction 16)",
-        _scales(
+        scales(
             "rcan",
             "RCAN (yulunzhang/RCAN)",
             "scale",
@@ -400,7 +370,7 @@ UPSTREAM: tuple[Upstream, ...] = (
         "CRAFT",
         "CRAFT: cross-refinement adaptive feature transformer",
         "Li et al. ICCV 2023, AVC2-UESTC/CRAFT-SR (embed 48, depths 2x4, heads 6, window 16)",
-        _scales(
+        scales(
             "craft",
             "CRAFT (AVC2-UESTC/CRAFT-SR)",
             "upscale",
@@ -421,14 +391,80 @@ UPSTREAM: tuple[Upstream, ...] = (
         "UpCunet2x",
         "Real-CUGAN: anime UNet cascade (x2/x3/x4)",
         "bilibili/ailab Real-CUGAN upcunet_v3.py",
-        _scales("realcugan", "Real-CUGAN (bilibili/ailab)", "scale"),
-        select=_realcugan,
+        scales("realcugan", "Real-CUGAN (bilibili/ailab)", "scale"),
+        select=realcugan_select,
+    ),
+    # more plain SR networks spandrel carries; presets: the upstream constructor's defaults
+    Upstream(
+        "ditn",
+        "DITN",
+        "DITN_Real",
+        "DITN_Real",
+        "DITN: deployment-friendly inception transformer",
+        "Liu et al. 2023, yongliuy/DITN (DITN_Real)",
+        scales(
+            "ditn",
+            "DITN_Real, upstream defaults (dim 60, 4 ITL, 4 SAL)",
+            "upscale",
+        ),
+        no_onnx="its UFONE block reshapes to the traced input size: the graph would be fixed-size",
+    ),
+    Upstream(
+        "dctlsa",
+        "DCTLSA",
+        "dctlsa",
+        "DCTLSA",
+        "DCTLSA: DCT local self-attention network",
+        "Zeng et al. 2023, zengkun301/DCTLSA",
+        scales("dctlsa", "DCTLSA, upstream defaults (55 features, 6 modules)", "upscale"),
+    ),
+    Upstream(
+        "seemore",
+        "SeemoRe",
+        "seemore_arch",
+        "SeemoRe",
+        "SeemoRe: mixture of low-rank experts",
+        "Zamfir et al. ICML 2024, eduardzamfir/seemoredetails",
+        scales("seemore", "SeemoRe, upstream defaults (64 dims, 6 layers, 6 experts)", "scale"),
+    ),
+    Upstream(
+        "mosr",
+        "MoSR",
+        "mosr_arch",
+        "MoSR",
+        "MoSR: gated-CNN SR network",
+        "umzi2/MoSR",
+        scales("mosr", "MoSR, upstream defaults (24 blocks, 64 dims)", "upscale"),
+    ),
+    Upstream(
+        "swiftsrgan",
+        "SwiftSRGAN",
+        "SwiftSRGAN",
+        "Generator",
+        "Swift-SRGAN generator (depthwise convs)",
+        "Krishnan & Bhatt 2021, Koushik0901/Swift-SRGAN",
+        scales(
+            "swiftsrgan",
+            "Swift-SRGAN generator, upstream defaults (16 blocks, 64 channels)",
+            "upscale_factor",
+        ),
+    ),
+    Upstream(
+        "realplksr",
+        "PLKSR",
+        "RealPLKSR",
+        "RealPLKSR",
+        "RealPLKSR: PLKSR for real-world degradations",
+        "dslisleedh/PLKSR (RealPLKSR, as neosr trains it)",
+        scales("realplksr", "RealPLKSR, upstream defaults (28 blocks, kernel 17)", "upscaling_factor"),
     ),
     # srlab's own networks keep these names (registered first): listed so the aliases are documented
     Upstream("esrgan", "ESRGAN", "RRDB", "RRDBNet", "ESRGAN (native: rrdbnet)", "Wang et al. 2018"),
     Upstream("compact", "Compact", "SRVGG", "SRVGGNetCompact", "Compact (native: srvgg)", "Real-ESRGAN"),
 )
 
+for _up in UPSTREAM:
+    register(record(_up), yield_to_native=True)
 # spandrel architectures srlab does not build, and why (one line each)
 REFUSED = {
     "lama": "LaMa is inpainting: it needs a mask as well as the image",
@@ -445,28 +481,5 @@ REFUSED = {
     "mmrealsr": "MMRealSR takes degradation embeddings as extra inputs",
 }
 
-
-def _record(up: Upstream) -> Architecture:
-    ctor = UpstreamClass(up)
-
-    def build(**hp: Any) -> SpandrelNet:
-        return SpandrelNet(up.name, up.ident, ctor(**hp), hp)
-
-    return Architecture(
-        family=up.name,
-        summary=up.summary,
-        source=up.source,
-        builders={up.name: build},
-        constructor=ctor,
-        presets=up.presets,
-        hints=EngineHints(no_onnx=up.no_onnx),
-        arch_ids=(f"spandrel:{up.ident}",),  # the same network loaded from a foreign file
-        backend="spandrel",
-        meta_build=False,  # upstream constructors compute buffers and drop-path rates with real tensors
-    )
-
-
-for _up in UPSTREAM:
-    register(_record(_up), yield_to_native=True)
 for _name, _why in REFUSED.items():
     refuse(_name, _why)

@@ -1,6 +1,8 @@
 """Running spandrel's upstream networks as srlab modules: importing one network's module (with or without
-spandrel's top-level registry, which needs torchvision) and :class:`SpandrelNet`, the wrapper that gives an
-upstream network srlab's descriptor attributes and keeps the upstream key layout in its state dict.
+spandrel's top-level registry, which needs torchvision), :class:`SpandrelNet`, the wrapper that gives an
+upstream network srlab's descriptor attributes and keeps the upstream key layout in its state dict, and
+:func:`record`, which turns one :class:`Upstream` row of :mod:`srlab.models.spandrel_archs` into a registry
+record.
 """
 
 from __future__ import annotations
@@ -10,15 +12,28 @@ import importlib.util
 import inspect
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from srlab.errors import ConfigError
+from srlab.models.registry import Architecture, EngineHints, Preset
 
-__all__ = ["INSTALL", "TORCHVISION", "SpandrelNet", "UpstreamClass", "import_arch_module", "pad_reflect"]
+__all__ = [
+    "INSTALL",
+    "TORCHVISION",
+    "SpandrelNet",
+    "Upstream",
+    "UpstreamClass",
+    "import_arch_module",
+    "pad_reflect",
+    "realcugan_select",
+    "record",
+    "scales",
+]
 
 INSTALL = 'pip install "srlab[archs]"'
 TORCHVISION = (
@@ -154,7 +169,7 @@ def _spandrel_descriptor(ident: str, net: nn.Module):
 class UpstreamClass:
     """The upstream class, imported when its signature is first asked for."""
 
-    def __init__(self, up: Any) -> None:  # an srlab.models.spandrel_archs.Upstream
+    def __init__(self, up: Upstream) -> None:
         self.up = up
 
     def resolve(self):
@@ -170,3 +185,51 @@ class UpstreamClass:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # upstream initialisers' and meshgrid's remarks
             return cls(**kw)
+
+
+# ------------------------------------------------------------------------------------------- rows -> records
+@dataclass(frozen=True)
+class Upstream:
+    name: str  # srlab's name (lower case)
+    ident: str  # spandrel's architecture id and folder
+    module: str  # the module under spandrel.architectures.<ident> holding the network
+    cls: str
+    summary: str
+    source: str
+    presets: tuple[Preset, ...] = ()
+    select: Callable[..., tuple[str, dict[str, Any]]] | None = None  # hparams -> (class, kwargs)
+    no_onnx: str = ""  # why it does not export to ONNX (torch.onnx, opset 17)
+
+
+def realcugan_select(*, scale: int = 2, in_channels: int = 3, out_channels: int = 3, pro: bool = False):
+    if scale not in (2, 3, 4):
+        raise ConfigError(f"realcugan scale {scale} is not 2, 3 or 4")
+    return f"UpCunet{scale}x", dict(in_channels=in_channels, out_channels=out_channels, pro=pro)
+
+
+def scales(stem: str, doc: str, key: str, scales=(2, 3, 4), **hp: Any) -> tuple[Preset, ...]:
+    """``<stem>-x2`` ... presets of the architecture ``stem`` names first, ``key`` its scale keyword."""
+    arch = stem.split("-")[0]
+    return tuple(Preset(f"{stem}-x{s}", arch, doc, {key: s, **hp}, scale=s) for s in scales)
+
+
+def record(up: Upstream) -> Architecture:
+    """The registry record of one table row."""
+    ctor = UpstreamClass(up)
+
+    def build(**hp: Any) -> SpandrelNet:
+        return SpandrelNet(up.name, up.ident, ctor(**hp), hp)
+
+    return Architecture(
+        family=up.name,
+        summary=up.summary,
+        source=up.source,
+        builders={up.name: build},
+        constructor=ctor,
+        presets=up.presets,
+        hints=EngineHints(no_onnx=up.no_onnx),
+        # the same network loaded from a foreign file (PLKSR's id covers RealPLKSR too: the first row keeps it)
+        arch_ids=() if up.name == "realplksr" else (f"spandrel:{up.ident}",),
+        backend="spandrel",
+        meta_build=False,  # upstream constructors compute buffers and drop-path rates with real tensors
+    )
