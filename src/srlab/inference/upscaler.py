@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 
 from srlab.errors import ConfigError
 from srlab.imaging import io as imio
@@ -381,11 +382,7 @@ class Upscaler:
             return self._upscale_array(image, outscale)
         if isinstance(image, torch.Tensor):
             raise TypeError("use Upscaler.upscale_tensor for tensors")
-        try:
-            from PIL import Image as PILImage
-        except ImportError:  # pragma: no cover
-            PILImage = None
-        if PILImage is not None and isinstance(image, PILImage.Image):
+        if isinstance(image, PILImage.Image):
             out = self.upscale_image(imio.from_pil(image), outscale=outscale)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -114,7 +114,11 @@ def _null_as_empty(tp: Any, value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ schema
 class ModelConfig(_Section):
-    """A network from the model registry: a preset or architecture name plus hyper-parameters."""
+    """A network from the model registry: a preset or architecture name plus hyper-parameters.
+
+    Any trainable family: srlab's own or a spandrel-backed one (``swinir``, ``hat``, ``swinir-light-x2``, ...;
+    `srlab models` lists them). ``hparams`` are checked against the network's constructor when it is built:
+    an unknown key is one error naming it and the valid ones."""
 
     name: str = "srcnn"
     hparams: dict[str, Any] = Field(default_factory=dict)
