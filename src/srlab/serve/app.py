@@ -98,7 +98,8 @@ class _Service:
         client = client_key(request.scope)
         if self.store.active_count(client) >= self.config.max_queued_per_client:
             raise ApiError(
-                429, f"you have {self.config.max_queued_per_client} jobs queued or running; wait for them to finish"
+                429,
+                f"you have {self.config.max_queued_per_client} jobs queued or running; wait for them to finish",
             )
         return client
 
@@ -137,14 +138,23 @@ class _Service:
         if not model:
             raise ApiError(400, "model: missing; GET /api/models lists the names")
         await run_in_threadpool(self._resolve, model)
-        params = {"model": model, "scale": _number(fields, "scale", float, 0.05, 16.0), **self._common(fields)}
+        params = {
+            "model": model,
+            "scale": _number(fields, "scale", float, 0.05, 16.0),
+            **self._common(fields),
+        }
         job_id = new_id()
         folder = self.store.folder(job_id)
         try:
             name, info = await self._store(files.get("file"), folder, "input", "file")
             params.update(
-                input=name, media=info.kind, alpha=info.alpha, width=info.width, height=info.height,
-                frames=info.frames, name=_display_name(files["file"][1]),
+                input=name,
+                media=info.kind,
+                alpha=info.alpha,
+                width=info.width,
+                height=info.height,
+                frames=info.frames,
+                name=_display_name(files["file"][1]),
             )
             self.store.create(job_id, "upscale", client, params)
         except BaseException:
@@ -179,8 +189,14 @@ class _Service:
                 if tinfo.kind != "image":
                     raise ApiError(400, "truth: must be a still image")
             params = {
-                "models": models, "protocol": protocol, "input": name, "truth": truth, "media": "image",
-                "width": info.width, "height": info.height, **self._common(fields),
+                "models": models,
+                "protocol": protocol,
+                "input": name,
+                "truth": truth,
+                "media": "image",
+                "width": info.width,
+                "height": info.height,
+                **self._common(fields),
                 "name": _display_name(files["file"][1]),
             }
             self.store.create(job_id, "compare", client, params)
@@ -248,7 +264,9 @@ class _Service:
                 state = (cur.status, round(cur.progress, 3))
                 if state != last:
                     last, beat = state, time.monotonic()
-                    body = json.dumps({"id": cur.id, "status": cur.status, "progress": cur.progress, "error": cur.error})
+                    body = json.dumps(
+                        {"id": cur.id, "status": cur.status, "progress": cur.progress, "error": cur.error}
+                    )
                     yield f"event: {cur.status}\ndata: {body}\n\n"
                     if cur.status in ("done", "failed"):
                         return
@@ -280,7 +298,9 @@ class _Service:
     async def lifespan(self, app):
         said = self.store.recover()
         if any(said.values()):
-            log.warning("recovered after a stop: %d job(s) queued again, %d failed", said["requeued"], said["failed"])
+            log.warning(
+                "recovered after a stop: %d job(s) queued again, %d failed", said["requeued"], said["failed"]
+            )
         self.store.prune(keep_days=self.config.keep_days, keep_bytes=self.config.keep_bytes)
         task = None
         if self.start_workers:
@@ -344,7 +364,9 @@ def create_app(config: ServeConfig, *, start_workers: bool = True) -> Starlette:
     ]
     middleware = [Middleware(AccessLog), Middleware(TokenGate, token=config.token)]
     if config.cors_origins:
-        middleware.append(Middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"]))
+        middleware.append(
+            Middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"])
+        )
     app = Starlette(
         routes=routes,
         middleware=middleware,

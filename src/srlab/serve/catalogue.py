@@ -73,7 +73,9 @@ def catalogue(models_dir: Path | None = None) -> list[dict[str, Any]]:
             scale = e.hparams.get("scale") or _scale(name)
             out.append(_entry(name, "zoo", e.arch, scale, e.description, local_path(e).is_file()))
         elif name in SHIPPED and get_shipped(name):
-            out.append(_entry(name, "trained by srlab", "srcnn", _scale(name), SHIPPED[name].description, True))
+            out.append(
+                _entry(name, "trained by srlab", "srcnn", _scale(name), SHIPPED[name].description, True)
+            )
         elif name in PRESETS:
             arch, hp, doc = PRESETS[name]
             out.append(_entry(name, "parameter-free", arch, hp.get("scale") or _scale(name), doc, True))
@@ -92,7 +94,9 @@ def resolve_request(name: str, models_dir: Path | None = None) -> str | Path:
         raise ConfigError("model: give a model name from GET /api/models")
     if name.startswith("file:"):
         if models_dir is None:
-            raise ConfigError(f"model {name!r}: this server accepts no weight files (start it with --models-dir)")
+            raise ConfigError(
+                f"model {name!r}: this server accepts no weight files (start it with --models-dir)"
+            )
         wanted = name[5:]
         for f in Path(models_dir).iterdir():
             if f.name == wanted and f.is_file() and f.suffix.lower() in WEIGHT_SUFFIXES:

@@ -93,7 +93,12 @@ def _model_ref(name: str, models_dir: Path | None):
 
 
 def run_job(
-    job, folder: Path, cache: UpscalerCache, report: Callable[[float], None], *, max_pixels: int,
+    job,
+    folder: Path,
+    cache: UpscalerCache,
+    report: Callable[[float], None],
+    *,
+    max_pixels: int,
     models_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` (a :class:`srlab.serve.store.Job`) with its files in ``folder``; returns its result record
@@ -175,7 +180,9 @@ def _compare(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dic
             up = cache.get(_model_ref(name, models_dir), p.get("tile"), p.get("precision", "auto"))
             out = up.upscale_image(img)
             fname = f"out-{i}.png"
-            imio.write_image(folder / fname, out.pixels, alpha=out.alpha, bit_depth=out.bit_depth, overwrite=True)
+            imio.write_image(
+                folder / fname, out.pixels, alpha=out.alpha, bit_depth=out.bit_depth, overwrite=True
+            )
             row.update(file=fname, width=out.width, height=out.height, scale=up.scale)
             if hr is not None:
                 row.update(_score(_to_uint8(out.pixels, out.bit_depth), hr, up.scale, protocol, use_lpips))
@@ -195,7 +202,9 @@ def _compare(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dic
         "notes": [],
     }
     if hr is not None and not use_lpips:
-        result["notes"].append("LPIPS not computed: its weights are not on the server (srlab eval --metrics lpips fetches them)")
+        result["notes"].append(
+            "LPIPS not computed: its weights are not on the server (srlab eval --metrics lpips fetches them)"
+        )
     return result
 
 

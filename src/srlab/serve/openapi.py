@@ -7,8 +7,13 @@ from typing import Any
 
 __all__ = ["openapi_spec"]
 
-_ERR = {"description": "one line: {\"error\": ...}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}]
+_ERR = {
+    "description": 'one line: {"error": ...}',
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_ID = [
+    {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}
+]
 _UPLOAD_ERRORS = {
     "400": _ERR | {"description": "not an image/video, unknown model, bad field value"},
     "401": _ERR | {"description": "token missing or wrong"},
@@ -25,18 +30,29 @@ def _op(summary: str, responses: dict, **extra: Any) -> dict:
 def _form(props: dict, required: list[str]) -> dict:
     return {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {"type": "object", "properties": props, "required": required}}},
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": required}}
+        },
     }
 
 
 _COMMON = {
-    "tile": {"type": "integer", "minimum": 0, "description": "tile size in input pixels (0: none; default auto)"},
+    "tile": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "tile size in input pixels (0: none; default auto)",
+    },
     "precision": {"type": "string", "enum": ["auto", "fp32", "fp16", "bf16"]},
 }
 
 
 def openapi_spec(root_path: str = "") -> dict[str, Any]:
-    accepted = {"202": {"description": "queued", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}}}
+    accepted = {
+        "202": {
+            "description": "queued",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -47,7 +63,16 @@ def openapi_spec(root_path: str = "") -> dict[str, Any]:
         },
         "servers": [{"url": root_path or "/"}],
         "paths": {
-            "/api/models": {"get": _op("Models this server accepts", {"200": {"description": "{models: [{name, kind, family, scale, speed, description, available}]}"}})},
+            "/api/models": {
+                "get": _op(
+                    "Models this server accepts",
+                    {
+                        "200": {
+                            "description": "{models: [{name, kind, family, scale, speed, description, available}]}"
+                        }
+                    },
+                )
+            },
             "/api/jobs": {
                 "get": _op("The 50 most recent jobs", {"200": {"description": "{jobs: [Job]}"}}),
                 "post": _op(
@@ -71,8 +96,16 @@ def openapi_spec(root_path: str = "") -> dict[str, Any]:
                     accepted | _UPLOAD_ERRORS,
                     requestBody=_form(
                         {
-                            "file": {"type": "string", "format": "binary", "description": "the low-resolution image"},
-                            "truth": {"type": "string", "format": "binary", "description": "optional ground truth"},
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "the low-resolution image",
+                            },
+                            "truth": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "optional ground truth",
+                            },
                             "models": {"type": "string", "description": "comma-separated names"},
                             "protocol": {"type": "string", "enum": ["standard", "study"]},
                             **_COMMON,
@@ -82,14 +115,32 @@ def openapi_spec(root_path: str = "") -> dict[str, Any]:
                 ),
             },
             "/api/jobs/{id}": {
-                "get": _op("Status of a job", {"200": {"description": "Job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}, "404": _ERR}, parameters=_ID),
-                "delete": _op("Delete a job and its files (stops it if running)", {"200": {"description": "{id, deleted}"}, "404": _ERR}, parameters=_ID),
+                "get": _op(
+                    "Status of a job",
+                    {
+                        "200": {
+                            "description": "Job",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}},
+                        },
+                        "404": _ERR,
+                    },
+                    parameters=_ID,
+                ),
+                "delete": _op(
+                    "Delete a job and its files (stops it if running)",
+                    {"200": {"description": "{id, deleted}"}, "404": _ERR},
+                    parameters=_ID,
+                ),
             },
             "/api/jobs/{id}/result": {
                 "get": _op(
                     "The result: the upscaled file (its own content type; ?download=1 for an attachment), or "
                     "for a comparison the JSON list of outputs and metrics",
-                    {"200": {"description": "image/*, video/* or application/json"}, "409": _ERR | {"description": "not done yet, or failed"}, "404": _ERR},
+                    {
+                        "200": {"description": "image/*, video/* or application/json"},
+                        "409": _ERR | {"description": "not done yet, or failed"},
+                        "404": _ERR,
+                    },
                     parameters=_ID,
                 ),
             },
@@ -97,7 +148,8 @@ def openapi_spec(root_path: str = "") -> dict[str, Any]:
                 "get": _op(
                     "A file of the job: its input, ground truth or an output named in its result",
                     {"200": {"description": "the file"}, "404": _ERR},
-                    parameters=_ID + [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    parameters=_ID
+                    + [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 ),
             },
             "/api/jobs/{id}/events": {
@@ -107,13 +159,21 @@ def openapi_spec(root_path: str = "") -> dict[str, Any]:
                     parameters=_ID,
                 ),
             },
-            "/api/health": {"get": _op("Workers alive and job counts", {"200": {"description": "{workers, jobs}"}})},
+            "/api/health": {
+                "get": _op("Workers alive and job counts", {"200": {"description": "{workers, jobs}"}})
+            },
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, "cookie": {"type": "apiKey", "in": "cookie", "name": "srlab_token"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "srlab_token"},
+            },
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
-                "Accepted": {"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}}},
+                "Accepted": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "status": {"type": "string"}},
+                },
                 "Job": {
                     "type": "object",
                     "properties": {

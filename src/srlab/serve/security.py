@@ -55,7 +55,10 @@ class TokenGate:
             return
         h = _headers(scope)
         auth = h.get("authorization", "")
-        candidates = [auth[7:].strip() if auth.lower().startswith("bearer ") else None, h.get("x-srlab-token")]
+        candidates = [
+            auth[7:].strip() if auth.lower().startswith("bearer ") else None,
+            h.get("x-srlab-token"),
+        ]
         if "cookie" in h:
             jar = SimpleCookie()
             try:
@@ -76,7 +79,11 @@ class TokenGate:
                 {
                     "type": "http.response.start",
                     "status": 303,
-                    "headers": [(b"location", where.encode()), (b"set-cookie", cookie.encode()), (b"content-length", b"0")],
+                    "headers": [
+                        (b"location", where.encode()),
+                        (b"set-cookie", cookie.encode()),
+                        (b"content-length", b"0"),
+                    ],
                 }
             )
             await send({"type": "http.response.body", "body": b""})
@@ -84,8 +91,10 @@ class TokenGate:
         await _send_json(
             send,
             401,
-            {"error": "this server needs its token: open the URL it printed (…/?token=…), or send "
-             "'Authorization: Bearer TOKEN'"},
+            {
+                "error": "this server needs its token: open the URL it printed (…/?token=…), or send "
+                "'Authorization: Bearer TOKEN'"
+            },
             [(b"www-authenticate", b"Bearer")],
         )
 

@@ -238,7 +238,8 @@ class JobStore:
         """Put a job whose worker died back in the queue (or fail it after MAX_ATTEMPTS runs)."""
         with self._db(write=True) as db:
             row = db.execute(
-                "SELECT attempts FROM jobs WHERE id = ? AND run_id = ? AND status = 'running'", (job_id, run_id)
+                "SELECT attempts FROM jobs WHERE id = ? AND run_id = ? AND status = 'running'",
+                (job_id, run_id),
             ).fetchone()
             if row is None:
                 return False

@@ -122,7 +122,9 @@ def _sniff_video(path: Path, max_pixels: int, image_msg: str) -> Sniffed:
     if vs is None or ext is None or w <= 0 or h <= 0:
         raise ApiError(400, "upload: neither an image nor a video srlab reads (mp4, mov, mkv, webm, avi)")
     if w * h > max_pixels:
-        raise ApiError(413, f"upload: {w}x{h} video frames exceed this server's {max_pixels / 1e6:g} Mpx limit")
+        raise ApiError(
+            413, f"upload: {w}x{h} video frames exceed this server's {max_pixels / 1e6:g} Mpx limit"
+        )
     return Sniffed("video", ext, w, h, False, frames)
 
 

@@ -81,7 +81,11 @@ def worker_main(config: dict, index: int, device: str, parent: int) -> None:
             store.fail(job.id, job.run_id, "out of memory; use a smaller image, scale or tile")
         except Exception as exc:  # noqa: BLE001 - one job's bug must not stop the worker
             text = _one_line(exc)
-            hint = "free device memory or use a smaller tile" if "out of memory" in text.lower() else "see the server log"
+            hint = (
+                "free device memory or use a smaller tile"
+                if "out of memory" in text.lower()
+                else "see the server log"
+            )
             store.fail(job.id, job.run_id, f"failed ({type(exc).__name__}: {text[:160]}); {hint}")
             traceback.print_exc(file=sys.stderr)
 
@@ -98,7 +102,10 @@ class WorkerPool:
         device = self.config.devices[i % len(self.config.devices)]
         cfg = {k: v for k, v in asdict(self.config).items()}
         p = self._ctx.Process(
-            target=worker_main, args=(cfg, i, device, os.getpid()), name=f"srlab-serve-worker-{i}", daemon=True
+            target=worker_main,
+            args=(cfg, i, device, os.getpid()),
+            name=f"srlab-serve-worker-{i}",
+            daemon=True,
         )
         p.start()
         self._procs[i] = p
@@ -152,4 +159,3 @@ def default_devices() -> tuple[str, ...]:
 
         return tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
     return ("cpu",)
-
