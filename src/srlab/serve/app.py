@@ -282,7 +282,7 @@ class _Service:
 
     async def health(self, request: Request) -> Response:
         counts = await run_in_threadpool(self.store.counts)
-        return JSONResponse({"workers": self.pool.alive(), "jobs": counts})
+        return JSONResponse({"workers": self.pool.alive(), "worker_pids": self.pool.pids(), "jobs": counts})
 
     async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})

@@ -160,7 +160,9 @@ def openapi_spec(root_path: str = "") -> dict[str, Any]:
                 ),
             },
             "/api/health": {
-                "get": _op("Workers alive and job counts", {"200": {"description": "{workers, jobs}"}})
+                "get": _op(
+                    "Workers alive and job counts", {"200": {"description": "{workers, worker_pids, jobs}"}}
+                )
             },
         },
         "components": {
