@@ -170,6 +170,11 @@ async function show(id) {
     state.size = { w: outs[0].w, h: outs[0].h };
     $("ba-before").src = input;
     $("ba-after").src = outs[0].src;
+    const pick = $("after-pick");
+    pick.innerHTML = "";
+    outs.forEach((o, i) => { const opt = document.createElement("option"); opt.value = i; opt.textContent = o.name; pick.appendChild(opt); });
+    pick.onchange = () => { $("ba-after").src = outs[pick.value].src; };
+    $("after-pick-row").hidden = outs.length < 2;
     fitBeforeAfter();
     setSlider($("slider").value);
     const panels = [{ name: `input ${job.params.width}x${job.params.height} (nearest)`, src: input, nearest: true }];
@@ -216,11 +221,14 @@ function metricsTable(job) {
 function fitBeforeAfter() {
   if (!state.size) return;
   const box = $("viewer");
-  const k = Math.min(1, (box.clientWidth - 4) / state.size.w, (window.innerHeight * 0.6) / state.size.h);
+  const k = Math.min(4, (box.clientWidth - 4) / state.size.w, Math.min(640, window.innerHeight * 0.6) / state.size.h);
   for (const img of [$("ba-before"), $("ba-after")]) {
     img.style.width = `${Math.round(state.size.w * k)}px`;
     img.style.height = `${Math.round(state.size.h * k)}px`;
   }
+  // enlarged past 1:1, the output shows its own pixels too rather than the browser's smoothing
+  $("ba-after").style.imageRendering = k > 1 ? "pixelated" : "auto";
+  $("slider").style.width = `${Math.max(200, Math.round(state.size.w * k))}px`;
 }
 
 function setSlider(v) {
