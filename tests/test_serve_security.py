@@ -156,3 +156,17 @@ def test_cors_only_for_named_origins(tmp_path):
             "access-control-allow-origin"
             not in c.get("/api/health", headers={"Origin": "http://x.example"}).headers
         )
+
+
+def test_token_cookie_redirect_under_a_proxy_prefix(tmp_path):
+    token = "t" * 20
+    cfg = ServeConfig(data_dir=tmp_path / "data", token=token)
+    with TestClient(create_app(cfg, start_workers=False), root_path="/srlab") as c:
+        r = c.get(f"/?token={token}&view=1", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/srlab/?view=1"
+        c.cookies.clear()  # the client kept the cookie just set
+        assert c.get("/api/health", headers={"Authorization": "Bearer " + "u" * 20}).status_code == 401
+        assert c.get("/api/health", cookies={"srlab_token": token}).status_code == 200
+        assert c.get("/openapi.json", headers={"X-Srlab-Token": token}).json()["servers"] == [
+            {"url": "/srlab"}
+        ]

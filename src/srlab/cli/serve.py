@@ -18,20 +18,60 @@ def register(sub) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
-    p.add_argument("--data", default=None, metavar="DIR", help="job store and results (default: <cache>/serve)")
-    p.add_argument("--token", default=None, help="access token (required off loopback; default: a random one)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: 1 per GPU, else 1)")
-    p.add_argument("--max-upload-mb", type=float, default=64.0, metavar="MB", help="largest upload (default 64)")
-    p.add_argument("--max-pixels", type=float, default=40.0, metavar="MPX", help="largest input image or video frame (default 40)")
-    p.add_argument("--max-queued", type=int, default=16, metavar="N", help="queued+running jobs per client (default 16)")
-    p.add_argument("--keep-days", type=float, default=7.0, help="delete finished jobs after this many days (0: never)")
-    p.add_argument("--keep-gb", type=float, default=5.0, help="delete the oldest finished jobs past this size (0: no limit)")
-    p.add_argument("--models-dir", default=None, metavar="DIR", help="also accept the weight files in DIR (as file:NAME)")
-    p.add_argument("--root-path", default="", metavar="PATH", help="URL prefix when behind a reverse proxy (e.g. /srlab)")
-    p.add_argument("--cors-origin", action="append", default=[], metavar="URL", help="allow this origin (CORS is off by default)")
-    p.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="IPS", help="proxies trusted for X-Forwarded-For (default 127.0.0.1)")
+    p.add_argument(
+        "--data", default=None, metavar="DIR", help="job store and results (default: <cache>/serve)"
+    )
+    p.add_argument(
+        "--token", default=None, help="access token (required off loopback; default: a random one)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes (default: 1 per GPU, else 1)"
+    )
+    p.add_argument(
+        "--max-upload-mb", type=float, default=64.0, metavar="MB", help="largest upload (default 64)"
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=float,
+        default=40.0,
+        metavar="MPX",
+        help="largest input image or video frame (default 40)",
+    )
+    p.add_argument(
+        "--max-queued", type=int, default=16, metavar="N", help="queued+running jobs per client (default 16)"
+    )
+    p.add_argument(
+        "--keep-days", type=float, default=7.0, help="delete finished jobs after this many days (0: never)"
+    )
+    p.add_argument(
+        "--keep-gb",
+        type=float,
+        default=5.0,
+        help="delete the oldest finished jobs past this size (0: no limit)",
+    )
+    p.add_argument(
+        "--models-dir", default=None, metavar="DIR", help="also accept the weight files in DIR (as file:NAME)"
+    )
+    p.add_argument(
+        "--root-path", default="", metavar="PATH", help="URL prefix when behind a reverse proxy (e.g. /srlab)"
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="allow this origin (CORS is off by default)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        metavar="IPS",
+        help="proxies trusted for X-Forwarded-For (default 127.0.0.1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,7 +89,9 @@ def run(args) -> int:
 
         from srlab.serve.app import create_app
     except ImportError as exc:
-        raise ConfigError(f"srlab serve needs the serve extra ({exc.name} is missing): pip install 'srlab[serve]'") from None
+        raise ConfigError(
+            f"srlab serve needs the serve extra ({exc.name} is missing): pip install 'srlab[serve]'"
+        ) from None
     from srlab.serve.workers import default_devices
 
     if not 0 <= args.port <= 65535:
@@ -76,7 +118,9 @@ def run(args) -> int:
     try:
         data.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"--data {data}: cannot create it ({exc.strerror or exc}); choose another folder") from None
+        raise ConfigError(
+            f"--data {data}: cannot create it ({exc.strerror or exc}); choose another folder"
+        ) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     app = create_app(cfg)
     config = uvicorn.Config(

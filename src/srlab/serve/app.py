@@ -132,7 +132,7 @@ class _Service:
         return JSONResponse({"jobs": [j.public() for j in jobs]})
 
     async def create_job(self, request: Request) -> Response:
-        client = self._check_cap(request)
+        client = await run_in_threadpool(self._check_cap, request)
         fields, files = await read_multipart(request, self.config.max_upload_bytes, max_files=1)
         model = fields.get("model", "").strip()
         if not model:
@@ -156,7 +156,7 @@ class _Service:
                 frames=info.frames,
                 name=_display_name(files["file"][1]),
             )
-            self.store.create(job_id, "upscale", client, params)
+            await run_in_threadpool(self.store.create, job_id, "upscale", client, params)
         except BaseException:
             import shutil
 
@@ -165,7 +165,7 @@ class _Service:
         return JSONResponse({"id": job_id, "status": "queued"}, status_code=202)
 
     async def create_compare(self, request: Request) -> Response:
-        client = self._check_cap(request)
+        client = await run_in_threadpool(self._check_cap, request)
         fields, files = await read_multipart(request, self.config.max_upload_bytes, max_files=2)
         models = [m.strip() for m in fields.get("models", fields.get("model", "")).split(",") if m.strip()]
         if not models:
@@ -199,7 +199,7 @@ class _Service:
                 **self._common(fields),
                 "name": _display_name(files["file"][1]),
             }
-            self.store.create(job_id, "compare", client, params)
+            await run_in_threadpool(self.store.create, job_id, "compare", client, params)
         except BaseException:
             import shutil
 

@@ -73,7 +73,12 @@ class TokenGate:
         given = next((v for k, v in query if k == "token"), None)
         if scope["method"] == "GET" and self._ok(given):
             rest = urlencode([(k, v) for k, v in query if k != "token"])
-            where = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+            root, path = scope.get("root_path", ""), scope["path"]
+            if not path.startswith(
+                root
+            ):  # uvicorn puts --root-path in front of the path; other servers may not
+                path = root + path
+            where = path + (f"?{rest}" if rest else "")
             cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
             await send(
                 {

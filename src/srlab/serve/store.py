@@ -111,6 +111,7 @@ class JobStore:
         self.db_path, self.jobs_dir = Path(db_path), Path(jobs_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # kept in the file: every later connection uses it
             db.executescript(_SCHEMA)
 
     @contextlib.contextmanager
@@ -118,7 +119,6 @@ class JobStore:
         db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             if write:
                 db.execute("BEGIN IMMEDIATE")

@@ -118,7 +118,7 @@ def _sniff_video(path: Path, max_pixels: int, image_msg: str) -> Sniffed:
             frames = int(vs.frames or 0) if vs is not None else 0
     except (OSError, ValueError, EOFError, IndexError):
         raise ApiError(400, image_msg + " (nor a video)") from None
-    ext = next((_VIDEO_EXT[f] for f in fmt if f in _VIDEO_EXT), None)
+    ext = next((e for name, e in _VIDEO_EXT.items() if name in fmt), None)  # "mov,mp4,...": mp4 first
     if vs is None or ext is None or w <= 0 or h <= 0:
         raise ApiError(400, "upload: neither an image nor a video srlab reads (mp4, mov, mkv, webm, avi)")
     if w * h > max_pixels:

@@ -44,8 +44,8 @@ def _one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
-def worker_main(config: dict, index: int, device: str, parent: int) -> None:
-    """Run jobs until the parent process goes away (the body of each worker process)."""
+def worker_main(config: dict, index: int, device: str, parent: int, stop=None) -> None:
+    """Run jobs until the parent process goes away or sets ``stop`` (the body of each worker process)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
     from srlab.serve.jobs import Cancelled, UpscalerCache, run_job
@@ -54,10 +54,13 @@ def worker_main(config: dict, index: int, device: str, parent: int) -> None:
     store = JobStore(cfg.db_path, cfg.jobs_dir)
     cache = UpscalerCache(device)
     name = f"w{index}-{os.getpid()}"
-    while os.getppid() == parent:
+    while os.getppid() == parent and not (stop is not None and stop.is_set()):
         job = store.claim(name)
         if job is None:
-            time.sleep(_IDLE_POLL_S)
+            if stop is not None:
+                stop.wait(_IDLE_POLL_S)
+            else:
+                time.sleep(_IDLE_POLL_S)
             continue
         folder = store.folder(job.id)
 
@@ -97,13 +100,14 @@ class WorkerPool:
         self.config, self.store = config, store
         self._ctx = mp.get_context("spawn")  # fresh interpreters: no forked copies of the server's threads
         self._procs: list = [None] * config.workers
+        self._stop = self._ctx.Event()
 
     def _start(self, i: int) -> None:
         device = self.config.devices[i % len(self.config.devices)]
-        cfg = {k: v for k, v in asdict(self.config).items()}
+        cfg = asdict(self.config)
         p = self._ctx.Process(
             target=worker_main,
-            args=(cfg, i, device, os.getpid()),
+            args=(cfg, i, device, os.getpid(), self._stop),
             name=f"srlab-serve-worker-{i}",
             daemon=True,
         )
@@ -135,6 +139,13 @@ class WorkerPool:
         return said
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Ask the workers to stop between jobs; one still inside a job after ``timeout`` is terminated
+        (its job goes back to the queue: :meth:`JobStore.release_running`)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for p in self._procs:
+            if p is not None:
+                p.join(max(0.0, deadline - time.monotonic()))
         for p in self._procs:
             if p is not None and p.is_alive():
                 p.terminate()
