@@ -166,7 +166,7 @@ def test_token_cookie_redirect_under_a_proxy_prefix(tmp_path):
         assert r.status_code == 303 and r.headers["location"] == "/srlab/?view=1"
         c.cookies.clear()  # the client kept the cookie just set
         assert c.get("/api/health", headers={"Authorization": "Bearer " + "u" * 20}).status_code == 401
-        assert c.get("/api/health", cookies={"srlab_token": token}).status_code == 200
+        assert c.get("/api/health", headers={"Cookie": f"srlab_token={token}"}).status_code == 200
         assert c.get("/openapi.json", headers={"X-Srlab-Token": token}).json()["servers"] == [
             {"url": "/srlab"}
         ]

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,7 @@ class _Service:
             )
             await run_in_threadpool(self.store.create, job_id, "upscale", client, params)
         except BaseException:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)  # nothing kept of a refused upload
             raise
         return JSONResponse({"id": job_id, "status": "queued"}, status_code=202)
 
@@ -201,9 +200,7 @@ class _Service:
             }
             await run_in_threadpool(self.store.create, job_id, "compare", client, params)
         except BaseException:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)  # nothing kept of a refused upload
             raise
         return JSONResponse({"id": job_id, "status": "queued"}, status_code=202)
 

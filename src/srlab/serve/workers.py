@@ -70,11 +70,22 @@ def worker_main(config: dict, index: int, device: str, parent: int, stop=None) -
             if not store.set_progress(job.id, job.run_id, fraction):
                 raise Cancelled(job.id)
 
+        t0 = time.monotonic()
+        what = job.params.get("model") or ",".join(job.params.get("models", []))
+        print(
+            f"srlab serve: worker {index}: job {job.id} ({job.kind} {what}) started",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             report(0.02)
             result = run_job(job, folder, cache, report, max_pixels=cfg.max_pixels, models_dir=cfg.models_dir)
             if not store.finish(job.id, job.run_id, result):
                 raise Cancelled(job.id)
+            secs = time.monotonic() - t0
+            print(
+                f"srlab serve: worker {index}: job {job.id} done in {secs:.1f} s", file=sys.stderr, flush=True
+            )
         except Cancelled:
             if store.get(job.id) is None:  # deleted while it ran: its files go too
                 shutil.rmtree(folder, ignore_errors=True)
