@@ -203,3 +203,23 @@ def test_queue_cap_per_client(idle):
     submit(idle, good, model="bicubic-x2")
     r = idle.post("/api/jobs", files={"file": ("a.png", good)}, data={"model": "bicubic-x2"})
     assert r.status_code == 429 and "queued" in r.json()["error"]
+
+
+@pytest.mark.slow  # a worker restart (a fresh interpreter importing torch) and a job of seconds, twice
+def test_killed_worker_is_replaced_and_its_job_rerun(client):
+    import os
+    import signal
+
+    (pid,) = client.get("/api/health").json()["worker_pids"]
+    big = _png(RNG.integers(0, 256, (384, 384, 3), dtype=np.uint8))
+    job_id = submit(client, big, model="srcnn-x2", tile="16")  # hundreds of tiles: seconds of work
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/jobs/{job_id}").json()["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    job = wait_done(client, job_id, timeout=300)
+    assert job["status"] == "done" and job["attempts"] == 2, job
+    assert "worker process died" in job["note"]
+    assert client.get("/api/health").json()["worker_pids"] != [pid]
+    assert PILImage.open(io.BytesIO(client.get(f"/api/jobs/{job_id}/result").content)).size == (768, 768)

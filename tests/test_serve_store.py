@@ -90,3 +90,15 @@ def test_prune_by_age_then_size(store):
 def test_ids_never_become_paths(store):
     with pytest.raises(ValueError):
         store.folder("../../etc")
+
+
+def test_dead_worker_job_requeued_once_then_failed(store):
+    job_id = _job(store)
+    run = store.claim("w0-100")
+    assert not store.requeue_run(job_id, "w9-1:other", "its worker process died")  # not that run
+    assert store.requeue_run(job_id, run.run_id, "its worker process died (exit code -9)")
+    assert store.get(job_id).status == "queued" and "worker process died" in store.get(job_id).note
+    run = store.claim("w0-101")
+    assert store.requeue_run(job_id, run.run_id, "its worker process died (exit code -9)")
+    job = store.get(job_id)
+    assert job.status == "failed" and job.error.startswith("its worker process died (exit code -9) during each")
