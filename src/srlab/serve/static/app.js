@@ -158,14 +158,19 @@ async function show(id) {
     outs = [{ name: job.params.model, src: files(job.result.file), w: job.result.width, h: job.result.height }];
   }
   const isVideo = job.params.media === "video";
-  $("video").hidden = !isVideo;
+  $("video-block").hidden = !isVideo;
   $("compare-block").hidden = isVideo || !outs.length;
-  $("panels").hidden = isVideo;
+  $("side-block").hidden = isVideo;
   const dl = $("download");
   dl.href = job.kind === "compare" ? `api/jobs/${id}/result` : `api/jobs/${id}/result?download=1`;
   dl.textContent = job.kind === "compare" ? "Download results (JSON)" : "Download";
   if (isVideo) {
+    $("video-in").src = input;
     $("video").src = files(job.result.file);
+    $("video-cap").textContent = `${job.params.model} ${job.result.width}x${job.result.height}, ${job.result.frames} frames`;
+    // both at the output's size, so the input shows its pixels enlarged (the browser's scaling)
+    const w = Math.min(640, Math.max(320, job.result.width));
+    for (const v of [$("video-in"), $("video")]) v.style.width = `${w}px`;
   } else if (outs.length) {
     state.size = { w: outs[0].w, h: outs[0].h };
     $("ba-before").src = input;
