@@ -106,7 +106,7 @@ class _Service:
 
     def _resolve(self, name: str) -> None:
         try:
-            cat.resolve_request(name, self.config.models_dir)
+            cat.resolve_request(name, self.config.models_dir, self.models())
         except SrlabError as exc:
             raise ApiError(400, str(exc)) from None
 

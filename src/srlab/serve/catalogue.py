@@ -86,10 +86,12 @@ def catalogue(models_dir: Path | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def resolve_request(name: str, models_dir: Path | None = None) -> str | Path:
+def resolve_request(
+    name: str, models_dir: Path | None = None, entries: list[dict] | None = None
+) -> str | Path:
     """The model reference for a requested ``name`` (a known name, or ``file:NAME`` directly under
     ``models_dir``); ConfigError otherwise. Names are compared as they are: no path is ever built from
-    anything but a file name found by listing ``models_dir``."""
+    anything but a file name found by listing ``models_dir``. ``entries``: a :func:`catalogue` already made."""
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ConfigError("model: give a model name from GET /api/models")
     if name.startswith("file:"):
@@ -102,8 +104,7 @@ def resolve_request(name: str, models_dir: Path | None = None) -> str | Path:
             if f.name == wanted and f.is_file() and f.suffix.lower() in WEIGHT_SUFFIXES:
                 return f
         raise ConfigError(f"model {name!r}: no such weights file in the models folder; see GET /api/models")
-    entries = {e["name"]: e for e in catalogue(None)}
-    e = entries.get(name)
+    e = {x["name"]: x for x in (entries if entries is not None else catalogue(None))}.get(name)
     if e is None:
         raise ConfigError(f"unknown model {name[:80]!r}; GET /api/models lists the names this server accepts")
     if not e["available"]:

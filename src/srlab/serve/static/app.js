@@ -389,6 +389,7 @@ function wire() {
   wirePanels();
   loadModels().catch((e) => say(`cannot list models: ${e.message}`, true));
   refreshRecent();
+  setInterval(refreshRecent, 10000);  // jobs of other users (a lab server) show up too
   setMode();
 }
 
