@@ -223,3 +223,35 @@ def test_killed_worker_is_replaced_and_its_job_rerun(client):
     assert "worker process died" in job["note"]
     assert client.get("/api/health").json()["worker_pids"] != [pid]
     assert PILImage.open(io.BytesIO(client.get(f"/api/jobs/{job_id}/result").content)).size == (768, 768)
+
+
+def _frames(path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_video_goes_the_cli_way(client, tmp_path):
+    av = pytest.importorskip("av")
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
+        for i in range(4):
+            frame = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8) // 4 + i * 40
+            for p in s.encode(av.VideoFrame.from_ndarray(frame.astype(np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    job = wait_done(client, submit(client, clip.read_bytes(), "clip.mp4", model="bicubic-x2"))
+    assert job["status"] == "done", job
+    assert job["params"]["media"] == "video" and job["params"]["input"] == "input.mp4"
+    r = client.get(f"/api/jobs/{job['id']}/result")
+    assert r.headers["content-type"] == "video/mp4"
+    served = tmp_path / "served.mp4"
+    served.write_bytes(r.content)
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "cli"), "-m", "bicubic-x2", "-q"]) == 0
+    ours, cli = _frames(served), _frames(tmp_path / "cli" / "clip_x2.mp4")
+    assert len(ours) == len(cli) == 4 and ours[0].shape == (48, 64, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, cli))
