@@ -101,4 +101,6 @@ def test_dead_worker_job_requeued_once_then_failed(store):
     run = store.claim("w0-101")
     assert store.requeue_run(job_id, run.run_id, "its worker process died (exit code -9)")
     job = store.get(job_id)
-    assert job.status == "failed" and job.error.startswith("its worker process died (exit code -9) during each")
+    assert job.status == "failed" and job.error.startswith(
+        "its worker process died (exit code -9) during each"
+    )
