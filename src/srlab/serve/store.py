@@ -156,6 +156,11 @@ class JobStore:
             rows = db.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [_job(r) for r in rows]
 
+    def running(self) -> list[Job]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
+        return [_job(r) for r in rows]
+
     def active_count(self, client: str) -> int:
         with self._db() as db:
             (n,) = db.execute(

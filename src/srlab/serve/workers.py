@@ -140,8 +140,8 @@ class WorkerPool:
                 continue
             code = p.exitcode
             prefix = f"w{i}-{p.pid}:"
-            for job in self.store.recent(limit=10_000):
-                if job.status == "running" and (job.run_id or "").startswith(prefix):
+            for job in self.store.running():
+                if (job.run_id or "").startswith(prefix):
                     why = f"its worker process died (exit code {code})"
                     self.store.requeue_run(job.id, job.run_id, why)
                     said.append(f"job {job.id}: {why}")
