@@ -6,8 +6,8 @@
   :func:`~srlab.inference.video.upscale_video` and :func:`~srlab.inference.animated.upscale_animation` for
   videos and animated images; all write atomically.
 - ``compare``: every chosen model on one image, each output written as PNG; with a ground truth, PSNR and
-  SSIM under the chosen protocol's metric channel and border crop (:mod:`srlab.protocols`,
-  :mod:`srlab.metrics`) and LPIPS when its weights are on the machine. The input is taken as the LR image
+  SSIM under the chosen protocol's metric channel and border crop (:mod:`srlab.eval.protocols`,
+  :mod:`srlab.eval.metrics`) and LPIPS when its weights are on the machine. The input is taken as the LR image
   as given: the protocol's degradation is not applied to it.
 
 ``report(fraction)`` records progress and raises :class:`Cancelled` when the job was deleted or taken away
@@ -145,8 +145,8 @@ def _upscale(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dic
 def _lpips_ready() -> bool:
     """LPIPS runs only when its weights are already on the machine: a job never waits on a download."""
     try:
-        from srlab.metrics_perceptual import PERCEPTUAL
-        from srlab.metrics_perceptual.assets import ASSETS, local_copies
+        from srlab.eval.perceptual import PERCEPTUAL
+        from srlab.eval.perceptual.assets import ASSETS, local_copies
 
         return all(local_copies(ASSETS[a]) for a in PERCEPTUAL["lpips"].assets)
     except Exception:  # noqa: BLE001 - no perceptual metrics in this install
@@ -155,13 +155,13 @@ def _lpips_ready() -> bool:
 
 def _to_uint8(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     if bit_depth == 16 or pixels.dtype == np.uint16:
-        return np.round(pixels.astype(np.float64) / 257.0).astype(np.uint8)  # as srlab.protocols.read_hr
+        return np.round(pixels.astype(np.float64) / 257.0).astype(np.uint8)  # as srlab.eval.protocols.read_hr
     return pixels
 
 
 def _compare(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dict[str, Any]:
     from srlab.imaging import io as imio
-    from srlab.protocols import get_protocol, read_hr
+    from srlab.eval.protocols import get_protocol, read_hr
 
     protocol = get_protocol(p.get("protocol", "standard"))
     with warnings.catch_warnings():
@@ -209,7 +209,7 @@ def _compare(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dic
 
 
 def _score(sr: np.ndarray, hr: np.ndarray, scale: int, protocol, use_lpips: bool) -> dict[str, Any]:
-    from srlab.metrics import lpips_distance, metrics_batch
+    from srlab.eval.metrics import lpips_distance, metrics_batch
 
     oh, ow = sr.shape[:2]
     hh, hw = hr.shape[:2]
