@@ -71,8 +71,10 @@ class Upscaler:
     ``options``: an :class:`~srlab.inference.options.UpscaleOptions` (tile, overlap, batch, precision,
     device, backend, compile, fuse, channels_last, alpha, outscale: documented there); keyword arguments
     of those names set or change single fields (``Upscaler(model, tile=0, device="cpu")``).
-    ``progress``: a tile progress bar for large images. ``memory_budget``: activation bytes automatic
-    tiles may use (``None``: half the free memory on CUDA, :data:`CPU_MEMORY_BUDGET` elsewhere).
+    ``progress``: a tile progress bar for large images, or a function of (tiles done, tiles in all) called
+    after each batch of tiles (see :func:`~srlab.inference.tiling.blend_tiles`). ``memory_budget``:
+    activation bytes automatic tiles may use (``None``: half the free memory on CUDA,
+    :data:`CPU_MEMORY_BUDGET` elsewhere).
     ``max_output_bytes``: refuse an image whose results would need more memory than this, before any work
     (``None``: the memory available when the image comes; see :meth:`output_bytes`).
     """
@@ -82,7 +84,7 @@ class Upscaler:
         model: Any = DEFAULT_MODEL,
         options: UpscaleOptions | None = None,
         *,
-        progress: bool = False,
+        progress: bool | Callable[[int, int], None] = False,
         memory_budget: int | None = None,
         max_output_bytes: int | None = None,
         **changes: Any,
