@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import re
@@ -25,10 +24,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from srlab import serialize
 from srlab.errors import SrlabError
 from srlab.serve import catalogue as cat
 from srlab.serve.config import ServeConfig
@@ -45,6 +46,19 @@ __all__ = ["create_app"]
 STATIC = Path(__file__).resolve().parent / "static"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 log = logging.getLogger("srlab.serve")
+
+
+class JSONResponse(_StarletteJSON):
+    """JSON by srlab's one rule (:mod:`srlab.serialize`): a PSNR of identical images (infinity) or a NaN
+    score is sent as the string ``"Infinity"``/``"NaN"``, where Starlette's strict encoder would fail."""
+
+    def render(self, content: Any) -> bytes:
+        return serialize.dumps(content, indent=None).encode("utf-8")
+
+
+def _download_stem(job) -> str:
+    # the JSON rule reads a stored name "NaN" or "Infinity" back as a float; jsonable gives its text back
+    return str(serialize.jsonable(job.params.get("name", "image")))
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -230,7 +244,7 @@ class _Service:
         if job.kind == "compare":
             return JSONResponse(job.result)
         name = job.result["file"]
-        dl = f"{job.params.get('name', 'image')}_x{job.result.get('scale', '')}{Path(name).suffix}"
+        dl = f"{_download_stem(job)}_x{job.result.get('scale', '')}{Path(name).suffix}"
         download = dl if request.query_params.get("download") else None
         return self._file(job, name, download)
 
@@ -245,7 +259,7 @@ class _Service:
             raise ApiError(404, f"job {job.id} has no file {name[:60]!r}")
         download = None
         if request.query_params.get("download"):
-            download = f"{job.params.get('name', 'image')}_{Path(name).stem}{Path(name).suffix}"
+            download = f"{_download_stem(job)}_{Path(name).stem}{Path(name).suffix}"
         return self._file(job, name, download)
 
     async def events(self, request: Request) -> Response:
@@ -261,8 +275,9 @@ class _Service:
                 state = (cur.status, round(cur.progress, 3))
                 if state != last:
                     last, beat = state, time.monotonic()
-                    body = json.dumps(
-                        {"id": cur.id, "status": cur.status, "progress": cur.progress, "error": cur.error}
+                    body = serialize.dumps(
+                        {"id": cur.id, "status": cur.status, "progress": cur.progress, "error": cur.error},
+                        indent=None,
                     )
                     yield f"event: {cur.status}\ndata: {body}\n\n"
                     if cur.status in ("done", "failed"):

@@ -10,11 +10,12 @@ logged: the server writes its own access lines, with the path only (no query str
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
+
+from srlab import serialize
 
 __all__ = ["COOKIE", "AccessLog", "TokenGate", "client_key"]
 
@@ -34,7 +35,7 @@ def _headers(scope) -> dict[str, str]:
 
 
 async def _send_json(send, status: int, body: dict, extra: list | None = None) -> None:
-    data = json.dumps(body).encode()
+    data = serialize.dumps(body, indent=None).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": data})

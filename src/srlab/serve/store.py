@@ -17,7 +17,6 @@ short-lived connection, which keeps the store safe to use from any thread or pro
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import secrets
 import shutil
@@ -101,8 +100,8 @@ class Job:
 
 def _job(row: sqlite3.Row) -> Job:
     d = dict(row)
-    d["params"] = json.loads(d["params"])
-    d["result"] = json.loads(d["result"]) if d["result"] else None
+    d["params"] = serialize.loads(d["params"])
+    d["result"] = serialize.loads(d["result"]) if d["result"] else None
     return Job(**d)
 
 
@@ -284,7 +283,7 @@ class JobStore:
                 else:
                     requeued += 1
             for row in db.execute("SELECT id, result FROM jobs WHERE status = 'done'").fetchall():
-                files = json.loads(row[1] or "{}").get("files", [])
+                files = serialize.loads(row[1] or "{}").get("files", [])
                 if not files or not all((self.folder(row[0]) / f).is_file() for f in files):
                     db.execute(
                         "UPDATE jobs SET status = 'failed', error = ? WHERE id = ?",

@@ -11,13 +11,16 @@ name is never used as a path.
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from srlab.atomic import move, write_bytes
 from srlab.errors import SrlabError
+from srlab.imaging import io as imio
 from srlab.serve.errors import ApiError
 
 __all__ = ["Sniffed", "read_multipart", "sniff", "store_upload"]
@@ -41,8 +44,6 @@ async def read_multipart(request, max_bytes: int, *, max_files: int = 2) -> tupl
     """(fields, files) of a ``multipart/form-data`` request: text fields as ``str``, files as ``(bytes, the
     client's file name)`` (the name is for display only).
     ApiError 413 past ``max_bytes`` of body, 415 for another content type, 400 for a malformed body."""
-    from starlette.formparsers import MultiPartException, MultiPartParser
-
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise ApiError(415, "send the upload as multipart/form-data (curl -F file=@photo.png -F model=NAME)")
@@ -86,8 +87,6 @@ def _too_large(message: str) -> bool:
 def sniff(path: Path, max_pixels: int) -> Sniffed:
     """What the uploaded file at ``path`` is, decoded in full by srlab's reader (ApiError 400/413 when it is
     not a usable image or video)."""
-    from srlab.imaging import io as imio
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "animated; only the first frame is read": handled below
@@ -131,14 +130,9 @@ def _sniff_video(path: Path, max_pixels: int, image_msg: str) -> Sniffed:
 def store_upload(data: bytes, folder: Path, stem: str, max_pixels: int) -> tuple[str, Sniffed]:
     """Write ``data`` into ``folder`` under ``stem`` + the extension its content calls for; returns that
     file name and what it is. Nothing is left behind when it is refused."""
-    from srlab.atomic import atomic_path
-
     if not data:
         raise ApiError(400, f"{stem}: empty file (0 bytes)")
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / f"{stem}.upload"
-    with atomic_path(probe) as tmp:
-        Path(tmp).write_bytes(data)
+    probe = write_bytes(folder / f"{stem}.upload", data)
     try:
         info = sniff(probe, max_pixels)
     except BaseException:
@@ -146,5 +140,5 @@ def store_upload(data: bytes, folder: Path, stem: str, max_pixels: int) -> tuple
             probe.unlink()
         raise
     name = f"{stem}{info.ext}"
-    os.replace(probe, folder / name)
+    move(probe, folder / name)
     return name, info

@@ -198,7 +198,8 @@ function metricsTable(job) {
   t.hidden = !rows.length;
   const body = t.querySelector("tbody");
   body.innerHTML = "";
-  const f = (v, d) => (typeof v === "number" ? v.toFixed(d) : "–");
+  // non-finite scores arrive as the strings "Infinity"/"NaN" (srlab's JSON rule): identical images score ∞
+  const f = (v, d) => (typeof v === "number" ? v.toFixed(d) : v === "Infinity" ? "∞" : v === "NaN" ? "NaN" : "–");
   for (const r of rows) {
     const tr = document.createElement("tr");
     const cells = [r.model, r.width ? `${r.width}x${r.height}` : "", f(r.psnr, 2), f(r.ssim, 4), f(r.lpips, 4)];
