@@ -9,8 +9,9 @@
 - :mod:`~srlab.serve.security`: the token check and the client key used for the queue cap;
 - :mod:`~srlab.serve.app`: the Starlette application (JSON API, server-sent events, the static page).
 
-Only :mod:`~srlab.serve.app` needs the ``serve`` extra (Starlette, uvicorn, python-multipart); the rest is
-plain srlab, so the worker processes import no web code.
+Only :mod:`~srlab.serve.app` and :mod:`~srlab.serve.uploads` (which the app alone imports) need the
+``serve`` extra (Starlette, uvicorn, python-multipart); the rest is plain srlab, so the worker processes
+import no web code.
 """
 
 from __future__ import annotations

@@ -12,7 +12,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import srlab.models  # noqa: F401 - importing the package registers every architecture's presets
 from srlab.errors import ConfigError
+from srlab.models.registry import PRESETS
+from srlab.weights.loader import known_names
+from srlab.weights.ncnn import PACKAGE_MODELS, package_models_dir
+from srlab.weights.shipped import SHIPPED, get_shipped
+from srlab.weights.zoo import ZOO, local_path
 
 __all__ = ["SPEED", "WEIGHT_SUFFIXES", "catalogue", "resolve_request"]
 
@@ -47,13 +53,6 @@ def _entry(name: str, kind: str, family: str, scale: Any, description: str, avai
 
 def catalogue(models_dir: Path | None = None) -> list[dict[str, Any]]:
     """Every model name with its kind, family, scale, speed hint and whether it can run on this machine."""
-    import srlab.models  # noqa: F401 - importing the package registers every architecture's presets
-    from srlab.models.registry import PRESETS
-    from srlab.weights.loader import known_names
-    from srlab.weights.ncnn import PACKAGE_MODELS, package_models_dir
-    from srlab.weights.shipped import SHIPPED, get_shipped
-    from srlab.weights.zoo import ZOO, local_path
-
     try:
         package_models_dir()
         ncnn_ok = True

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srlab.errors import ConfigError
+from srlab.runtime import cache_dir
 
 __all__ = ["ServeConfig", "default_data_dir", "is_loopback"]
 
 
 def default_data_dir() -> Path:
     """Where jobs live when ``--data`` is not given: ``serve/`` under srlab's cache root (``$SRLAB_CACHE``)."""
-    from srlab.runtime import cache_dir
-
     return cache_dir("serve")
 
 

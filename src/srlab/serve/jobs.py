@@ -1,21 +1,24 @@
 """What a worker does with a job, in its own process: the same library calls as ``srlab upscale`` and
 ``srlab eval``, so a server result is the file the CLI would have written.
 
-- ``upscale``: :meth:`Upscaler.upscale_file` for still images (output format chosen as ``srlab upscale``'s
-  ``--ext same``: the input's, PNG for other formats and for transparency a JPEG cannot hold),
-  :func:`~srlab.inference.video.upscale_video` and :func:`~srlab.inference.animated.upscale_animation` for
-  videos and animated images; all write atomically.
+- ``upscale``: :meth:`Upscaler.upscale_file` for still images, named and checked by the CLI's own
+  :class:`~srlab.inference.outputs.OutputPlan` (``input_x2.png``: the name and format ``srlab upscale
+  input.png`` gives), :func:`~srlab.inference.video.upscale_video` and
+  :func:`~srlab.inference.animated.upscale_animation` for videos and animated images; all write atomically.
 - ``compare``: every chosen model on one image, each output written as PNG; with a ground truth, PSNR and
   SSIM under the chosen protocol's metric channel and border crop (:mod:`srlab.eval.protocols`,
   :mod:`srlab.eval.metrics`) and LPIPS when its weights are on the machine. The input is taken as the LR image
   as given: the protocol's degradation is not applied to it.
 
 ``report(fraction)`` records progress and raises :class:`Cancelled` when the job was deleted or taken away
-(server restart), so a lost job stops at the next step and its files are removed.
+(server restart), so a lost job stops at the next step and its files are removed. Still images report per
+tile (the Upscaler's progress callback), so a long image moves its bar and can be cancelled between tiles;
+videos and animations report their stages only.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +27,18 @@ from typing import Any
 import numpy as np
 
 from srlab.errors import ImageError, SrlabError
+from srlab.eval.metrics import lpips_distance, metrics_batch
+from srlab.eval.perceptual import PERCEPTUAL
+from srlab.eval.perceptual.assets import ASSETS, local_copies
+from srlab.eval.protocols import get_protocol, read_hr
+from srlab.imaging import io as imio
+from srlab.inference import animated, video
+from srlab.inference.outputs import OutputPlan, OutputRules
+from srlab.inference.upscaler import Upscaler
+from srlab.serve.catalogue import resolve_request
 
-__all__ = ["Cancelled", "UpscalerCache", "output_name", "run_job"]
+__all__ = ["Cancelled", "UpscalerCache", "output_plan", "run_job"]
 
-_SAME_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _MEDIA_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -54,16 +65,26 @@ def media_type(name: str) -> str:
     return _MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
 
 
-def output_name(input_name: str, alpha: bool, kind: str = "image") -> str:
-    """The result's file name: ``result`` + the extension ``srlab upscale --ext same`` would give."""
-    ext = Path(input_name).suffix.lower()
-    if kind != "image":
-        return f"result{ext}"  # videos keep their container, animations their format
-    if ext not in _SAME_EXT:
-        ext = ".png"
-    if alpha and ext in (".jpg", ".jpeg"):
-        ext = ".png"
-    return f"result{ext}"
+def output_plan(folder: Path, input_name: str, scale: float) -> tuple[OutputPlan, Path, Path]:
+    """(plan, src, planned dst) for the job's input in ``folder``: ``srlab upscale``'s own naming (``--ext
+    same``, suffix ``_x<scale>``) into the job folder, replacing an earlier result of the job (a re-run)."""
+    src = folder / input_name
+    plan = OutputPlan(OutputRules(force=True), [src], str(folder), scale=scale)
+    return plan, src, plan.paths[0]
+
+
+def tile_progress(report: Callable[[float], None], lo: float, hi: float, step: float = 0.01):
+    """An Upscaler progress callback ``(tiles done, total)`` that reports ``lo..hi`` of the job, at most once
+    per ``step`` (each report is a database write, and a large image has thousands of tiles)."""
+    last = [lo]
+
+    def on_tiles(done: int, total: int) -> None:
+        fraction = lo + (hi - lo) * done / max(total, 1)
+        if fraction - last[0] >= step:
+            last[0] = fraction
+            report(fraction)
+
+    return on_tiles
 
 
 class UpscalerCache:
@@ -73,9 +94,7 @@ class UpscalerCache:
         self.device, self.size = device, size
         self._items: dict[tuple, Any] = {}
 
-    def get(self, model, tile: int | None, precision: str):
-        from srlab.inference import Upscaler
-
+    def get(self, model, tile: int | None, precision: str) -> Upscaler:
         key = (str(model), tile, precision)
         up = self._items.pop(key, None)
         if up is None:
@@ -87,8 +106,6 @@ class UpscalerCache:
 
 
 def _model_ref(name: str, models_dir: Path | None):
-    from srlab.serve.catalogue import resolve_request
-
     return resolve_request(name, models_dir)
 
 
@@ -109,27 +126,31 @@ def run_job(
 
 
 def _upscale(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dict[str, Any]:
-    from srlab.inference import animated, video
-
-    src = folder / p["input"]
     up = cache.get(_model_ref(p["model"], models_dir), p.get("tile"), p.get("precision", "auto"))
     report(0.1)
-    dst = folder / output_name(p["input"], bool(p.get("alpha")), p.get("media", "image"))
     outscale = p.get("scale")
+    plan, src, planned = output_plan(folder, p["input"], up.scale if outscale is None else outscale)
+    media = p.get("media", "image")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if p.get("media") == "video":
-            res = video.upscale_video(
-                up, src, dst, outscale=outscale, overwrite=True, max_pixels=max_pixels, progress=False
-            )
-            detail = {"width": res.width, "height": res.height, "frames": res.frames}
-        elif p.get("media") == "animation":
-            res = animated.upscale_animation(
-                up, src, dst, outscale=outscale, overwrite=True, max_pixels=max_pixels, progress=False
-            )
+        if media in ("video", "animation"):
+            dst = plan.claim(src, plan.media(media, src, planned))
+            run = video.upscale_video if media == "video" else animated.upscale_animation
+            res = run(up, src, dst, outscale=outscale, overwrite=True, max_pixels=max_pixels, progress=False)
             detail = {"width": res.width, "height": res.height, "frames": res.frames}
         else:
-            out = up.upscale_file(src, dst, outscale=outscale, overwrite=True, max_pixels=max_pixels)
+            up.progress = tile_progress(report, 0.1, 0.95)
+            try:
+                out = up.upscale_file(
+                    src,
+                    functools.partial(plan.claim, src, planned),
+                    outscale=outscale,
+                    overwrite=True,
+                    max_pixels=max_pixels,
+                )
+            finally:
+                up.progress = False  # the cached Upscaler must not report into a later job
+            dst = Path(out.path)
             detail = {"width": out.width, "height": out.height, "bit_depth": out.bit_depth}
     return {
         "files": [dst.name],
@@ -145,9 +166,6 @@ def _upscale(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dic
 def _lpips_ready() -> bool:
     """LPIPS runs only when its weights are already on the machine: a job never waits on a download."""
     try:
-        from srlab.eval.perceptual import PERCEPTUAL
-        from srlab.eval.perceptual.assets import ASSETS, local_copies
-
         return all(local_copies(ASSETS[a]) for a in PERCEPTUAL["lpips"].assets)
     except Exception:  # noqa: BLE001 - no perceptual metrics in this install
         return False
@@ -160,9 +178,6 @@ def _to_uint8(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def _compare(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dict[str, Any]:
-    from srlab.imaging import io as imio
-    from srlab.eval.protocols import get_protocol, read_hr
-
     protocol = get_protocol(p.get("protocol", "standard"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -174,11 +189,16 @@ def _compare(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dic
     rows = []
     models = p["models"]
     for i, name in enumerate(models):
-        report(0.05 + 0.9 * i / len(models))
+        lo, hi = 0.05 + 0.9 * i / len(models), 0.05 + 0.9 * (i + 1) / len(models)
+        report(lo)
         row: dict[str, Any] = {"model": name}
         try:
             up = cache.get(_model_ref(name, models_dir), p.get("tile"), p.get("precision", "auto"))
-            out = up.upscale_image(img)
+            up.progress = tile_progress(report, lo, hi)
+            try:
+                out = up.upscale_image(img)
+            finally:
+                up.progress = False
             fname = f"out-{i}.png"
             imio.write_image(
                 folder / fname, out.pixels, alpha=out.alpha, bit_depth=out.bit_depth, overwrite=True
@@ -209,8 +229,6 @@ def _compare(p, folder: Path, cache, report, max_pixels: int, models_dir) -> dic
 
 
 def _score(sr: np.ndarray, hr: np.ndarray, scale: int, protocol, use_lpips: bool) -> dict[str, Any]:
-    from srlab.eval.metrics import lpips_distance, metrics_batch
-
     oh, ow = sr.shape[:2]
     hh, hw = hr.shape[:2]
     if not (0 <= hh - oh < scale and 0 <= hw - ow < scale):

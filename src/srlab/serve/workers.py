@@ -24,8 +24,12 @@ import time
 import traceback
 from dataclasses import asdict
 
+import torch
+
 from srlab.errors import SrlabError
+from srlab.runtime import cuda_available
 from srlab.serve.config import ServeConfig
+from srlab.serve.jobs import Cancelled, UpscalerCache, run_job
 from srlab.serve.store import JobStore
 
 __all__ = ["WorkerPool", "worker_main"]
@@ -48,7 +52,6 @@ def worker_main(config: dict, index: int, device: str, parent: int, stop=None) -
     """Run jobs until the parent process goes away or sets ``stop`` (the body of each worker process)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
-    from srlab.serve.jobs import Cancelled, UpscalerCache, run_job
 
     cfg = ServeConfig(**config)
     store = JobStore(cfg.db_path, cfg.jobs_dir)
@@ -174,10 +177,6 @@ class WorkerPool:
 
 def default_devices() -> tuple[str, ...]:
     """One device per worker: each CUDA GPU, else the CPU."""
-    from srlab.runtime import cuda_available
-
     if cuda_available():
-        import torch
-
         return tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
     return ("cpu",)
