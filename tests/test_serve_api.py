@@ -105,7 +105,9 @@ def test_events_then_delete(client):
     progress = [e["progress"] for k, e in events if k == "running"] + [1]
     assert progress == sorted(progress)
     folder = Path(client.app.state.service.store.folder(job_id))
-    assert (folder / "result.png").is_file()
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["result"]["file"] == "input_x2.png"  # the name `srlab upscale input.png` gives
+    assert (folder / "input_x2.png").is_file()
     assert client.delete(f"/api/jobs/{job_id}").status_code == 200
     assert not folder.exists()
     gone = client.get(f"/api/jobs/{job_id}")
@@ -158,6 +160,30 @@ def test_compare_scores_against_ground_truth(client, data_root):
         assert 0 < row["ssim"] <= 1
         psnr[row["model"]] = row["psnr"]
     assert psnr["srcnn-x2"] > psnr["bicubic-x2"] + 0.5  # the trained model beats its own baseline
+
+
+def test_infinite_psnr_is_sent_by_the_json_rule(client):
+    lr = _png(RNG.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    r = client.post("/api/compare", files={"file": ("lr.png", lr)}, data={"models": "bicubic-x2"})
+    first = wait_done(client, r.json()["id"])
+    sr = client.get(f"/api/jobs/{first['id']}/files/out-0.png").content
+    files = {"file": ("lr.png", lr), "truth": ("hr.png", sr)}  # the truth is the output itself
+    r = client.post("/api/compare", files=files, data={"models": "bicubic-x2"})
+    job = wait_done(client, r.json()["id"])
+    assert job["status"] == "done", job
+    for url in (f"/api/jobs/{job['id']}", f"/api/jobs/{job['id']}/result"):
+        text = client.get(url).text
+        doc = json.loads(text, parse_constant=lambda t: pytest.fail(f"bare {t} token"))
+        row = (doc["result"] if "result" in doc else doc)["outputs"][0]
+        assert row["psnr"] == "Infinity" and row["ssim"] == pytest.approx(1.0)
+
+
+def test_a_file_named_nan_keeps_its_name(client):
+    png = _png(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    job = wait_done(client, submit(client, png, "NaN.png", model="bicubic-x2"))
+    assert job["status"] == "done" and job["params"]["name"] == "NaN", job
+    d = client.get(f"/api/jobs/{job['id']}/result?download=1")
+    assert d.headers["content-disposition"] == 'attachment; filename="NaN_x2.png"'
 
 
 @pytest.mark.parametrize(

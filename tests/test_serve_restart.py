@@ -84,7 +84,7 @@ def test_kill_mid_job_then_restart(tmp_path):
     with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
         status, attempts = db.execute("SELECT status, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
     assert (status, attempts) == ("running", 1)
-    assert not (folder / "result.png").exists()  # at most a temporary dot-file, never the result name
+    assert not (folder / "input_x2.png").exists()  # at most a temporary dot-file, never the result name
 
     with ServerProcess(data_dir, "--workers", "1", env=ENV) as srv2:
         deadline = time.monotonic() + 180
@@ -100,4 +100,4 @@ def test_kill_mid_job_then_restart(tmp_path):
     assert main(["upscale", str(photo), "-o", str(out), "-m", "srcnn-x2", "--tile", "16", "-q"]) == 0
     assert served == (out / "big_x2.png").read_bytes()
     assert PILImage.open(io.BytesIO(served)).size == (512, 512)
-    assert os.path.getsize(Path(folder / "result.png")) == len(served)
+    assert os.path.getsize(Path(folder / "input_x2.png")) == len(served)
