@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from srlab.errors import ConfigError
+from srlab.train.config import config_to_dict, find_config, load_config, parse_override
 
 __all__ = ["PlanRow", "header_comment", "line_comment", "recipe_plan", "format_plan", "value_sources"]
 
@@ -196,8 +197,6 @@ def recipe_plan(
 ) -> tuple[Path, list[PlanRow]]:
     """The resolved config of a recipe (``base:``, ``quick:`` and command-line overrides applied, validated)
     with each value's source. Returns ``(file, rows)``."""
-    from srlab.train.config import config_to_dict, find_config, load_config, parse_override
-
     path = find_config(name_or_path)
     cfg, _raw = load_config(path, overrides, quick=quick)
     # the file as written (base merged), before quick: and overrides; load_config adds only the name
