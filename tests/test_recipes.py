@@ -108,10 +108,9 @@ def test_every_numeric_value_of_the_paper_recipes_names_its_source(name):
 
 @pytest.mark.parametrize("name", SOURCED)
 def test_the_recipes_quick_runs_are_smaller_and_their_data_is_in_the_shared_set(name):
-    _cfg, raw = load_config(name)
+    full, _ = load_config(name)
     q, _ = load_config(name, quick=True)
     assert q.data.train == "DIV2K_train_crop128" and q.data.crop <= 128
-    full = load_config(name)[0]
     assert q.stages["train"].iterations < full.stages["train"].iterations
 
 
