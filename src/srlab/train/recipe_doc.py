@@ -13,7 +13,6 @@ the file (or its base), or srlab's default.
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from srlab.errors import ConfigError
+from srlab.serialize import dumps
 from srlab.train.config import config_to_dict, find_config, load_config, parse_override
 
 __all__ = ["PlanRow", "header_comment", "line_comment", "recipe_plan", "format_plan", "value_sources"]
@@ -214,7 +214,7 @@ def recipe_plan(
         src = ""
         for pattern, key, v in reversed(cli):
             if _covers(pattern, leaf):
-                src = f"command line: {key}={json.dumps(v)}"
+                src = f"command line: {key}={dumps(v, indent=None)}"
                 break
         if not src:
             for pattern, key in reversed(quick_keys):
@@ -237,7 +237,7 @@ def recipe_plan(
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value)
+    return dumps(value, indent=None)
 
 
 def format_plan(path: Path, rows: list[PlanRow], *, defaults: bool = False) -> str:
