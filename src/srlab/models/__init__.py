@@ -5,7 +5,16 @@ Importing this package imports every architecture module; each registers its bui
 :mod:`srlab.models.registry` (a leaf that imports none of them).
 """
 
-from srlab.models import bicubic, discriminators, rrdbnet, srcnn, srvgg, study, vgg  # noqa: F401  (registers them)
+from srlab.models import (  # noqa: F401  (registers them)
+    bicubic,
+    discriminators,
+    rrdbnet,
+    span,
+    srcnn,
+    srvgg,
+    study,
+    vgg,
+)
 from srlab.models.registry import ModelDescriptor, build_model, describe, list_models
 
 __all__ = ["ModelDescriptor", "build_model", "describe", "list_models"]
