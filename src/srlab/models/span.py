@@ -143,7 +143,6 @@ class SPAN(nn.Module):
         # every conv is 3x3 (the SPABs' three, the first, the last and the upsampler's); conv_cat is 1x1
         self.receptive_radius = 3 * NUM_BLOCKS + 3
         self.norm = bool(norm)
-        self.register_buffer("mean", torch.tensor(_DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
         if not norm:
             # upstream marks an un-normalised network by this (otherwise unused) tensor in its state dict
             self.register_buffer("no_norm", torch.zeros(1))
@@ -169,7 +168,8 @@ class SPAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm:
-            x = (x - self.mean.to(x.dtype)) * _IMG_RANGE
+            # a constant, not a buffer: not in upstream's state dict, and a meta-device build has no value for it
+            x = (x - x.new_tensor(_DIV2K_MEAN).view(1, 3, 1, 1)) * _IMG_RANGE
         first = self.conv_1(x)
         out_first, _ = self.block_1(first)
         out, h1 = out_first, None

@@ -15,6 +15,9 @@ without a DataParallel ``module.`` prefix; ``params_ema`` wins when both are pre
                   ``conv_body``, ``conv_up<k>``, ``conv_hr``, ``conv_last``; Real-ESRGAN's x2/x1 models
                   pixel-unshuffle the input (``conv_first`` takes 4x / 16x the output channels).
 ``srvgg``         Real-ESRGAN's SRVGGNetCompact: ``body.<n>`` convs with PReLU slopes between them.
+``span``          SPAN (upstream / spandrel): ``conv_1``, ``block_<1..6>.c<k>_r`` (re-parameterisable convs:
+                  ``sk``, ``conv.<0..2>``, ``eval_conv``), ``conv_cat``, ``conv_2``, ``upsampler.0``; ``no_norm``
+                  marks a network without input normalisation.
 ``srcnn``         ``conv1`` / ``conv2`` / ``conv3`` (kernel sizes and widths from the shapes).
 ``srcnn-study``   the study's SRCNN: ``block1`` / ``block2`` / ``block3`` -> ``srcnn`` with zero padding and
                   bilinear input, x2 (the only scale the study used) unless the caller says otherwise.
@@ -39,6 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from srlab.errors import WeightsError
+from srlab.models.span import NUM_BLOCKS
 from srlab.weights.build import build_and_load, build_from_spec, load_into
 
 __all__ = [
@@ -57,6 +61,7 @@ LAYOUTS = (
     "rrdb-esrgan",
     "rrdb-basicsr",
     "srvgg",
+    "span",
     "srcnn",
     "srcnn-study",
     "study-rrdbnet",
@@ -132,6 +137,8 @@ def detect_layout(sd: Mapping, *, source: str = "checkpoint") -> str:
         return "rrdb-basicsr"
     if "body.0.weight" in keys and all(_VGG.match(k) for k in keys):
         return "srvgg"
+    if {"conv_1.sk.weight", "block_1.c1_r.eval_conv.weight", "conv_cat.weight", "upsampler.0.weight"} <= keys:
+        return "span"
     if {"conv1.weight", "conv2.weight", "conv3.weight"} <= keys:
         return "srcnn"
     if "conv0.0.weight" in keys and any(_STUDY_RDB.match(k) for k in keys):
@@ -148,7 +155,7 @@ def detect_layout(sd: Mapping, *, source: str = "checkpoint") -> str:
     first = ", ".join(sorted(keys)[:4])
     raise UnknownLayoutError(
         f"{source}: unknown checkpoint layout ({len(keys)} tensors; first keys: {first}); srlab reads RRDBNet "
-        "(ESRGAN old/new arch, BasicSR/Real-ESRGAN), SRVGGNetCompact, SRCNN and the study's checkpoints"
+        "(ESRGAN old/new arch, BasicSR/Real-ESRGAN), SRVGGNetCompact, SPAN, SRCNN and the study's checkpoints"
     )
 
 
@@ -171,6 +178,8 @@ def convert_state_dict(
             return _convert_rrdb(sd, layout, scale, scale_hint, source)
         if layout == "srvgg":
             return _convert_srvgg(sd, scale, source)
+        if layout == "span":
+            return _convert_span(sd, scale, source)
         if layout == "study-rrdbnet":
             return _convert_study_rrdbnet(sd, scale, source)
         if layout == "study-discriminator":
@@ -307,6 +316,37 @@ def _convert_srvgg(sd: Mapping, scale_hint: int | None, source: str):
         act_type=act,
     )
     return "srvgg", hp, dict(sd), []
+
+
+_SPAN_BLOCK = re.compile(r"^block_(\d+)\.")
+
+
+def _convert_span(sd: Mapping, want: int | None, source: str):
+    blocks = sorted({int(m.group(1)) for k in sd if (m := _SPAN_BLOCK.match(k))})
+    if blocks != list(range(1, NUM_BLOCKS + 1)):
+        raise WeightsError(
+            f"{source}: SPAN checkpoint with blocks {blocks[:8]}; the SPAN layout has block_1 .. block_{NUM_BLOCKS}"
+        )
+    feat, num_in = _shape(sd, "conv_1.sk.weight", 4, source)[:2]
+    up = _shape(sd, "upsampler.0.weight", 4, source)[0]
+    # the upsampler makes out_channels x scale^2 maps; out = in unless only 3 or 1 fits (as spandrel reads it)
+    for num_out in dict.fromkeys((num_in, 3, 1)):
+        scale = math.isqrt(up // num_out) if up % num_out == 0 else 0
+        if scale >= 1 and scale * scale * num_out == up:
+            break
+    else:
+        raise WeightsError(
+            f"{source}: SPAN upsampler has {up} outputs, not out_channels x scale^2 for {num_in}, 3 or 1 channels"
+        )
+    if want is not None and int(want) != scale:
+        raise WeightsError(f"{source}: the file is a x{scale} SPAN network, not x{want}")
+    norm = "no_norm" not in sd
+    if norm and num_in != 3:
+        raise WeightsError(
+            f"{source}: SPAN with {num_in} input channels but no 'no_norm' marker: normalisation needs RGB input"
+        )
+    hp = dict(scale=scale, num_in_ch=num_in, num_out_ch=num_out, feature_channels=feat, norm=norm)
+    return "span", hp, dict(sd), []
 
 
 def _convert_srcnn(sd: Mapping, layout: str, scale: int | None, source: str):
