@@ -34,12 +34,12 @@ STUDY_PUBLISHED = {"DIV2K (256 crops)": (29.1, 0.867), "FFHQ": (29.2, 0.907), "s
 HEAD = """# srlab's own models
 
 Models srlab trained with `srlab train` and ships inside the package (`src/srlab/weights/trained/`, srlab
-safetensors: a few hundred kB for SRCNN, a few MB for SPAN). `srlab weights list` shows them with their numbers, `srlab weights info
-NAME` with their whole release record, and `srlab.load_model("srcnn-x2")` (or `--model srcnn-x2` anywhere)
-loads one. Each file's metadata carries the resolved training config and its SHA-256, the training data's
-fingerprint, iterations, wall time, the machine and the metrics measured at release; `tests/test_shipped.py`
-re-makes every recorded Set5 number to 0.01 dB. This page is written from those records by
-`python scripts/model_cards.py`.
+safetensors: a few hundred kB for SRCNN, a few MB for SPAN). `srlab weights list` shows them with their
+numbers, `srlab weights info NAME` with their whole release record, and `srlab.load_model("srcnn-x2")`
+(or `--model srcnn-x2` anywhere) loads one. Each file's metadata carries the resolved training config and
+its SHA-256, the training data's fingerprint, iterations, wall time, the machine and the metrics measured at
+release; `tests/test_shipped.py` re-makes every recorded Set5 number to 0.01 dB. This page is written from
+those records by `python scripts/model_cards.py`.
 
 Re-make every number of a card:
 
@@ -75,6 +75,17 @@ published row; see the config). The study's fp16 autocast on CUDA is bf16 autoca
 network, trained as `srcnn-x2` is: 33×33 sub-images of the crops, unpadded convolutions, flips and rotations,
 Adam from 1e-3 with a cosine decay, batch 128; replicate padding at inference (the study protocol scores every
 pixel, and zero padding darkens an 8-pixel frame).""",
+    "span-x2": """SPAN (Wan et al., "Swift Parameter-free Attention Network for Efficient Super-Resolution", CVPRW 2024, the
+NTIRE 2024 efficient-SR winner): 48 channels, six parameter-free attention blocks, RGB in and out, ×2,
+without the paper's input normalisation (upstream's `no_norm` option: with it, a short run spent most of
+its steps shrinking features made ~255× larger); srlab's own implementation (`srlab.models.span`) in the
+upstream key layout, so the file also loads in spandrel. Trained by `srlab train span_x2_release` on the 800
+DIV2K 128×128 centre crops (random 96×96 HR patches, MATLAB-bicubic LR rounded to uint8, flips and 90°
+rotations), L1, Adam from 1e-3 with a 100-step warm-up and a cosine decay, batch 16, bf16 autocast with fp32
+master weights, on one CPU thread. The re-parameterisable convolutions train as one product kernel per step
+(the branches' function and gradients for a fraction of the arithmetic) and run as the re-parameterised 3×3
+convolutions at inference. A short CPU run, a tiny fraction of the paper's training: not the paper's
+numbers, and only just above `srcnn-x2`.""",
 }
 
 
