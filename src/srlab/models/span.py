@@ -1,10 +1,11 @@
 """SPAN: the Swift Parameter-free Attention Network (Wan et al., CVPRW 2024; NTIRE 2024 ESR winner).
 
 Structure (paper, Fig. 2): a first conv, six SPABs, a conv after the last one, a 1x1 fusion of four feature
-maps (the first conv's output, the last conv's, the first block's and the last block's activated first-conv output)
-and a pixel-shuffle upsampler. A SPAB is three 3x3 convs (SiLU between them) whose output ``h`` makes its
-own attention map without parameters: ``out = (h + x) * (sigmoid(h) - 0.5)``. The input is normalised as
-``(x - mean) * 255`` with the DIV2K mean; the output is not de-normalised (the network learns [0, 1]).
+maps (the first conv's output, the last conv's, the first block's output and the last block's activated
+first-conv output) and a pixel-shuffle upsampler. A SPAB is three 3x3 convs (SiLU between them) whose output
+``h`` makes its own attention map without parameters: ``out = (h + x) * (sigmoid(h) - 0.5)``. With
+``norm=True`` (the paper) the input is normalised as ``(x - mean) * 255`` with the DIV2K mean; the output is
+never de-normalised (the network learns [0, 1]).
 
 Every 3x3 conv is *re-parameterisable* (:class:`RepConv3`, upstream's ``Conv3XC``): trained as a 1x1 conv
 (``conv.0``, to 2x the channels) -> 3x3 conv without padding (``conv.1``) -> 1x1 conv (``conv.2``) on the
