@@ -6,6 +6,9 @@ The run's ``model.safetensors`` keeps its weights and training metadata; this ad
 the recipe (resolved config + its SHA-256), the training data's fingerprint, iterations, wall time (from the
 run's scalars), the machine, and the metrics measured now with ``srlab.eval.loop`` under the recipe's
 protocol on Set5, Set14 and B100 at the model's scale. ``tests/test_shipped.py`` re-makes the Set5 numbers.
+
+``--fp16`` stores the weights as float16 (half the file; they load as float32) when that changes no Set5
+number by 0.01 dB / 1e-4 SSIM or more, else float32; the recorded metrics are measured on the file shipped.
 """
 
 from __future__ import annotations
@@ -100,10 +103,10 @@ def val_curve(run: Path) -> list[list[float]]:
     return [[k, v] for k, v in sorted(out.items())]
 
 
-def measure(path: Path, scale: int, protocol: str, data_root: Path) -> list[dict]:
+def measure(path: Path, scale: int, protocol: str, data_root: Path, datasets=DATASETS) -> list[dict]:
     res = evaluate(
         [str(path)],
-        list(DATASETS),
+        list(datasets),
         [scale],
         protocol=protocol,
         data_root=data_root,
@@ -111,7 +114,7 @@ def measure(path: Path, scale: int, protocol: str, data_root: Path) -> list[dict
         log=lambda _m: None,
     )
     out = []
-    for ds in DATASETS:
+    for ds in datasets:
         rows = [r for r in res.rows if r["dataset"] == ds]
         if not rows:
             continue
@@ -124,12 +127,39 @@ def measure(path: Path, scale: int, protocol: str, data_root: Path) -> list[dict
     return out
 
 
+def _half_copy(dest: Path) -> Path:
+    return dest.with_name(dest.stem + ".fp16-candidate.safetensors")
+
+
+def _fp16_if_lossless(src: Path, model, scale: int, protocol: str, root: Path, dest: Path):
+    """("float16", half model) when float16 weights keep every Set5 number within the release tolerance
+    (0.01 dB PSNR, 1e-4 SSIM: what tests/test_shipped.py allows), else ("float32", model)."""
+    half = _half_copy(dest)
+    save_model(half, model.half())
+    model.float()
+    full = measure(src, scale, protocol, root, datasets=("Set5",))[0]
+    got = measure(half, scale, protocol, root, datasets=("Set5",))[0]
+    worst = {k: abs(got[k] - full[k]) for k in full if k.startswith(("psnr", "ssim"))}
+    ok = all(v < (0.005 if k.startswith("psnr") else 5e-5) for k, v in worst.items())
+    print(
+        f"float16 weights move Set5 by {json.dumps({k: round(v, 6) for k, v in worst.items()})}: "
+        f"storing {'float16' if ok else 'float32'}"
+    )
+    if not ok:
+        half.unlink()
+        return "float32", model
+    return "float16", model.half()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="a finished srlab train output folder")
     ap.add_argument("name", choices=sorted(SHIPPED))
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--force", action="store_true", help="replace an existing shipped file")
+    ap.add_argument(
+        "--fp16", action="store_true", help="store float16 weights if the Set5 numbers do not move"
+    )
     args = ap.parse_args(argv)
     src = args.run / "model.safetensors"
     meta = read_metadata(src)
@@ -148,7 +178,10 @@ def main(argv=None) -> int:
     root = resolve_data_root(args.data_root)
     model, desc = load_model(src)
     t0 = time.perf_counter()
-    metrics = measure(src, desc.scale, entry.protocol, root)
+    storage = "float32"
+    if args.fp16:
+        storage, model = _fp16_if_lossless(src, model, desc.scale, entry.protocol, root, dest)
+    metrics = measure(src if storage == "float32" else _half_copy(dest), desc.scale, entry.protocol, root)
     wall, invocations = _wall_time(args.run)
     canon = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
     train_dir = Path(cfg["data"]["train"])
@@ -175,10 +208,13 @@ def main(argv=None) -> int:
         "metrics": metrics,
         "val_curve": val_curve(args.run),
         "val_set": f"{cfg.get('val', {}).get('set')} ({cfg.get('val', {}).get('protocol')} protocol)",
+        "storage": storage,
     }
     keep = {k: v for k, v in meta.items() if k not in RESERVED_KEYS and k != "release"}
     dest.parent.mkdir(parents=True, exist_ok=True)
     save_model(dest, model, metadata={**keep, "release": release})
+    if storage == "float16":
+        _half_copy(dest).unlink()
     print(f"{dest}: {dest.stat().st_size:,} bytes; measured in {time.perf_counter() - t0:.0f} s")
     for m in metrics:
         print("  " + json.dumps(m))

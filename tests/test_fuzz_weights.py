@@ -328,6 +328,14 @@ _LAYOUTS = [  # the keys each layout's detection and conversion read
     ["block1.weight", "block2.weight", "block3.weight"],
     ["conv0.0.weight", "RRDB_layers.0.block0.conv0.0.weight", "conv3.0.weight"],
     ["block1.0.weight", "basicBlocks.0.block1.0.weight", "block2.0.weight"],
+    [
+        "conv_1.sk.weight",
+        "block_1.c1_r.eval_conv.weight",
+        "block_6.c1_r.sk.weight",
+        "conv_cat.weight",
+        "upsampler.0.weight",
+        "no_norm",
+    ],
 ]
 _SHAPES = st.one_of(
     st.lists(st.integers(1, 6), min_size=4, max_size=4),  # conv-like

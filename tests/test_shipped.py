@@ -102,3 +102,27 @@ def test_docs_models_md_is_what_the_shipped_files_say():
         set5 = next(r for r in recorded_metrics(n) if r["dataset"] == "Set5")
         key = "psnr_y" if SHIPPED[n].protocol == "standard" else "psnr_rgb"
         assert f"| Set5 | {set5[key]:.2f} /" in mod.DOC.read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(get_shipped("span-x2") is None, reason="span-x2 is not in this install")
+def test_span_x2_upscales_in_the_default_install(tmp_path):
+    """srlab's own SPAN runs without the optional spandrel backend (nor torchvision) ever being imported."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from srlab.imaging.io import read_image, write_image
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "in.png", rng.integers(0, 256, (20, 26, 3), dtype=np.uint8))
+    code = (
+        "import sys\n"
+        "from srlab.cli import main\n"
+        f"rc = main(['upscale', {str(tmp_path / 'in.png')!r}, '-o', {str(tmp_path / 'out')!r}, '-m', 'span-x2', '-q'])\n"
+        "assert rc == 0, rc\n"
+        "assert not {'spandrel', 'torchvision'} & set(sys.modules), 'spandrel imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    (out,) = (tmp_path / "out").iterdir()
+    assert read_image(out).pixels.shape == (40, 52, 3)

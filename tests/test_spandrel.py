@@ -1,6 +1,6 @@
 """The optional spandrel backend: non-srlab architectures load, upscale, evaluate and export.
 
-SPAN, SwinIR and OmniSR networks are built from random weights with the upstream classes spandrel vendors
+SwinIR and OmniSR networks are built from random weights with the upstream classes spandrel vendors
 (so their state dicts have the upstream key layout), saved as plain .pth / BasicSR-style ``params_ema``
 / .safetensors files, and read back through ``srlab.load_model`` (srlab's own detection first, then
 spandrel). Every output is compared with the upstream network itself.
@@ -35,12 +35,6 @@ def spandrel():
     return import_spandrel()
 
 
-def _span(spandrel):
-    from spandrel.architectures.SPAN import SPAN
-
-    return SPAN(num_in_ch=3, num_out_ch=3, feature_channels=16, upscale=2)
-
-
 def _swinir(spandrel):
     from spandrel.architectures.SwinIR import SwinIR
 
@@ -66,9 +60,9 @@ def _omnisr(spandrel):
     )
 
 
-# name, builder, how the file is saved, what spandrel says of fp16 support
+# name, builder, how the file is saved, what spandrel says of fp16 support (SPAN is srlab's own:
+# tests/test_span.py checks it against spandrel's)
 ARCHS = [
-    ("SPAN", _span, "plain.pth", True),
     ("SwinIR", _swinir, "params_ema.pth", False),
     ("OmniSR", _omnisr, ".safetensors", True),
 ]

@@ -18,7 +18,8 @@ Anything else is a path: srlab safetensors (architecture from the metadata), for
 ``.ckpt`` / ``.safetensors`` checkpoints (layout detected by :mod:`srlab.weights.convert`, including the
 study's own ``SRCNN_lr_*.pt`` and ``ESRGAN_G_*.pt`` / ``ESRGAN_D_*.pt``), or an ncnn ``.param`` with its ``.bin``
 beside it. A state dict that matches no srlab layout goes to the optional spandrel backend
-(:mod:`srlab.weights.spandrel_backend`, ``pip install "srlab[archs]"``: SwinIR, HAT, DAT, SPAN, OmniSR, ...).
+(:mod:`srlab.weights.spandrel_backend`, ``pip install "srlab[archs]"``: SwinIR, HAT, DAT, OmniSR, ...;
+SPAN files are srlab's own layout).
 """
 
 from __future__ import annotations

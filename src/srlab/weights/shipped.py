@@ -54,6 +54,12 @@ SHIPPED: dict[str, ShippedModel] = {
             "srcnn_x2_study_improved",
             "study",
         ),
+        ShippedModel(
+            "span-x2",
+            "SPAN (48 channels, 6 blocks) RGB x2 (DIV2K 128 crops, srlab's one-hour CPU recipe)",
+            "span_x2_release",
+            "standard",
+        ),
     )
 }
 
