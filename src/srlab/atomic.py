@@ -28,6 +28,7 @@ from srlab.serialize import dumps
 
 __all__ = [
     "atomic_path",
+    "check_writable",
     "file_mode",
     "move",
     "open_staged",
@@ -187,6 +188,25 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) ->
 def write_json(path: str | os.PathLike, obj: Any, *, overwrite: bool = True, indent: int | None = 1) -> Path:
     """``obj`` as JSON by the one rule (:mod:`srlab.serialize`), atomically, ending with a newline."""
     return write_text(path, dumps(obj, indent=indent) + "\n", overwrite=overwrite)
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Make ``folder`` (and its parents) and prove a file can be created in it, before long work whose
+    results go there; one :class:`~srlab.errors.SrlabError` line otherwise. Leaves nothing behind."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".srlab-probe.", suffix=".tmp")
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as exc:
+        raise SrlabError(
+            f"{folder}: cannot write there ({exc.strerror or exc}); choose another folder"
+        ) from None
+    return folder
 
 
 def scratch_file() -> IO[bytes]:

@@ -304,6 +304,7 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
             "used": {},
             "complete": {},
             "skipped": [],
+            "failed": [],
             "hr_crop": size,
         }
         ds_info.append(info)
@@ -371,6 +372,13 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                     if used == 0 and not m.per_scale:  # warm-up (allocations, cuDNN autotuning): not timed
                         _run_model(m, lr, s, proto.interpolation, o.dev, nt)
                     sr, sr_y, runtime = _run_model(m, lr, s, proto.interpolation, o.dev, nt)
+                    bad = _non_finite(sr)
+                    if bad:  # rounding would turn inf into 255 and scoring NaN into a number: a failure
+                        reason = f"model output has {bad} non-finite values (NaN/inf); not scored"
+                        o.say(f"fail: {label} {ds.name}/{path.name} x{s}: {reason}")
+                        rec = {"model": label, "image": path.name, "scale": s, "reason": reason, **mark(path)}
+                        info["failed"].append(rec)
+                        continue
                     sr = proto.round_sr(sr)
                     sr_y = proto.round_sr(sr_y) if sr_y is not None else None
                     row = {"model": label, "dataset": ds.name, "scale": s, "image": name}
@@ -397,6 +405,11 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
             o.say(f"{ds.name} x{s}: {used} of {of} evaluated")
 
     return rows, skipped, ds_info, model_info
+
+
+def _non_finite(t: torch.Tensor) -> int:
+    """How many values of ``t`` are NaN or infinite."""
+    return int(t.numel() - torch.isfinite(t).sum().item())
 
 
 def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, messages):
