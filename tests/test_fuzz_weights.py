@@ -360,3 +360,61 @@ def test_state_dicts_with_odd_tensors(work):
     with RssWatch() as watch:
         run()
     assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"
+
+
+# --------------------------------------------------------------------------------------------- zip entries
+def _deflated_copy(src: bytes, dst: Path, replace: dict[str, bytes] | None = None) -> None:
+    """The torch zip ``src`` rewritten with every entry deflated (and some entries' bytes replaced)."""
+    with zipfile.ZipFile(io.BytesIO(src)) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            for tail, new in (replace or {}).items():
+                if info.filename.endswith(tail):
+                    data = new
+            zout.writestr(info.filename, data)
+
+
+def test_a_deflated_pickle_is_judged_by_its_unpacked_size(work):
+    """A data.pkl of a few hundred kB deflated that unpacks past the scan limit and asks for gigabytes."""
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    pad = b"X" * (70 << 20)  # unpacks to 70 MB, deflates to ~70 kB; then bytearray(3.3e9)
+    pkl = b"\x80\x02X" + struct.pack("<I", len(pad)) + pad + b"0c__builtin__\nbytearray\n"
+    pkl += b"\x8a\x05" + (3_300_000_000).to_bytes(5, "little") + b"\x85R."
+    path = work / "deflated_pickle.pth"
+    _deflated_copy(buf.getvalue(), path, {"data.pkl": pkl})
+    del pad, pkl
+    assert path.stat().st_size < 1 << 20
+    with RssWatch() as watch, pytest.raises(SrlabError, match=r"data.pkl unpacks to 73,400,3\d\d bytes"):
+        srlab.load_model(path)
+    assert watch.growth_mb < RSS_BUDGET_MB
+
+
+def test_zip_entries_that_unpack_far_past_the_file_are_refused(work):
+    buf = io.BytesIO()
+    torch.save({"conv1.weight": torch.zeros(8 << 20)}, buf)  # 32 MB of zeros deflate to ~32 kB
+    path = work / "deflated_storage.pth"
+    _deflated_copy(buf.getvalue(), path)
+    del buf
+    with RssWatch() as watch, pytest.raises(SrlabError, match="zip entries unpack to 33,55"):
+        read_checkpoint(path)
+    assert watch.growth_mb < RSS_BUDGET_MB
+
+
+# --------------------------------------------------------------------------------------------- strides
+@pytest.mark.parametrize("shape", [(30000, 30000), (64, 64, 3, 3)])
+def test_stride_zero_tensors_are_counted_made_whole(work, shape):
+    """An expanded tensor pickles its tiny storage and its zero strides; made contiguous it is huge."""
+    sd = {"body.0.weight": torch.zeros(1).expand(*shape), "body.0.bias": torch.zeros(64)}
+    path = work / "strided.pth"
+    torch.save(sd, path)
+    whole = torch.Size(shape).numel() * 4
+    if whole < 16 << 20:  # small enough to be a real (tied or broadcast) tensor: still read
+        assert read_checkpoint(path)[0]["body.0.weight"].shape == shape
+        return
+    with pytest.raises(SrlabError, match=r"stride-0 view of 4 bytes of storage\) would need 3,600,000,000"):
+        read_checkpoint(path)
+    with RssWatch() as watch, pytest.raises(SrlabError) as info:
+        srlab.load_model(path)
+    assert "\n" not in str(info.value) and "strided.pth" in str(info.value)
+    assert watch.growth_mb < RSS_BUDGET_MB

@@ -197,7 +197,7 @@ def _read_torch(path: Path, kind: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         why = explain_refusal(path, str(exc), _PICKLE_HELP)
         if why is None:
@@ -208,6 +208,49 @@ def _read_torch(path: Path, kind: str) -> Any:
         reason = "truncated or corrupt" if kind == "torch-zip" or isinstance(exc, EOFError) else "unreadable"
         detail = _one_line(exc).split(". ")[0][:160] or type(exc).__name__
         raise WeightsError(f"{path}: {reason} PyTorch checkpoint ({detail}); download it again") from None
+    _check_materialised(obj, path)
+    return obj
+
+
+def _tensors(obj: Any, prefix: str = "", depth: int = 0):
+    """(name, tensor) of every tensor in a loaded checkpoint's dicts, lists and tuples."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield prefix or "<tensor>", obj
+    elif depth < 16 and isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+    elif depth < 16 and isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}[{i}]", depth + 1)
+
+
+def _check_materialised(obj: Any, path: Path) -> None:
+    """Refuse a checkpoint whose tensors, made whole, would need far more memory than the file holds.
+
+    A pickled tensor is a view (shape, strides) of a storage: with stride 0 (an expanded tensor) a few
+    bytes of storage describe gigabytes, which the first ``.contiguous()`` (building, converting) would
+    allocate. Both the storage bytes and the materialised size count, before anything is copied."""
+    from srlab.weights.pickles import allowed_bytes
+
+    size = path.stat().st_size
+    cap = allowed_bytes(size)
+    total = 0
+    for name, t in _tensors(obj):
+        whole = t.numel() * t.element_size()
+        total += whole
+        if total > cap:
+            stored = t.untyped_storage().nbytes()
+            how = (
+                f" (a stride-0 view of {stored:,} bytes of storage)"
+                if 0 in t.stride() and whole > stored
+                else ""
+            )
+            raise WeightsError(
+                f"{path}: tensor {name[:100]} {tuple(t.shape)}{how} would need {whole:,} bytes made whole, "
+                f"{total:,} in all, from a {size:,}-byte file; refused before copying; get the file again"
+            )
 
 
 def _one_line(exc: BaseException) -> str:
