@@ -37,6 +37,7 @@ from srlab.data.degradations.options import RealESRGANOptions
 from srlab.data.sources import TrainFolders
 from srlab.errors import ConfigError
 from srlab.train.config_errors import error_message, is_section
+from srlab.yamlio import YamlSyntaxError, load_yaml, read_yaml
 
 __all__ = [
     "CheckpointConfig",
@@ -365,21 +366,12 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    import yaml
-
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: circular 'base:' chain")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a training config must be a YAML mapping")
     base = data.get("base")
@@ -412,8 +404,6 @@ def find_config(name_or_path: str | Path) -> Path:
 
 def parse_override(text: str) -> tuple[str, Any]:
     """``'a.b=1e-4'`` -> ``('a.b', 1e-4)`` with the value parsed as YAML."""
-    import yaml
-
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not key=value (e.g. stages.train.iterations=200)")
     key, raw = text.split("=", 1)
@@ -421,8 +411,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml(raw, source=f"override {key}") if raw.strip() else None
+    except YamlSyntaxError:
         value = raw
     return key, value
 
