@@ -418,3 +418,60 @@ def test_stride_zero_tensors_are_counted_made_whole(work, shape):
         srlab.load_model(path)
     assert "\n" not in str(info.value) and "strided.pth" in str(info.value)
     assert watch.growth_mb < RSS_BUDGET_MB
+
+
+# --------------------------------------------------------------------------------------------- values
+def _srvgg():
+    torch.manual_seed(0)
+    return build_model("srvgg", scale=2, num_feat=4, num_conv=1)[0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("fmt", ["safetensors", "pth"])
+def test_non_finite_weights_are_refused_naming_the_tensor(work, bad, fmt):
+    model = _srvgg()
+    key = next(k for k in model.state_dict() if k.endswith("weight"))
+    with torch.no_grad():
+        model.state_dict()[key].view(-1)[3] = bad
+    path = work / f"nonfinite.{fmt}"
+    if fmt == "safetensors":
+        save_model(path, model)
+    else:
+        torch.save(model.state_dict(), path)
+    with pytest.raises(SrlabError) as info:
+        srlab.load_model(path)
+    msg = str(info.value)
+    counts = "1 NaN and 0 infinite" if bad != bad else "0 NaN and 1 infinite"
+    assert f"tensor {key} has {counts} values of" in msg and "would output NaN" in msg and "\n" not in msg
+
+
+def test_non_finite_weights_fail_upscale_with_one_line(work, tmp_path, capsys):
+    from PIL import Image
+
+    from srlab.cli import main
+
+    model = _srvgg()
+    with torch.no_grad():
+        next(iter(model.parameters())).fill_(float("nan"))
+    path = save_model(work / "nan_cli.safetensors", model)
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    rc = main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-m", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "NaN" in err[0]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.int32])
+def test_integer_weights_are_refused_not_cast(work, dtype):
+    sd = {k: (v * 100).to(dtype) if k.endswith("weight") else v for k, v in _srvgg().state_dict().items()}
+    path = work / "int.pth"
+    torch.save(sd, path)
+    with pytest.raises(SrlabError, match=f"is {str(dtype)[6:]}, not floating point"):
+        srlab.load_model(path)
+
+
+def test_integer_buffers_are_fine(work):
+    sd = {"conv.weight": torch.ones(2, 2), "bn.num_batches_tracked": torch.tensor(7)}
+    path = work / "buffers.pth"
+    torch.save(sd, path)
+    assert read_checkpoint(path)[0]["bn.num_batches_tracked"].item() == 7

@@ -26,6 +26,7 @@ __all__ = [
     "RESERVED_KEYS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "check_values",
     "read_checkpoint",
     "read_metadata",
     "read_state_dict",
@@ -166,8 +167,37 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, str] | None
             f"{path}: is an ncnn .param file; load it with srlab.load_model (it needs its .bin beside it)"
         )
     if kind == "safetensors":
-        return _read_safetensors(path)
-    return _read_torch(path, kind), None
+        tensors, meta = _read_safetensors(path)
+        check_values(tensors, path)
+        return tensors, meta
+    obj = _read_torch(path, kind)
+    check_values(obj, path)
+    return obj, None
+
+
+def check_values(obj: Any, path: str | os.PathLike) -> None:
+    """Refuse weights a network cannot run on, naming the tensor: NaN or infinite values (the output would
+    be all NaN: a black or white image, or a NaN score) and integer weights or biases (a quantised or
+    mis-saved file that casting to float would silently turn into a different network). Integer buffers
+    (counters, index tables) are fine."""
+    import torch
+
+    for name, t in _tensors(obj):
+        if t.is_floating_point() or t.is_complex():
+            if t.numel() and not bool(torch.isfinite(t).all()):
+                n_nan = int(torch.isnan(t).sum())
+                n_inf = int(torch.isinf(t).sum())
+                raise WeightsError(
+                    f"{path}: tensor {name[:100]} has {n_nan:,} NaN and {n_inf:,} infinite values of "
+                    f"{t.numel():,}; the model would output NaN; refused (a diverged or damaged file: use an "
+                    "earlier checkpoint or download it again)"
+                )
+        elif t.dtype != torch.bool and name.rsplit(".", 1)[-1] in ("weight", "bias"):
+            raise WeightsError(
+                f"{path}: tensor {name[:100]} is {str(t.dtype).replace('torch.', '')}, not floating point "
+                "(a quantised or mis-saved file; casting it would silently change the network); refused: "
+                "re-save the weights as float32"
+            )
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict[str, str] | None]:
