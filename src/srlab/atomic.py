@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "move",
     "open_staged",
     "publish",
+    "remove_stale_temps",
     "scratch_dir",
     "scratch_file",
     "staged",
@@ -188,6 +190,26 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) ->
 def write_json(path: str | os.PathLike, obj: Any, *, overwrite: bool = True, indent: int | None = 1) -> Path:
     """``obj`` as JSON by the one rule (:mod:`srlab.serialize`), atomically, ending with a newline."""
     return write_text(path, dumps(obj, indent=indent) + "\n", overwrite=overwrite)
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes of ``path`` killed before they finished left beside it
+    (:func:`staged`'s names: ``.NAME.XXXXXXXX.tmp`` / ``.part``, with any extension after). Call it when
+    about to write ``path`` (a concurrent writer of the same name would be refused at publish anyway).
+    Returns what was removed."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(\.tmp|\.part)(\.[A-Za-z0-9]{{1,8}})?$")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        if pattern.match(e.name) and e.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+    return removed
 
 
 def check_writable(folder: str | os.PathLike) -> Path:

@@ -150,6 +150,13 @@ def run(args) -> int:
     up = Upscaler(args.model or DEFAULT_MODEL, options, progress=not args.quiet)
     scale = options.outscale if options.outscale is not None else up.scale
     plan = outputs.OutputPlan(rules, files, args.output, scale=scale, rels=rels, inputs=every_input)
+    if plan.earlier and not args.quiet:
+        say(
+            f"note: {len(plan.earlier)} file(s) left out: they are the outputs of other inputs (an earlier run)"
+        )
+    files = plan.files
+    if not files:
+        return 1 if problems else 0
     if not args.quiet:
         say(f"srlab upscale: {len(files)} image(s) with {up.describe()}")
 
@@ -157,7 +164,9 @@ def run(args) -> int:
     written = skipped = 0
     max_pixels = int(args.max_pixels * 1e6)
 
-    bar = tqdm(list(zip(files, plan.paths)), desc="images", unit="img", disable=True if args.quiet else None)
+    bar = tqdm(
+        list(zip(plan.files, plan.paths)), desc="images", unit="img", disable=True if args.quiet else None
+    )
     for src, dst in bar:
         if plan.resume(src, dst):
             skipped += 1
