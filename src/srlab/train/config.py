@@ -37,6 +37,7 @@ from srlab.data.degradations.options import RealESRGANOptions
 from srlab.data.sources import TrainFolders
 from srlab.errors import ConfigError
 from srlab.train.config_errors import error_message, is_section
+from srlab.train.config_limits import check_values
 from srlab.yamlio import YamlSyntaxError, load_yaml, read_yaml
 
 __all__ = [
@@ -321,6 +322,7 @@ def _check(cfg: TrainConfig) -> None:
                 "stage exports the EMA (which has no training loss); set ema: 0 or keep: last"
             )
     _check_data(cfg)
+    check_values(cfg)
     if cfg.data.pre_upsample and cfg.data.lr_on_device:
         raise ConfigError("data.pre_upsample and data.lr_on_device exclude each other")
     if cfg.data.unpadded and not cfg.data.pre_upsample:
