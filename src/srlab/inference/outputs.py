@@ -113,7 +113,14 @@ def expand_inputs(
     ``rels`` (a dict) receives each file's path relative to its root (the folder, the glob's fixed folder,
     or just the name of a named file): where its output goes under ``out``, and its shard key. ``notes``
     (a list) receives a line for each folder whose sub-folders were left out (no ``recursive``)."""
-    from srlab.imaging.files import IMAGE_EXTENSIONS, glob_images, glob_root, has_magic, list_images
+    from srlab.imaging.files import (
+        IMAGE_EXTENSIONS,
+        glob_images,
+        glob_root,
+        has_magic,
+        list_images,
+        not_a_regular_file,
+    )
 
     files: list[Path] = []
     problems: list[str] = []
@@ -143,7 +150,14 @@ def expand_inputs(
             for q in found:
                 add(q, p)
         elif p.exists() or p.is_symlink():
-            add(p, None)  # named explicitly: read_image says what is wrong with it, if anything
+            try:  # a pipe would hang the first open (the video/animation sniffing too): judged by its type
+                odd = not_a_regular_file(p.stat())
+            except OSError:
+                odd = None
+            if odd:
+                problems.append(f"{p}: {odd}")
+            else:
+                add(p, None)  # named explicitly: read_image says what is wrong with it, if anything
         elif has_magic(spec):
             images, matched = glob_images(spec)
             if not matched:
