@@ -193,6 +193,12 @@ def run(args) -> int:
                     )
             for w in caught:
                 say(f"note: {w.message}")
+            if getattr(res, "missing", 0):  # written, but not the whole video: not a success
+                failed += 1
+                say(
+                    f"srlab upscale: {src}: {res.missing} frame(s) missing from {res.path}; repair the source"
+                )
+                continue
             written += 1
             if not args.quiet:
                 detail = res.summary() if kind else f"{res.width}x{res.height}, {res.bit_depth}-bit"
