@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from srlab import __version__
+from srlab.atomic import remove_stale_temps
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
 from srlab.eval.metrics import metrics_batch
@@ -113,6 +114,7 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
     else:
         px = torch.floor(a.clamp(0, 255) * 257.0 + 0.5).to(torch.int32).numpy().astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)  # a killed earlier run's hidden temporary file of this image
     write_image(path, px, overwrite=True)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from srlab.atomic import check_writable, write_json, write_text
+from srlab.atomic import check_writable, remove_stale_temps, write_json, write_text
 from srlab.errors import ConfigError, DataError
 from srlab.report.markdown import md_table
 from srlab.serialize import loads
@@ -348,6 +348,8 @@ def write_results(
         "summary_csv": out / ("summary.csv" if stem == "results" else f"{stem}_summary.csv"),
         "md": out / f"{stem}.md",
     }
+    for p in paths.values():  # a killed earlier run's hidden temporary files of these names
+        remove_stale_temps(p)
     doc = {"schema": JSON_SCHEMA_VERSION, "header": header, "summary": summ, "rows": rows}
     write_json(paths["json"], doc)
     _write_csv(paths["csv"], rows, RESULT_FIELDS)
