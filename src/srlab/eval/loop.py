@@ -32,7 +32,7 @@ from tqdm import tqdm
 from srlab import __version__
 from srlab.atomic import remove_stale_temps
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
-from srlab.errors import ConfigError, ImageError
+from srlab.errors import ConfigError, ImageError, WeightsError
 from srlab.eval.metrics import metrics_batch
 from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
 from srlab.eval.perceptual import PERCEPTUAL, load, parse_metrics, score
@@ -118,11 +118,26 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
     write_image(path, px, overwrite=True)
 
 
-def prepare_perceptual(names: Sequence[str], device: torch.device) -> None:
-    """Build the perceptual metrics' networks (downloading their weights on first use; WeightsError offline)."""
+def prepare_perceptual(
+    names: Sequence[str], device: torch.device, say: Callable[[str], None] | None = None
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Build the perceptual metrics' networks (downloading their weights on first use), before any work.
 
+    Returns ``(available, unavailable)``: a metric whose weights cannot be had (offline) is not computed,
+    the others and PSNR/SSIM are; ``unavailable`` maps it to the one line that says what to download and
+    where to put it (also given to ``say``). ``srlab eval`` then writes the tables and exits non-zero."""
+    ok: list[str] = []
+    missing: dict[str, str] = {}
     for n in names:
-        load(n, device)
+        try:
+            load(n, device)
+        except WeightsError as exc:
+            missing[n] = str(exc)
+            if say is not None:
+                say(f"unavailable: {n} not computed: {exc}")
+        else:
+            ok.append(n)
+    return tuple(ok), missing
 
 
 def score_pair(
@@ -213,17 +228,19 @@ def evaluate(
         raise ConfigError("no data set given; e.g. --datasets Set5,Set14")
     perceptual = parse_metrics([*metrics, *(["lpips"] if lpips else [])])
     dev = resolve_device(device)
-    prepare_perceptual(perceptual, dev)  # weights first: offline, one line before any work
-    root = resolve_data_root(data_root)
-    found: list[Dataset] = [find_dataset(d, root, set_paths=set_paths) for d in datasets]
-    given = {k.lower() for k in (set_paths or {})}
-    for ds in found:  # a folder given with --set-path may be a deliberate subset of a known set
-        ds.extra["set_path"] = bool(given & {n.lower() for n in (ds.spec.names if ds.spec else (ds.name,))})
     messages: list[str] = []
 
     def say(msg: str) -> None:
         messages.append(msg)
         log(msg)
+
+    # weights first: offline, one line per metric before any work; the rest is still computed
+    perceptual, unavailable = prepare_perceptual(perceptual, dev, say)
+    root = resolve_data_root(data_root)
+    found: list[Dataset] = [find_dataset(d, root, set_paths=set_paths) for d in datasets]
+    given = {k.lower() for k in (set_paths or {})}
+    for ds in found:  # a folder given with --set-path may be a deliberate subset of a known set
+        ds.extra["set_path"] = bool(given & {n.lower() for n in (ds.spec.names if ds.spec else (ds.name,))})
 
     # Models: interpolation baselines per scale, checkpoints once.
     loaded: dict[int, EvalModel] = {}
@@ -260,6 +277,7 @@ def evaluate(
             perceptual=perceptual,
             shard=shard,
             command=command,
+            unavailable=unavailable,
         )
         rows, skipped, ds_info, model_info = _evaluate_loop(found, keys, labels, loaded, scales, opts)
     return _finish(rows, skipped, ds_info, model_info, labels, scales, opts, root, messages)
@@ -279,6 +297,7 @@ class _Opts:
     perceptual: tuple[str, ...] = ()
     shard: Shard | None = None
     command: str | None = None  # the command line that re-makes the numbers, for the header
+    unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
 
 
 def _shard_key(ds: Dataset, path: Path) -> str:
@@ -434,6 +453,8 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
         header["shard"] = o.shard.to_dict()
     if o.command:
         header["command"] = o.command
+    if o.unavailable:
+        header["unavailable_metrics"] = dict(o.unavailable)
     return EvalResult(rows, mark_complete(header), skipped, messages)
 
 

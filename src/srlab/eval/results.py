@@ -201,6 +201,11 @@ def failures(header: dict) -> list[str]:
     if bad:
         out.append(f"{len(bad)} SR/ground-truth files not scored (the 'mismatch:' lines above)")
     out += non_finite_failures(header)
+    missing = header.get("unavailable_metrics") or {}
+    if missing:
+        out.append(
+            f"metrics not computed: {', '.join(missing)} (the 'unavailable:' lines above say what to download)"
+        )
     return out
 
 
@@ -370,6 +375,11 @@ def write_results(
             f"- {f.get('model')} {name}/{f.get('image')} x{f.get('scale')}: {f.get('reason')}"
             for name, f in failed
         ]
+        md.append("")
+    missing = header.get("unavailable_metrics") or {}
+    if missing:
+        md += ["## Metrics not computed", ""]
+        md += [f"- {name}: {why}" for name, why in missing.items()]
         md.append("")
     bad = header.get("mismatches") or []
     if bad:
