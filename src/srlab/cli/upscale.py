@@ -110,10 +110,15 @@ def run(args) -> int:
 
         tqdm.write(line, file=sys.stderr)
 
+    args.alpha_png = False
     _realesrgan.apply(args, say)
     shard = parse_shard(args.shard)
     rules = outputs.OutputRules(
-        suffix=args.suffix, ext=args.ext, force=args.force, skip_existing=args.skip_existing
+        suffix=args.suffix,
+        ext=args.ext,
+        force=args.force,
+        skip_existing=args.skip_existing,
+        alpha_png=args.alpha_png,
     )
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise ConfigError(f"--crf must be 0..63 (lower is better; x264/x265 take 0..51), not {args.crf}")

@@ -87,6 +87,7 @@ class OutputRules:
     ext: str = "same"
     force: bool = False
     skip_existing: bool = False
+    alpha_png: bool = False  # PNG for transparency even when ext names a format without it (Real-ESRGAN)
 
     def __post_init__(self) -> None:
         if self.skip_existing and self.force:
@@ -311,7 +312,7 @@ class OutputPlan:
         alpha = img is not None and img.alpha is not None
         if (
             alpha
-            and self.rules.ext == "same"
+            and (self.rules.ext == "same" or self.rules.alpha_png)
             and not self.single_file
             and dst.suffix.lower() not in ALPHA_EXTS
         ):
