@@ -93,6 +93,14 @@ class Upscaler:
         self.max_output_bytes = max_output_bytes
         self.faults = FaultState()
         self.engine = build_engine(module, desc, opts, caller_owned=not isinstance(model, (str, os.PathLike)))
+        radius = int(desc.receptive_radius)
+        if opts.tile_overlap is not None and opts.tile_overlap < radius and opts.tile != 0:
+            warnings.warn(
+                f"tile overlap {opts.tile_overlap} is below {desc.name}'s receptive radius {radius}: pixels near "
+                f"tile seams will differ from a whole-image run; use at least {radius} "
+                f"(default {default_overlap(radius, opts.tile)})",
+                stacklevel=2,
+            )
 
     tile = property(lambda self: self.options.tile)
     tile_overlap = property(lambda self: self.options.tile_overlap)
