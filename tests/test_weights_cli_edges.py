@@ -30,3 +30,21 @@ def test_info_on_a_file(tmp_path, capsys):
     assert main(["weights", "info", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"{path}: safetensors" in out and "srvgg x2" in out and "sha256" in out
+
+
+def test_an_srcnn_checkpoint_without_a_scale_takes_scale_in_upscale_and_interp(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    net, _ = build_model("srcnn", scale=3, num_channels=1, n1=4, n2=2, f1=3, f2=1, f3=3)
+    ck = tmp_path / "srcnn.pth"
+    torch.save(net.state_dict(), ck)  # a plain state dict: nothing says x3
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / "a.png")
+    cmd = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-m", str(ck)]
+    assert main(cmd) == 2 and "--scale 3" in capsys.readouterr().err
+    assert main([*cmd, "--scale", "3", "-q"]) == 0
+    assert Image.open(tmp_path / "o" / "a_x3.png").size == (15, 18)
+    out = tmp_path / "i.safetensors"
+    assert main(["interp", str(ck), str(ck), "--alpha", "0.5", "-o", str(out), "--scale", "3"]) == 0
+    meta = read_metadata(out)
+    assert meta["scale"] == 3 and meta["interpolation"]["a"] == str(ck)

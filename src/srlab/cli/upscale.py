@@ -61,6 +61,13 @@ def register(sub) -> None:
         "JPEG inputs)",
     )
     p.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the model's scale, for checkpoints that do not record it (SRCNN); not the output size (-s)",
+    )
+    p.add_argument(
         "--alpha-png",
         action="store_true",
         help="write PNG for an image with transparency even when --ext names a format without it (implied "
@@ -165,7 +172,13 @@ def run(args) -> int:
 
     with warnings.catch_warnings(record=True) as caught:  # e.g. a tile overlap below the receptive radius
         warnings.simplefilter("always")
-        up = Upscaler(args.model or DEFAULT_MODEL, options, progress=not args.quiet)
+        model = args.model or DEFAULT_MODEL
+        if args.scale is not None:  # a checkpoint without a recorded scale (SRCNN): loaded at the one given
+            from srlab.inference.resolve import canonical_name
+            from srlab.weights.loader import load_model
+
+            model = load_model(canonical_name(model), scale=args.scale)
+        up = Upscaler(model, options, progress=not args.quiet)
     for w in caught:
         say(f"note: {w.message}")
     scale = options.outscale if options.outscale is not None else up.scale
