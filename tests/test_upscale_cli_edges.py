@@ -76,3 +76,34 @@ def test_videos_are_counted_as_videos(pics, tmp_path, capsys):
     clip = make_clip(tmp_path / "clip.mp4", 0.5, size=(32, 24), audio=False)
     assert main(["upscale", str(pics), str(clip), "-o", str(tmp_path / "o"), "-m", "bicubic-x2"]) == 0
     assert "srlab upscale: 2 image(s) and 1 video(s) with" in capsys.readouterr().err
+
+
+def test_video_progress_in_a_log_is_periodic_lines_not_bar_redraws(tmp_path, capsys):
+    pytest.importorskip("av")
+    from test_video import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", 3.0, size=(32, 24), audio=False)  # 30 frames
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "o"), "-m", "bicubic-x2"]) == 0
+    err = capsys.readouterr().err  # not a terminal, as a log file is not
+    assert "\r" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("clip.mp4:")]
+    assert len(lines) == 1 and "30/30 frames (100%)" in lines[0] and "done in" in lines[0]
+
+
+def test_periodic_lines_are_written_at_most_every_interval():
+    import io
+
+    from srlab.inference.progress import PeriodicLines, frame_bar
+
+    buf = io.StringIO()
+    bar = PeriodicLines(100, "x", "frame", 3600.0, buf)
+    for _ in range(100):
+        bar.update()
+    bar.close()
+    assert buf.getvalue().count("\n") == 1  # the end line only
+    buf = io.StringIO()
+    bar = frame_bar(4, "y", enabled=True, interval=0.0, stream=buf)
+    for _ in range(4):
+        bar.update()
+    bar.close()
+    assert buf.getvalue().splitlines()[0].startswith("y: 1/4 frames (25%)") and "\r" not in buf.getvalue()

@@ -16,7 +16,7 @@ the film. What the output keeps:
 
 The output is written under a temporary name beside the target and renamed at the end: Ctrl-C, an error
 or a full disk leaves no partial file under the real name, and an existing output is replaced only with
-``overwrite`` (as still images). Progress is a tqdm bar in frames, with frames per second and ETA.
+``overwrite`` (as still images). Progress is a tqdm bar in frames on a terminal, periodic lines in a log.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from srlab.atomic import staged
 from srlab.errors import ConfigError, ImageError
 from srlab.imaging import io as imio
+from srlab.inference.progress import frame_bar
 
 __all__ = [
     "DEFAULT_CRF",
@@ -308,7 +307,7 @@ def _transcode(av, up, inp, src, tmp, dst, outscale, name, pix_fmt, crf, max_pix
         copies = _copy_streams(inp, out, dst)
 
         total = _frame_total(vs, inp, rate)
-        bar = tqdm(total=total, unit="frame", desc=src.name, disable=not progress, dynamic_ncols=True)
+        bar = frame_bar(total, src.name, enabled=progress)  # periodic lines when not on a terminal
         frames, last = 0, None
         was_progress, up.progress = up.progress, False  # one bar in frames, not one tile bar per frame
         try:
