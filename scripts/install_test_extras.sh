@@ -11,9 +11,11 @@ python -m pip install -q --no-deps "spandrel>=0.4" "einops>=0.6"
 # published LPIPS heads / DISTS weights they ship. Both import torchvision: no deps, the test stubs it.
 python -m pip install -q --no-deps "lpips==0.1.4" "DISTS_pytorch==0.1"
 # Optional: Debian's chromium, so that the report-HTML test (headless screenshot + DOM check) runs rather
-# than skips. Never fatal: without it (not root, no apt-get) that one test skips.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+# than skips; chromium-driver: Selenium drives that same browser in tests/test_serve_browser.py (no browser
+# download). Never fatal: without them (not root, no apt-get) those tests skip.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null 2>&1; then
   timeout 900 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends chromium' >/dev/null 2>&1 \
-    || echo "chromium not installed (optional): the report HTML test will skip"
+    --no-install-recommends chromium chromium-driver' >/dev/null 2>&1 \
+    || echo "chromium not installed (optional): the report HTML and serve browser tests will skip"
 fi

@@ -50,9 +50,10 @@ def jsonable(v: Any) -> Any:
     return v
 
 
-def dumps(v: Any, *, indent: int | None = 1, sort_keys: bool = False) -> str:
-    """Strict JSON text of :func:`jsonable` ``(v)``."""
-    return json.dumps(jsonable(v), indent=indent, allow_nan=False, sort_keys=sort_keys)
+def dumps(v: Any, *, indent: int | None = 1, sort_keys: bool = False, default: Any = None) -> str:
+    """Strict JSON text of :func:`jsonable` ``(v)`` (``default`` as for :func:`json.dumps`: what to make of
+    values JSON has no type for)."""
+    return json.dumps(jsonable(v), indent=indent, allow_nan=False, sort_keys=sort_keys, default=default)
 
 
 def _restore(v: Any) -> Any:

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from srlab.errors import ConfigError, shown
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "YamlSyntaxError", "load_yaml", "read_yaml"]
@@ -50,8 +52,6 @@ def read_yaml(path: str | os.PathLike) -> Any:
 def load_yaml(text: str | bytes, *, source: str = "<text>") -> Any:
     """``yaml.safe_load(text)`` with bounds: ConfigError for invalid YAML, a text past :data:`MAX_BYTES`,
     aliases that expand past :data:`MAX_NODES` values, a recursive alias or nesting past :data:`MAX_DEPTH`."""
-    import yaml
-
     if isinstance(text, bytes):
         if len(text) > MAX_BYTES:
             raise ConfigError(f"{source}: {len(text):,} bytes is not a config (at most {MAX_BYTES:,})")
@@ -82,8 +82,6 @@ def load_yaml(text: str | bytes, *, source: str = "<text>") -> Any:
 def _check_size(root, source: str) -> None:
     """Count the values ``root`` stands for with every alias followed, each distinct node counted once
     (memoised), without recursion; refuse past the limits."""
-    import yaml
-
     sizes: dict[int, int] = {}
     active: set[int] = set()
     stack: list[tuple[Any, int, bool]] = [(root, 0, False)]
@@ -120,8 +118,6 @@ def _check_size(root, source: str) -> None:
 
 
 def _children(node) -> list:
-    import yaml
-
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
     if isinstance(node, yaml.SequenceNode):

@@ -28,15 +28,19 @@ is therefore a pure function of ``(seed, iteration)``: resuming and multi-proces
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from srlab.data.pairs import PairedFiles, find_pairs
 from srlab.errors import DataError, ImageError
+from srlab.imaging.color import rgb_to_y
 from srlab.imaging.io import read_image
+from srlab.imaging.resize import get_degradation, quantize, upsample
 
 MODES = ("random", "center", "subimages", "full")
 # the degradation made batch-wise by srlab.data.degradations (not a fixed resize of srlab.imaging.resize)
@@ -84,9 +88,6 @@ def _check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path: Path, lr_pa
 
 def _rgb_to_y(a: np.ndarray) -> np.ndarray:
     """MATLAB rgb2ycbcr luma of HxWx3 (0-255 scale, float64 math) -> HxW float32 on the 0-255 scale."""
-    import torch
-
-    from srlab.imaging.color import rgb_to_y
 
     t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(torch.float64)
     return rgb_to_y(t)[0].numpy().astype(np.float32)
@@ -94,9 +95,6 @@ def _rgb_to_y(a: np.ndarray) -> np.ndarray:
 
 def _degrade_whole(hr: np.ndarray, scale: int, degradation: str, quantize_lr: bool) -> np.ndarray:
     """HR HxWx3 uint8 -> LR HxWx3 (uint8 when rounded, else float32 on the 0-255 scale), in float64."""
-    import torch
-
-    from srlab.imaging.resize import get_degradation, quantize
 
     deg = get_degradation(degradation)
     t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).to(torch.float64)[None]
@@ -108,9 +106,6 @@ def _degrade_whole(hr: np.ndarray, scale: int, degradation: str, quantize_lr: bo
 
 def _upsample_whole(lr: np.ndarray, scale: int, method: str) -> np.ndarray:
     """LR HxWxC (0-255) -> interpolated (sH)x(sW)xC float32, as the model's own upsampler would do."""
-    import torch
-
-    from srlab.imaging.resize import upsample
 
     t = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).to(torch.float64)[None]
     return upsample(t, scale, method)[0].to(torch.float32).numpy().transpose(1, 2, 0).copy()
@@ -128,8 +123,6 @@ def synthesize_lr(
 
     Returns ``(lr, hr)`` in the requested colour (``y`` converts both after degrading the RGB), [0, 1].
     """
-    from srlab.imaging.color import rgb_to_y
-    from srlab.imaging.resize import get_degradation, quantize
 
     x = hr * 255.0
     lr = get_degradation(degradation)(x, scale)
@@ -385,7 +378,6 @@ class SRTrainSet:
     def fingerprint(self) -> str:
         """A digest of what was loaded: the names, sizes and a regular sample of the pixels of every model
         input and target, and the item count -- a resumed run compares it to tell that its data changed."""
-        import hashlib
 
         h = hashlib.blake2b(digest_size=12)
         h.update(f"{len(self.items)}|{self.mode}|{self.scale}".encode())
@@ -458,7 +450,6 @@ def item_rng(seed: int, position: int) -> np.random.Generator:
 
 def stack_items(items: Sequence[tuple[np.ndarray | None, np.ndarray]]):
     """``(lr, hr)`` CHW arrays -> batched torch tensors (lr None when the items have none)."""
-    import torch
 
     lrs, hrs = [a for a, _ in items], [b for _, b in items]
     if len({h.shape for h in hrs}) > 1:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,8 @@ class EvalResult:
     header: dict
     skipped: list[dict] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # (image path, scale) -> {"hr": uint8 HWC, "lr": float64 HWC 0-255, "sr": {model: float64 HWC as scored}}
+    kept: dict[tuple[str, int], dict] = field(default_factory=dict)
 
 
 def _run_model(
@@ -194,6 +196,7 @@ def evaluate(
     log: Callable[[str], None] = print,
     shard: Shard | None = None,
     metrics: Sequence[str] = (),
+    keep: Collection[str | Path] = (),
     command: str | None = None,
 ) -> EvalResult:
     """Evaluate every model on every data set at every scale. Returns rows + a header describing the run.
@@ -213,6 +216,8 @@ def evaluate(
     ``shard``: evaluate only the images of this :class:`~srlab.eval.shard.Shard` (key: ``<set>/<path in the
     set>``); rows and skip records then carry ``index`` (the image's place in the whole set) and the
     header ``shard``, so :func:`srlab.eval.merge.merge_results` rebuilds the unsharded result exactly.
+    ``keep``: image paths whose HR, LR and every model's SR (as scored) are kept in memory in
+    :attr:`EvalResult.kept` (figures made from what was scored, without a second evaluation).
     """
 
     channels = tuple(channels)
@@ -276,6 +281,7 @@ def evaluate(
             net_threads=all_threads if dev.type == "cpu" else None,
             perceptual=perceptual,
             shard=shard,
+            keep=frozenset(str(Path(p).resolve()) for p in keep),
             command=command,
             unavailable=unavailable,
         )
@@ -296,6 +302,8 @@ class _Opts:
     net_threads: int | None
     perceptual: tuple[str, ...] = ()
     shard: Shard | None = None
+    keep: frozenset[str] = frozenset()
+    kept: dict = field(default_factory=dict)
     command: str | None = None  # the command line that re-makes the numbers, for the header
     unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
 
@@ -388,6 +396,11 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                     continue
                 hr = hr_tensor(hr_np, o.dev)
                 lr = proto.make_lr(hr, s)
+                kept = None
+                if o.keep and str(path.resolve()) in o.keep:
+                    kept = o.kept.setdefault(
+                        (str(path.resolve()), s), {"hr": hr_np, "lr": _hwc(lr), "sr": {}}
+                    )
                 for label, m in active:
                     nt = None if m.per_scale else o.net_threads
                     if used == 0 and not m.per_scale:  # warm-up (allocations, cuDNN autotuning): not timed
@@ -417,6 +430,8 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                         o.say(f"note: {label} {ds.name}/{path.name} x{s}: {n}")
                     row.update(runtime_s=runtime, h=int(hr.shape[-2]), w=int(hr.shape[-1]), **mark(path))
                     rows.append(row)
+                    if kept is not None:
+                        kept["sr"][label] = _hwc(sr)
                     if o.save_dir is not None:
                         save_sr(Path(o.save_dir) / label / ds.name / f"x{s}" / f"{name}.png", sr, proto)
                 used += 1
@@ -455,11 +470,16 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
         header["command"] = o.command
     if o.unavailable:
         header["unavailable_metrics"] = dict(o.unavailable)
-    return EvalResult(rows, mark_complete(header), skipped, messages)
+    return EvalResult(rows, mark_complete(header), skipped, messages, kept=o.kept)
+
+
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) on 0-255 as a float64 (H, W, C) array."""
+    return t[0].permute(1, 2, 0).to("cpu", torch.float64).numpy().copy()
 
 
 def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
-        return f"cuda ({torch.cuda.getdevice_name(dev)})"
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

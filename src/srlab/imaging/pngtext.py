@@ -12,6 +12,8 @@ from __future__ import annotations
 import struct
 import zlib
 
+from PIL import PngImagePlugin
+
 __all__ = ["drop_large_text"]
 
 _SIG = b"\x89PNG\r\n\x1a\n"
@@ -19,8 +21,6 @@ _TEXT = {b"tEXt", b"zTXt", b"iTXt"}
 
 
 def _limits() -> tuple[int, int]:
-    from PIL import PngImagePlugin
-
     return int(PngImagePlugin.MAX_TEXT_CHUNK), int(PngImagePlugin.MAX_TEXT_MEMORY)
 
 

@@ -8,14 +8,14 @@ model's size multiple, run on the device, clamp if asked, crop.
   (``auto``: cuda, else mps, else cpu; fp32 on the CPU, fp16 on CUDA/MPS where the model supports it; a
   precision the model or device cannot run falls back to fp32 with a warning). fp16/bf16 on a GPU convert
   the model; on the CPU they autocast.
-- backend ``auto``: ONNX Runtime for the architectures in :data:`ORT_FASTER_ON_CPU` on the CPU in fp32
+- backend ``auto``: ONNX Runtime for the families whose registry hints say ``ort_faster_on_cpu`` on the CPU in fp32
   when it is installed (exported once into the cache by :func:`srlab.export.cached_onnx`; a failed export
   falls back to PyTorch with a warning), else PyTorch.
 - channels_last (``None``: on for CUDA and the CPU with the torch backend): on CUDA the weights are
   converted too (tensor-core layouts); on the CPU only the input is, since the layout propagates through
   the convolutions and the caller's module can stay as it is.
-- fused dense blocks (``None``: on for CUDA): RRDBNet's blocks evaluated without concatenations
-  (:func:`srlab.models.rrdbnet.set_fused_blocks`; the same function, wider GEMMs).
+- fused blocks (``None``: on for CUDA): the blocks a family's hints name as fusable (RRDBNet's dense blocks,
+  evaluated without concatenations: the same function, wider GEMMs; :func:`srlab.models.registry.set_fused_blocks`).
 - compile: :func:`srlab.runtime.compile_module`; torch.compile fails on the first call, not at wrap time
   (e.g. no C++ compiler), so that call falls back to eager once, with one warning.
 - ``run(..., fp32=True)``: the same batch in full precision, for the tiles whose fp16/bf16 output
@@ -36,19 +36,21 @@ from typing import Any
 import torch
 from torch import nn
 
+import srlab.models  # noqa: F401  (fills the registry the hints come from)
 from srlab import runtime
 from srlab.errors import ConfigError
+from srlab.export import cached_onnx, onnxruntime_available
 from srlab.inference.options import UpscaleOptions
 from srlab.inference.tiling import pad_to_multiple
-from srlab.models.registry import ModelDescriptor
-from srlab.models.rrdbnet import ResidualDenseBlock, set_fused_blocks
+from srlab.models.registry import ModelDescriptor, fusable_blocks, hints_for, set_fused_blocks
 
-__all__ = ["ORT_FASTER_ON_CPU", "Engine", "EngineSettings", "build_engine", "engine_settings"]
+__all__ = ["Engine", "EngineSettings", "build_engine", "engine_settings", "ort_faster_on_cpu"]
 
-# Architectures that ONNX Runtime runs faster than PyTorch on a CPU (benchmarks/infer_bench.py; README
-# has the figures): ``backend='auto'`` uses ONNX Runtime for these when it is installed and fp32 is asked
-# for. Interpolation has no convolutions, so there is nothing to gain there.
-ORT_FASTER_ON_CPU = frozenset({"rrdbnet", "srvgg", "srcnn"})
+
+def ort_faster_on_cpu(arch: str | None) -> bool:
+    """Whether ``backend='auto'`` picks ONNX Runtime on a CPU in fp32 (the family's registry hint, from
+    benchmarks/infer_bench.py; README has the figures)."""
+    return hints_for(arch).ort_faster_on_cpu
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,10 @@ def engine_settings(
 
 
 def _auto_backend(module: nn.Module, device: Any, precision: str) -> str:
-    if precision not in ("auto", "fp32") or getattr(module, "arch", None) not in ORT_FASTER_ON_CPU:
+    if precision not in ("auto", "fp32") or not ort_faster_on_cpu(getattr(module, "arch", None)):
         return "torch"
     if runtime.resolve_device(device).type != "cpu":
         return "torch"
-    from srlab.export import onnxruntime_available
 
     return "onnxruntime" if onnxruntime_available() else "torch"
 
@@ -122,8 +123,6 @@ def build_engine(
     module belongs to the caller (it is copied before anything changes it)."""
     settings = engine_settings(module, desc, options)
     if settings.backend == "onnxruntime":
-        from srlab.export import cached_onnx
-
         try:
             return Engine(cached_onnx(module.eval()), desc, settings, caller_owned=False)
         except Exception as exc:  # noqa: BLE001 - auto falls back; an explicit request reports
@@ -148,7 +147,7 @@ class Engine:
         moves = torch_backend and (
             s.device.type != "cpu" or s.model_dtype != torch.float32 or convert_weights
         )
-        blocks = [m for m in module.modules() if isinstance(m, ResidualDenseBlock)] if torch_backend else []
+        blocks = fusable_blocks(module) if torch_backend else []
         switch = any(b.fused != s.fuse for b in blocks)
         reduced_weights = torch_backend and s.model_dtype != torch.float32
         # the weights as loaded, for full-precision redos (the caller's module is never changed, so it
@@ -243,7 +242,7 @@ class Engine:
             m = copy.deepcopy(self._fp32_source).eval().to(self.device, torch.float32)
             if self.channels_last and self.device.type == "cuda":
                 m = m.to(memory_format=torch.channels_last)
-            if any(isinstance(b, ResidualDenseBlock) for b in m.modules()):
+            if fusable_blocks(m):
                 set_fused_blocks(m, self.fused)
             for q in m.parameters():
                 q.requires_grad_(False)

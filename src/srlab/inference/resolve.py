@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from srlab.errors import ConfigError
+from srlab.inference.realesrgan import REALESRGAN_MODELS
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.weights.loader import load_model
 
@@ -21,8 +22,6 @@ def canonical_name(model: str | os.PathLike) -> str | os.PathLike:
     """srlab's name for a Real-ESRGAN model name (``realesr-animevideov3`` -> ``realesr-animevideov3-x4``):
     the one alias table (:data:`srlab.inference.realesrgan.REALESRGAN_MODELS`) for every command that takes
     a model; paths and other names are returned as they are."""
-    from srlab.inference.realesrgan import REALESRGAN_MODELS
-
     if isinstance(model, str) and not os.path.exists(model):
         target = REALESRGAN_MODELS.get(model)
         if target is not None:

@@ -190,7 +190,7 @@ def blend_tiles(
     run: Callable[[torch.Tensor], torch.Tensor],
     *,
     device: torch.device,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
     sink: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor | None:
     """The weighted blend of ``run`` over the windows of ``plan`` of a (C, H, W) image padded to the plan's
@@ -198,7 +198,10 @@ def blend_tiles(
 
     With ``sink``, the output is streamed instead: only one window's height of rows is held, and each block
     of finished rows goes to ``sink(row0, rows)`` (top to bottom, normalised exactly as the whole result
-    would be); returns None. Memory is then bounded by the window, not the image."""
+    would be); returns None. Memory is then bounded by the window, not the image.
+
+    ``progress``: True for a tile progress bar, or a function called with (tiles done, tiles in all) after
+    each batch of tiles (a service's progress record; what it raises stops the blend)."""
     s = scale
     wy = axis_weights(plan.rows, plan.win_h, s, plan.overlap, plan.margin)
     wx = axis_weights(plan.cols, plan.win_w, s, plan.overlap, plan.margin)
@@ -232,7 +235,8 @@ def blend_tiles(
     jobs = [(i, j) for i in range(len(plan.rows)) for j in range(len(plan.cols))]
     out = None
     bar = None
-    if progress:
+    report = progress if callable(progress) else None
+    if progress and report is None:
         bar = tqdm(total=len(jobs), desc="tiles", unit="tile", leave=False, disable=None)
     try:
         for k in range(0, len(jobs), plan.batch_size):
@@ -258,6 +262,8 @@ def blend_tiles(
                 out[:, y0 : y0 + tile_out.shape[1], x0 : x0 + tile_out.shape[2]] += tile_out * wgt
             if bar is not None:
                 bar.update(len(chunk))
+            if report is not None:
+                report(k + len(chunk), len(jobs))
     finally:
         if bar is not None:
             bar.close()

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 
 from srlab.errors import ConfigError
 from srlab.imaging import io as imio
@@ -70,8 +71,10 @@ class Upscaler:
     ``options``: an :class:`~srlab.inference.options.UpscaleOptions` (tile, overlap, batch, precision,
     device, backend, compile, fuse, channels_last, alpha, outscale: documented there); keyword arguments
     of those names set or change single fields (``Upscaler(model, tile=0, device="cpu")``).
-    ``progress``: a tile progress bar for large images. ``memory_budget``: activation bytes automatic
-    tiles may use (``None``: half the free memory on CUDA, :data:`CPU_MEMORY_BUDGET` elsewhere).
+    ``progress``: a tile progress bar for large images, or a function of (tiles done, tiles in all) called
+    after each batch of tiles (see :func:`~srlab.inference.tiling.blend_tiles`). ``memory_budget``:
+    activation bytes automatic tiles may use (``None``: half the free memory on CUDA,
+    :data:`CPU_MEMORY_BUDGET` elsewhere).
     ``max_output_bytes``: refuse an image whose results would need more memory than this, before any work
     (``None``: the memory available when the image comes; see :meth:`output_bytes`).
     """
@@ -81,7 +84,7 @@ class Upscaler:
         model: Any = DEFAULT_MODEL,
         options: UpscaleOptions | None = None,
         *,
-        progress: bool = False,
+        progress: bool | Callable[[int, int], None] = False,
         memory_budget: int | None = None,
         max_output_bytes: int | None = None,
         **changes: Any,
@@ -409,11 +412,7 @@ class Upscaler:
             return self._upscale_array(image, outscale)
         if isinstance(image, torch.Tensor):
             raise TypeError("use Upscaler.upscale_tensor for tensors")
-        try:
-            from PIL import Image as PILImage
-        except ImportError:  # pragma: no cover
-            PILImage = None
-        if PILImage is not None and isinstance(image, PILImage.Image):
+        if isinstance(image, PILImage.Image):
             out = self.upscale_image(imio.from_pil(image), outscale=outscale)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -116,7 +116,11 @@ def _null_as_empty(tp: Any, value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ schema
 class ModelConfig(_Section):
-    """A network from the model registry: a preset or architecture name plus hyper-parameters."""
+    """A network from the model registry: a preset or architecture name plus hyper-parameters.
+
+    Any trainable family: srlab's own or a spandrel-backed one (``swinir``, ``hat``, ``swinir-light-x2``, ...;
+    `srlab models` lists them). ``hparams`` are checked against the network's constructor when it is built:
+    an unknown key is one error naming it and the valid ones."""
 
     name: str = "srcnn"
     hparams: dict[str, Any] = Field(default_factory=dict)
@@ -456,13 +460,15 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
 
 def load_config(
     name_or_path: str | Path,
-    overrides: list[str] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
     *,
     quick: bool = False,
 ) -> tuple[TrainConfig, dict]:
     """Load, merge, override and validate a config. Returns ``(config, raw mapping)``.
 
     ``name`` defaults to the file's stem. ``quick=True`` applies the file's ``quick:`` overrides first.
+    ``overrides``: ``key=value`` strings (the CLI's, values parsed as YAML) or a ``{key: value}`` mapping of
+    values as they are (:func:`apply_overrides`).
     """
     path = find_config(name_or_path)
     raw = _read_yaml(path)

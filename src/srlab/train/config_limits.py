@@ -7,9 +7,11 @@ raised when the config is loaded (:func:`check_values`), before anything is allo
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from srlab.errors import ConfigError, shown
+from srlab.inference.limits import available_memory
 
 __all__ = ["SEED_MAX", "batch_bytes", "check_batch_memory", "check_generator_runs", "check_values"]
 
@@ -62,8 +64,6 @@ def batch_bytes(cfg: Any, batch_size: int) -> int:
 
 def check_batch_memory(cfg: Any, stage: str, batch_size: int) -> None:
     """Refuse a batch whose tensors alone exceed the memory this machine has now."""
-    from srlab.inference.limits import available_memory
-
     need = batch_bytes(cfg, batch_size)
     have = available_memory()
     if have is not None and need > have:
@@ -78,9 +78,7 @@ def check_generator_runs(cfg: Any) -> None:
     """Build the generator on the meta device and run it once there (shapes only: no storage, no
     arithmetic), so that hyper-parameters that build but cannot run (``n1: 0``: a convolution with no
     filters) are one line naming them, not a traceback at the first training step."""
-    import warnings
-
-    import torch
+    import torch  # here, not at the top: srlab.train.config (which imports this) stays light
 
     from srlab.models.registry import build_model
 

@@ -24,12 +24,16 @@ Layer names: ``conv5_4`` is the convolution's output *before* its ReLU (ESRGAN),
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from srlab.errors import ConfigError, WeightsError
+from srlab.models.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19, layer_index
 from srlab.train.config import LossConfig
+from srlab.weights.zoo import load_vgg19, require
 
 __all__ = [
     "GAN_LOSSES",
@@ -117,8 +121,6 @@ def describe_losses(L: LossConfig) -> list[str]:
 
 def _load_vgg(weights: str | None):
     """(VGG19, source description). ``weights``: None = the zoo's ImageNet file, 'random', or a file path."""
-    from srlab.models.vgg import VGG19
-    from srlab.weights.zoo import load_vgg19
 
     if weights == "random":
         return VGG19(), "random"
@@ -136,11 +138,8 @@ def check_perceptual_weights(weights: str | None) -> None:
     """Fail now (WeightsError with how to get them) if the VGG19 weights a stage will need are missing."""
     if weights == "random":
         return
-    from pathlib import Path
 
     if weights is None:
-        from srlab.weights.zoo import require
-
         try:
             require("vgg19", verify=False)
         except WeightsError as exc:
@@ -166,7 +165,6 @@ class PerceptualLoss(nn.Module):
         weights: str | None = None,
     ) -> None:
         super().__init__()
-        from srlab.models.vgg import IMAGENET_MEAN, IMAGENET_STD, layer_index
 
         if not layers:
             raise ConfigError(

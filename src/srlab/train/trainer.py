@@ -245,7 +245,9 @@ class Trainer:
             self._say(f"tensorboard: {self.log.tb_status}")
 
     def _load_data(self) -> None:
-        self.data = TrainBatches(self.cfg, self.data_root, log=self._say, preview=self.is_main and self.out_dir)
+        self.data = TrainBatches(
+            self.cfg, self.data_root, log=self._say, preview=self.is_main and self.out_dir
+        )
         self.outputs.data_digest = self.data.data.fingerprint()
         self.val = load_val_set(self.cfg, self.data_root, log=self._say) if self.is_main else None
         if self.val is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 __all__ = [
     "KERNEL_TYPES",
@@ -87,7 +88,6 @@ def plateau_kernel(size: int, sigma_x: float, sigma_y: float | None, theta: floa
 
 def _j1(x: np.ndarray) -> np.ndarray:
     """Bessel function of the first kind, order 1 (torch's implementation; scipy is not a dependency)."""
-    import torch
 
     return torch.special.bessel_j1(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
 

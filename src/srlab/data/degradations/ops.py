@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 __all__ = [
     "RESIZE_MODES",
@@ -158,7 +159,6 @@ def add_poisson_noise(
 def jpeg(x: torch.Tensor, quality: list[int]) -> torch.Tensor:
     """Each image encoded as baseline JPEG by Pillow at its integer ``quality`` (4:2:0 chroma, Pillow's
     default) and decoded; input clipped and rounded to 8 bits first. Grey (C = 1) images stay grey."""
-    from PIL import Image
 
     n, c = x.shape[:2]
     u8 = (x.detach().clamp(0, 1) * 255).round().to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
