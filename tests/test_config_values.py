@@ -45,7 +45,7 @@ def test_the_batch_check_says_what_a_batch_needs():
 def test_the_n1_zero_message_names_the_value_and_the_cli_prints_one_line(tmp_path, capsys):
     rc = main(["train", "srcnn_x2_paper", "--out", str(tmp_path / "r"), "model.hparams.n1=0"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "'n1': 0" in err[0] and "cannot run" in err[0], err
+    assert rc == 2 and len(err) == 1 and "'n1': 0" in err[0] and "has no weights" in err[0], err
     assert not (tmp_path / "r").exists()
 
 

@@ -75,23 +75,25 @@ def check_batch_memory(cfg: Any, stage: str, batch_size: int) -> None:
 
 
 def check_generator_runs(cfg: Any) -> None:
-    """Build the generator on the meta device and run it once there (shapes only: no storage, no
-    arithmetic), so that hyper-parameters that build but cannot run (``n1: 0``: a convolution with no
-    filters) are one line naming them, not a traceback at the first training step."""
-    import torch  # here, not at the top: srlab.train.config (which imports this) stays light
-
+    """Build the generator on the meta device (shapes only: no storage) and refuse hyper-parameters the
+    builder rejects or that give a layer with no weights (``n1: 0``: a convolution with no filters), in one
+    line naming them, not a traceback at the first training step."""
     from srlab.models.registry import build_model
 
+    hp = dict(cfg.model.hparams)
     try:
         with warnings.catch_warnings():  # initialisers' notes about empty tensors: the error below says it
             warnings.simplefilter("ignore")
-            probe, desc = build_model(cfg.model.name, init_weights=False, device="meta", **cfg.model.hparams)
-        size = 4 * max(1, int(desc.size_multiple or 1))
-        with torch.no_grad():
-            probe(torch.empty(1, int(desc.in_channels), size, size, device="meta"))
-    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError, ZeroDivisionError) as exc:
+            probe, _ = build_model(cfg.model.name, init_weights=False, device="meta", **hp)
+    except (RuntimeError, ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
-            f"model {cfg.model.name!r} with model.hparams {shown(dict(cfg.model.hparams))} cannot run: "
+            f"model {cfg.model.name!r} with model.hparams {shown(hp)} cannot be built: "
             f"{shown(first, quote=False)}; check those values"
         ) from None
+    empty = next(((n, tuple(t.shape)) for n, t in probe.named_parameters() if t.numel() == 0), None)
+    if empty is not None:
+        raise ConfigError(
+            f"model {cfg.model.name!r} with model.hparams {shown(hp)} cannot run: its layer {empty[0]} has "
+            f"no weights (shape {empty[1]}); check those values (channel counts and sizes must be >= 1)"
+        )
