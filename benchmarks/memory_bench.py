@@ -4,7 +4,8 @@
 
 Cases: a 3 x 20000 and a 20000 x 3 image with ``bicubic-x2`` and with a random SRCNN x2 (saved with
 :func:`srlab.weights.io.save_model`), and a 4000 x 3000 photo-like JPEG with that SRCNN; default options
-throughout. ``--quick`` uses 3 x 6000 and a 1000 x 750 photo instead. Each case runs
+throughout, and the same photo in grey (an RGB model runs it as R = G = B). ``--quick`` uses 3 x 6000 and a
+1000 x 750 photo instead. Each case runs
 ``python -m srlab upscale IMG -o OUT -m MODEL -q`` under a small driver that reports ``ru_maxrss`` (the
 same figure ``/usr/bin/time -v`` prints as "Maximum resident set size"). Prints a Markdown table.
 """
@@ -79,10 +80,12 @@ def main() -> None:
         f"3x{long_side}": work / "wide.png",
         f"{long_side}x3": work / "tall.png",
         f"{pw}x{ph} photo": work / "photo.jpg",
+        f"{pw}x{ph} grey photo": work / "grey.jpg",
     }
     Image.fromarray(rng.integers(0, 256, (3, long_side, 3), dtype=np.uint8)).save(images[f"3x{long_side}"])
     Image.fromarray(rng.integers(0, 256, (long_side, 3, 3), dtype=np.uint8)).save(images[f"{long_side}x3"])
     Image.fromarray(_photo(ph, pw)).save(images[f"{pw}x{ph} photo"], quality=90)
+    Image.fromarray(_photo(ph, pw)).convert("L").save(images[f"{pw}x{ph} grey photo"], quality=90)
     torch.manual_seed(0)
     srcnn = str(save_model(work / "srcnn.safetensors", build_model("srcnn", scale=2)[0]))
     _run(images[f"3x{long_side}"], srcnn, work)  # export the ONNX cache once, outside the measurements
@@ -92,6 +95,7 @@ def main() -> None:
         (f"{long_side}x3", "bicubic-x2"),
         (f"{long_side}x3", "srcnn"),
         (f"{pw}x{ph} photo", "srcnn"),
+        (f"{pw}x{ph} grey photo", "srcnn"),  # an RGB model on a grey image: R = G = B, streamed like RGB
     ]
     rows = []
     for image, model in cases:

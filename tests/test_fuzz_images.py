@@ -8,6 +8,7 @@ header that claims a huge image is refused by the pixel limit before anything th
 from __future__ import annotations
 
 import io
+import os
 import resource
 import struct
 import zlib
@@ -158,3 +159,106 @@ def test_png_headers_claiming_any_size(tmp_path, rss_guard, w, h, depth):
             read_image(p, max_pixels=MAX_PIXELS)
     else:
         _check(tmp_path, data, "claim.png")
+
+
+# --------------------------------------------------------------------------------------------- grey images
+@pytest.fixture(scope="module")
+def rgb_upscaler():
+    import torch
+
+    from srlab.inference.upscaler import Upscaler
+    from srlab.models.registry import build_model
+
+    torch.manual_seed(0)
+    net, desc = build_model("srvgg", scale=2, num_feat=4, num_conv=1)
+    up = Upscaler((net.eval(), desc), device="cpu", tile=128)
+    up.model = (net, desc)
+    return up
+
+
+def test_a_grey_image_on_an_rgb_model_is_streamed(rgb_upscaler):
+    """Grey runs as R = G = B one window at a time and is averaged back as rows finish: the 3-channel float
+    output (12 bytes per output pixel, 108 MB here) is never held whole."""
+    from memwatch import RssWatch
+    from srlab.imaging import io as imio
+
+    rgb_upscaler(np.zeros((64, 64), np.uint8))  # warm-up: thread pools, first allocations
+    grey = np.random.default_rng(1).integers(0, 256, (1500, 1500), dtype=np.uint8)
+    with RssWatch() as watch:
+        out = rgb_upscaler(grey)
+    assert out.shape == (3000, 3000) and out.dtype == np.uint8
+    with RssWatch() as rgb_watch:  # the same size in RGB, streamed all along: grey may not need more
+        rgb_upscaler(np.repeat(grey[..., None], 3, axis=2))
+    assert watch.growth_mb < max(rgb_watch.growth_mb, 40) + 20, (watch.growth_mb, rgb_watch.growth_mb)
+    part = grey[:200, :300]  # the whole-tensor path (three channels, then their mean) on a corner
+    ref = rgb_upscaler._run_channels(imio.to_tensor(part[..., None]))
+    ref = imio.from_tensor(ref, bit_depth=8)[..., 0]
+    got = rgb_upscaler(part)
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_the_memory_check_counts_a_grey_image_as_the_model_runs_it(rgb_upscaler):
+    """Not streamed (an --outscale resize follows), grey holds three float planes of model output and their
+    mean: a check that counted one plane let a 1 x 200M grey strip through to need ~10 GB more."""
+    from srlab.inference.upscaler import Upscaler
+
+    up = Upscaler(rgb_upscaler.model, device="cpu", tile=128, max_output_bytes=150e6)
+    grey = np.zeros((1000, 1000), dtype=np.uint8)
+    with pytest.raises(ImageError, match=r"needs about 0\.3 GB of memory, more than the 0\.1 GB"):
+        up(grey, outscale=3)
+    assert up.output_bytes(1000, 1000, 4, 3) > 150e6 > up.output_bytes(1000, 1000, 1, 3)
+
+
+# --------------------------------------------------------------------------------------------- file types
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_with_no_writer_is_refused_without_opening_it(tmp_path, capsys):
+    """Opening a FIFO nobody writes to blocks forever: the type is judged from stat() first."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "in.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="is a pipe"):
+        read_image(fifo)
+    # the CLI in a child process, so that a hang is a timeout here and not a stuck test run
+    code = f"from srlab.cli import main; raise SystemExit(main(['upscale', {str(fifo)!r}, '-o', {str(tmp_path / 'o')!r}, '-m', 'bicubic-x2']))"
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )  # inherits PYTHONPATH
+    assert r.returncode == 1 and "is a pipe (a FIFO, or <(...) process substitution)" in r.stderr, r.stderr
+
+
+def test_process_substitution_is_named_as_a_pipe(tmp_path):
+    """`srlab upscale <(cat x.png)`: the shell passes /dev/fd/N, a pipe, not an empty file."""
+    r, w = os.pipe()
+    try:
+        with pytest.raises(ImageError, match="is a pipe"):
+            read_image(f"/proc/self/fd/{r}")
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_multi_page_tiff_says_its_later_pages_are_dropped(tmp_path):
+    pages = [PILImage.new("RGB", (8, 6), c) for c in ("red", "green", "blue")]
+    path = tmp_path / "pages.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    with pytest.warns(UserWarning, match=r"a 3-page TIFF; only page 1 is read \(pages 2..3 are dropped\)"):
+        img = read_image(path)
+    assert img.pixels[0, 0].tolist() == [255, 0, 0]
+
+
+@pytest.mark.parametrize("kind", ["tEXt", "zTXt"])
+def test_a_png_with_a_large_text_chunk_is_read(tmp_path, kind):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    text = "x" * (PngImagePlugin.MAX_TEXT_CHUNK + 10)
+    info.add_text("Comment", text, zip=kind == "zTXt")
+    info.add_text("Title", "kept")
+    path = tmp_path / "text.png"
+    PILImage.new("RGB", (5, 4), "blue").save(path, pnginfo=info)
+    with pytest.warns(UserWarning, match=r"1 PNG text chunk\(s\) .* left out; the image itself is read"):
+        img = read_image(path)
+    assert img.pixels.shape == (4, 5, 3) and img.pixels[0, 0].tolist() == [0, 0, 255]
+    assert img.info.get("Title") == "kept" and "Comment" not in img.info

@@ -368,3 +368,118 @@ def test_state_dicts_with_odd_tensors(work):
     with RssWatch() as watch:
         run()
     assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"
+
+
+# --------------------------------------------------------------------------------------------- zip entries
+def _deflated_copy(src: bytes, dst: Path, replace: dict[str, bytes] | None = None) -> None:
+    """The torch zip ``src`` rewritten with every entry deflated (and some entries' bytes replaced)."""
+    with zipfile.ZipFile(io.BytesIO(src)) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            for tail, new in (replace or {}).items():
+                if info.filename.endswith(tail):
+                    data = new
+            zout.writestr(info.filename, data)
+
+
+def test_a_deflated_pickle_is_judged_by_its_unpacked_size(work):
+    """A data.pkl of a few hundred kB deflated that unpacks past the scan limit and asks for gigabytes."""
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    pad = b"X" * (70 << 20)  # unpacks to 70 MB, deflates to ~70 kB; then bytearray(3.3e9)
+    pkl = b"\x80\x02X" + struct.pack("<I", len(pad)) + pad + b"0c__builtin__\nbytearray\n"
+    pkl += b"\x8a\x05" + (3_300_000_000).to_bytes(5, "little") + b"\x85R."
+    path = work / "deflated_pickle.pth"
+    _deflated_copy(buf.getvalue(), path, {"data.pkl": pkl})
+    del pad, pkl
+    assert path.stat().st_size < 1 << 20
+    with RssWatch() as watch, pytest.raises(SrlabError, match=r"data.pkl unpacks to 73,400,3\d\d bytes"):
+        srlab.load_model(path)
+    assert watch.growth_mb < RSS_BUDGET_MB
+
+
+def test_zip_entries_that_unpack_far_past_the_file_are_refused(work):
+    buf = io.BytesIO()
+    torch.save({"conv1.weight": torch.zeros(8 << 20)}, buf)  # 32 MB of zeros deflate to ~32 kB
+    path = work / "deflated_storage.pth"
+    _deflated_copy(buf.getvalue(), path)
+    del buf
+    with RssWatch() as watch, pytest.raises(SrlabError, match="zip entries unpack to 33,55"):
+        read_checkpoint(path)
+    assert watch.growth_mb < RSS_BUDGET_MB
+
+
+# --------------------------------------------------------------------------------------------- strides
+@pytest.mark.parametrize("shape", [(30000, 30000), (64, 64, 3, 3)])
+def test_stride_zero_tensors_are_counted_made_whole(work, shape):
+    """An expanded tensor pickles its tiny storage and its zero strides; made contiguous it is huge."""
+    sd = {"body.0.weight": torch.zeros(1).expand(*shape), "body.0.bias": torch.zeros(64)}
+    path = work / "strided.pth"
+    torch.save(sd, path)
+    whole = torch.Size(shape).numel() * 4
+    if whole < 16 << 20:  # small enough to be a real (tied or broadcast) tensor: still read
+        assert read_checkpoint(path)[0]["body.0.weight"].shape == shape
+        return
+    with pytest.raises(SrlabError, match=r"stride-0 view of 4 bytes of storage\) would need 3,600,000,000"):
+        read_checkpoint(path)
+    with RssWatch() as watch, pytest.raises(SrlabError) as info:
+        srlab.load_model(path)
+    assert "\n" not in str(info.value) and "strided.pth" in str(info.value)
+    assert watch.growth_mb < RSS_BUDGET_MB
+
+
+# --------------------------------------------------------------------------------------------- values
+def _srvgg():
+    torch.manual_seed(0)
+    return build_model("srvgg", scale=2, num_feat=4, num_conv=1)[0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("fmt", ["safetensors", "pth"])
+def test_non_finite_weights_are_refused_naming_the_tensor(work, bad, fmt):
+    model = _srvgg()
+    key = next(k for k in model.state_dict() if k.endswith("weight"))
+    with torch.no_grad():
+        model.state_dict()[key].view(-1)[3] = bad
+    path = work / f"nonfinite.{fmt}"
+    if fmt == "safetensors":
+        save_model(path, model)
+    else:
+        torch.save(model.state_dict(), path)
+    with pytest.raises(SrlabError) as info:
+        srlab.load_model(path)
+    msg = str(info.value)
+    counts = "1 NaN and 0 infinite" if bad != bad else "0 NaN and 1 infinite"
+    assert f"tensor {key} has {counts} values of" in msg and "would output NaN" in msg and "\n" not in msg
+
+
+def test_non_finite_weights_fail_upscale_with_one_line(work, tmp_path, capsys):
+    from PIL import Image
+
+    from srlab.cli import main
+
+    model = _srvgg()
+    with torch.no_grad():
+        next(iter(model.parameters())).fill_(float("nan"))
+    path = save_model(work / "nan_cli.safetensors", model)
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    rc = main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-m", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "NaN" in err[0]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.int32])
+def test_integer_weights_are_refused_not_cast(work, dtype):
+    sd = {k: (v * 100).to(dtype) if k.endswith("weight") else v for k, v in _srvgg().state_dict().items()}
+    path = work / "int.pth"
+    torch.save(sd, path)
+    with pytest.raises(SrlabError, match=f"is {str(dtype)[6:]}, not floating point"):
+        srlab.load_model(path)
+
+
+def test_integer_buffers_are_fine(work):
+    sd = {"conv.weight": torch.ones(2, 2), "bn.num_batches_tracked": torch.tensor(7)}
+    path = work / "buffers.pth"
+    torch.save(sd, path)
+    assert read_checkpoint(path)[0]["bn.num_batches_tracked"].item() == 7

@@ -241,3 +241,56 @@ def test_hf_references_that_could_leave_the_cache_are_refused(ref, cache):
     with pytest.raises(ConfigError):
         srlab.load_model(ref)
     assert _files_under(cache) == []
+
+
+class _Endless(http.server.BaseHTTPRequestHandler):
+    """A body with no Content-Length that never ends (until the client hangs up)."""
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_endless_body_is_capped_and_leaves_nothing(cache, monkeypatch):
+    import srlab.weights.download as dl
+
+    monkeypatch.setattr(dl, "MAX_BYTES", 3 << 20)  # srlab's cap, read when the download starts
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(WeightsError) as info:
+            srlab.load_model(f"http://127.0.0.1:{srv.server_port}/w.pth#sha256={'2' * 64}")
+    finally:
+        srv.shutdown()
+    msg = str(info.value)
+    assert "longer than srlab's cap of 3,145,728 bytes" in msg and "nothing was saved" in msg
+    assert "\n" not in msg and _files_under(cache) == []
+
+
+def test_file_dev_zero_is_refused_in_one_line_and_leaves_nothing(cache, tmp_path, capsys):
+    from PIL import Image
+
+    from srlab.cli import main
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    rc = main(
+        [
+            "upscale",
+            str(tmp_path / "a.png"),
+            "-o",
+            str(tmp_path / "o"),
+            "-m",
+            f"file:///dev/zero#sha256={'0' * 64}",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "file:///dev/zero is longer than" in err[0], err
+    assert _files_under(cache) == [] and not (tmp_path / "o").exists()

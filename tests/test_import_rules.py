@@ -62,6 +62,7 @@ LIGHT = {
     "srlab.data.fetch",
     "srlab.data.prepare",
     "srlab.train.config",
+    "srlab.train.config_limits",  # imported by srlab.train.config: torch only where the generator is run
     "srlab.weights.io",
     "srlab.weights.loader",
     "srlab.inference.outputs",

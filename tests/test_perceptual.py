@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import http.server
 import importlib.util
+import json
 import threading
 from pathlib import Path
 
@@ -196,9 +197,20 @@ def test_offline_is_one_line_naming_the_file_and_where_to_put_it(env, monkeypatc
     d = env / "imgs"
     d.mkdir()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(d / "x.png")
-    rc = main(["eval", "--set-path", f"L={d}", "--datasets", "L", "--scale", "2", "--metrics", "psnr,lpips"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and str(dest) in err[0]
+    # offline, the rest is still computed: PSNR/SSIM tables written, the missing metric named in one line
+    # with what to download and where, the exit status non-zero
+    out = env / "ev"
+    argv = ["eval", "--set-path", f"L={d}", "--datasets", "L", "--scale", "2", "--metrics", "psnr,ssim,lpips"]
+    rc = main([*argv, "--out", str(out), "--no-progress"])
+    cap = capsys.readouterr()
+    err = cap.err.strip().splitlines()
+    said = [line for line in err if line.startswith("unavailable:")]
+    assert rc == 1 and len(said) == 1 and "lpips not computed" in said[0] and str(dest) in said[0]
+    assert "PSNR / SSIM (Y)" in cap.out and "metrics not computed: lpips" in err[-1]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["rows"][0]["psnr_y"] == "Infinity" and "lpips" not in doc["rows"][0]  # a black image: exact
+    assert list(doc["header"]["unavailable_metrics"]) == ["lpips"]
+    assert "## Metrics not computed" in (out / "results.md").read_text()
     with pytest.raises(ConfigError, match="unknown metric 'musiq'"):
         mp.parse_metrics(["psnr", "musiq"])
     assert mp.parse_metrics(["PSNR", "ssim", "LPIPS-alex", "niqe", "lpips"]) == ("lpips", "niqe")

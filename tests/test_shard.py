@@ -171,7 +171,7 @@ def test_eval_shards_merge_to_the_unsharded_result(data_root, tmp_path, capsys):
     merge = ["--merge", str(tmp_path / "s2"), str(tmp_path / "s1" / "results.json")]
     rc, _, err = _eval(merge, tmp_path / "merged", capsys)
     assert rc == 1 and "incomplete mine x2: 5 of 6 images" in err  # the merged run judges the whole set
-    rc, merged_out, err = _eval([*merge, "--allow-missing"], tmp_path / "merged", capsys)
+    rc, merged_out, err = _eval([*merge, "--allow-missing", "--force"], tmp_path / "merged", capsys)
     assert rc == 0, err
     assert _tables(merged_out) == _tables(full_out)
     a = json.loads((tmp_path / "full" / "results.json").read_text())

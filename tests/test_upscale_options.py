@@ -31,7 +31,7 @@ RNG = np.random.default_rng(5)
 CLI_ONLY = {
     "help", "inputs", "output", "model", "max_pixels", "quiet", "recursive", "quality", "shard", "codec", "crf",
     "input_opt", "model_name", "model_path", "fp32", "gpu_id", "alpha_upsampler", "pre_pad", "denoise_strength",
-    "face_enhance",
+    "face_enhance", "json", "scale",
 }  # fmt: skip
 REALESRGAN_ALIASES = {"-t": "tile", "--tile_pad": "tile_overlap"}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,10 +29,12 @@ from srlab.serialize import dumps
 
 __all__ = [
     "atomic_path",
+    "check_writable",
     "file_mode",
     "move",
     "open_staged",
     "publish",
+    "remove_stale_temps",
     "scratch_dir",
     "scratch_file",
     "staged",
@@ -187,6 +190,45 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) ->
 def write_json(path: str | os.PathLike, obj: Any, *, overwrite: bool = True, indent: int | None = 1) -> Path:
     """``obj`` as JSON by the one rule (:mod:`srlab.serialize`), atomically, ending with a newline."""
     return write_text(path, dumps(obj, indent=indent) + "\n", overwrite=overwrite)
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes of ``path`` killed before they finished left beside it
+    (:func:`staged`'s names: ``.NAME.XXXXXXXX.tmp`` / ``.part``, with any extension after). Call it when
+    about to write ``path`` (a concurrent writer of the same name would be refused at publish anyway).
+    Returns what was removed."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(\.tmp|\.part)(\.[A-Za-z0-9]{{1,8}})?$")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        if pattern.match(e.name) and e.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+    return removed
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Make ``folder`` (and its parents) and prove a file can be created in it, before long work whose
+    results go there; one :class:`~srlab.errors.SrlabError` line otherwise. Leaves nothing behind."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".srlab-probe.", suffix=".tmp")
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as exc:
+        raise SrlabError(
+            f"{folder}: cannot write there ({exc.strerror or exc}); choose another folder"
+        ) from None
+    return folder
 
 
 def scratch_file() -> IO[bytes]:

@@ -4,8 +4,10 @@
 README's "Real-ESRGAN's flags" table is the reference. ``-n`` marks a Real-ESRGAN command line: the
 defaults that decide output *names and sizes* are then Real-ESRGAN's (``--suffix out``, ``-s 4``), so
 scripts find their files where they expect them; the choices that only change pixels stay srlab's
-(blended tiles sized from the memory, transparency upscaled with bicubic), and srlab's safety rules
-hold whatever the flags say: inputs are never overwritten, existing outputs only with ``--force``.
+(blended tiles sized from the memory, transparency upscaled with bicubic). As Real-ESRGAN's script does,
+``-n`` replaces the outputs of an earlier run (``--skip-existing`` keeps them), writes PNG for an image
+with transparency whatever ``--ext`` says, and ``-g N`` without CUDA runs on the CPU with a note. Inputs
+are never overwritten, whatever the flags say.
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ def apply(args: argparse.Namespace, say) -> None:
         for name, value in REALESRGAN_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
+        # Real-ESRGAN's script writes over its earlier outputs: the same command run again replaces them
+        # (inputs are still never written over); --skip-existing keeps them instead
+        if not args.skip_existing:
+            args.force = True
+        args.alpha_png = True  # and it writes PNG for an image with transparency, whatever --ext says
     if args.denoise_strength is not None and args.model_name != "realesr-general-x4v3":
         say("note: -dn/--denoise_strength is used by realesr-general-x4v3 only; ignored")
     if args.pre_pad:
@@ -117,7 +124,13 @@ def apply(args: argparse.Namespace, say) -> None:
             raise ConfigError(f"-g/--gpu-id and --device {args.device} both name the device; pass one")
         if args.gpu_id < 0:
             raise ConfigError(f"-g/--gpu-id must be >= 0, not {args.gpu_id}")
-        args.device = f"cuda:{args.gpu_id}"
+        from srlab.runtime import cuda_available
+
+        if cuda_available():
+            args.device = f"cuda:{args.gpu_id}"
+        else:  # Real-ESRGAN's script runs on the CPU then
+            say(f"note: -g {args.gpu_id}: no CUDA device here; running on the CPU, as Real-ESRGAN does")
+            args.device = "cpu"
     if args.alpha_upsampler is not None:
         args.alpha = _ALPHA[args.alpha_upsampler]
     if args.ext == "auto":

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 
 
 def _csv(text: str) -> list[str]:
@@ -72,7 +70,15 @@ def register(sub) -> None:
         metavar="NAME=DIR",
         help="use DIR for set NAME (repeatable; NAME may be a new set name)",
     )
-    p.add_argument("--out", default=None, help="output folder (default: out/eval-<time>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: a new out/eval-<time>[-shardKofN][-2...], never shared); one that "
+        "holds results already needs --force",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace the results in an existing --out (nothing is merged)"
+    )
     p.add_argument("--save-images", action="store_true", help="also write the SR images under OUT/images/")
     p.add_argument(
         "--device",
@@ -148,11 +154,20 @@ def run(args) -> int:
     from srlab.eval.folders import evaluate_folders, parse_sr_dirs
     from srlab.eval.loop import evaluate
     from srlab.eval.merge import merge_files
-    from srlab.eval.results import failures, summarize, tables_markdown, write_results
+    from srlab.eval.results import (
+        failures,
+        non_finite_failures,
+        prepare_out_dir,
+        summarize,
+        tables_markdown,
+        write_results,
+    )
     from srlab.eval.shard import parse_shard
 
-    out = Path(args.out) if args.out else Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     shard = None if args.merge else parse_shard(args.shard)
+    label = f"shard{shard.index}of{shard.count}" if shard is not None else ("merged" if args.merge else "")
+    # before the work: an earlier run's results are never replaced silently, an unwritable folder fails now
+    out = prepare_out_dir(args.out, force=args.force, label=label)
     command = "srlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "srlab eval"
     if args.sr or args.gt:
         if not (args.sr and args.gt):
@@ -188,7 +203,7 @@ def run(args) -> int:
             **_scoring_options(args),
         )
     if not res.rows:
-        print("no image was evaluated (see the lines above)", file=sys.stderr)
+        print("no image was evaluated (see the lines above); nothing written", file=sys.stderr)
         return 1
     if shard is not None:
         print(
@@ -207,15 +222,16 @@ def run(args) -> int:
     # a known set with images missing, or any set with images that could not be evaluated, is not the number
     # its name promises: the tables say so and the exit status too (a --set-path subset only is marked)
     failed = failures(res.header)
+    broken = non_finite_failures(res.header)
     if failed:
-        state = "accepted (--allow-missing)" if args.allow_missing else "error"
+        state = "accepted (--allow-missing)" if args.allow_missing and not broken else "error"
         print(
             f"srlab eval: {state}: incomplete {'; '.join(failed)} (see the skip lines above and "
             f"{paths['md']}); results in {out}"
             + ("" if args.allow_missing else "; pass --allow-missing to accept"),
             file=sys.stderr,
         )
-        return 0 if args.allow_missing else 1
+        return 0 if args.allow_missing and not broken else 1
     return 0
 
 

@@ -36,13 +36,14 @@ def run(args) -> int:
 
     from srlab.errors import ConfigError, SrlabError
     from srlab.export import OnnxModel, export_onnx
+    from srlab.inference.resolve import canonical_name
     from srlab.weights.loader import load_model
 
     out = Path(args.output)
     check_output(out)
     if out.exists() and not args.force:
         raise SrlabError(f"{out} exists; pass --force to overwrite it")
-    model, desc = load_model(args.model)
+    model, desc = load_model(canonical_name(args.model))  # Real-ESRGAN's names too, as upscale takes them
     try:
         export_onnx(model, out, descriptor=desc, opset=args.opset)
     except OSError as exc:  # full disk, no permission, ...: one line, not a traceback

@@ -27,6 +27,9 @@ def register(sub) -> None:
     )
     p.add_argument("-o", "--output", required=True, help="output .safetensors path")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument(
+        "--scale", type=int, default=None, help="the scale of checkpoints that do not record it (SRCNN)"
+    )
     p.set_defaults(func=run)
 
 
@@ -68,7 +71,12 @@ def run(args) -> int:
     from srlab.weights.interp import save_interpolated
     from srlab.weights.loader import load_model
 
-    save_interpolated(args.a, args.b, args.alpha, out)
+    if args.scale is not None:  # checkpoints that do not record their scale (SRCNN)
+        a, b = (load_model(x, scale=args.scale) for x in (args.a, args.b))
+        record = {"interpolation": {"a": args.a, "b": args.b, "alpha": float(args.alpha)}}
+        save_interpolated(a, b, args.alpha, out, metadata=record)
+    else:
+        save_interpolated(args.a, args.b, args.alpha, out)
     _, desc = load_model(out)  # what was written loads back: the same architecture, the blended tensors
     print(
         f"wrote {out}: {desc.arch} x{desc.scale}, {desc.params:,} parameters, (1 - {args.alpha:g}) A + {args.alpha:g} B"

@@ -61,9 +61,28 @@ def register(sub) -> None:
         "JPEG inputs)",
     )
     p.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the model's scale, for checkpoints that do not record it (SRCNN); not the output size (-s)",
+    )
+    p.add_argument(
+        "--alpha-png",
+        action="store_true",
+        help="write PNG for an image with transparency even when --ext names a format without it (implied "
+        "by Real-ESRGAN's -n, as its script does)",
+    )
+    p.add_argument(
         "--max-pixels", type=float, default=200.0, metavar="MPX", help="refuse larger inputs (default 200)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary on stdout (counts; per file: input, output, status, error) instead of the "
+        "per-file lines",
+    )
     p.add_argument(
         "-r", "--recursive", action="store_true", help="include sub-folders, mirroring the tree under -o"
     )
@@ -113,7 +132,11 @@ def run(args) -> int:
     _realesrgan.apply(args, say)
     shard = parse_shard(args.shard)
     rules = outputs.OutputRules(
-        suffix=args.suffix, ext=args.ext, force=args.force, skip_existing=args.skip_existing
+        suffix=args.suffix,
+        ext=args.ext,
+        force=args.force,
+        skip_existing=args.skip_existing,
+        alpha_png=args.alpha_png,
     )
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise ConfigError(f"--crf must be 0..63 (lower is better; x264/x265 take 0..51), not {args.crf}")
@@ -147,20 +170,42 @@ def run(args) -> int:
     if not files:
         return 1
 
-    up = Upscaler(args.model or DEFAULT_MODEL, options, progress=not args.quiet)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. a tile overlap below the receptive radius
+        warnings.simplefilter("always")
+        model = args.model or DEFAULT_MODEL
+        if args.scale is not None:  # a checkpoint without a recorded scale (SRCNN): loaded at the one given
+            from srlab.inference.resolve import canonical_name
+            from srlab.weights.loader import load_model
+
+            model = load_model(canonical_name(model), scale=args.scale)
+        up = Upscaler(model, options, progress=not args.quiet)
+    for w in caught:
+        say(f"note: {w.message}")
     scale = options.outscale if options.outscale is not None else up.scale
     plan = outputs.OutputPlan(rules, files, args.output, scale=scale, rels=rels, inputs=every_input)
+    if plan.earlier and not args.quiet:
+        say(
+            f"note: {len(plan.earlier)} file(s) left out: they are the outputs of other inputs (an earlier run)"
+        )
+    files = plan.files
+    if not files:
+        return 1 if problems else 0
     if not args.quiet:
-        say(f"srlab upscale: {len(files)} image(s) with {up.describe()}")
+        say(f"srlab upscale: {_count(files, video)} with {up.describe()}")
 
-    failed = len(problems)
-    written = skipped = 0
+    records: list[dict] = [{"input": p.split(":", 1)[0], "status": "failed", "error": p} for p in problems]
     max_pixels = int(args.max_pixels * 1e6)
 
-    bar = tqdm(list(zip(files, plan.paths)), desc="images", unit="img", disable=True if args.quiet else None)
+    def fail(src, text: str) -> None:
+        say(f"srlab upscale: {text}")
+        records.append({"input": str(src), "status": "failed", "error": text})
+
+    bar = tqdm(
+        list(zip(plan.files, plan.paths)), desc="images", unit="img", disable=True if args.quiet else None
+    )
     for src, dst in bar:
         if plan.resume(src, dst):
-            skipped += 1
+            records.append({"input": str(src), "output": str(dst), "status": "skipped"})
             continue
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -184,32 +229,49 @@ def run(args) -> int:
                     )
             for w in caught:
                 say(f"note: {w.message}")
-            written += 1
-            if not args.quiet:
+            if getattr(res, "missing", 0):  # written, but not the whole video: not a success
+                fail(src, f"{src}: {res.missing} frame(s) missing from {res.path}; repair the source")
+                continue
+            rec = {"input": str(src), "output": str(res.path), "status": "written", "kind": kind or "image"}
+            rec.update(width=int(res.width), height=int(res.height))
+            records.append(rec)
+            if not args.quiet and not args.json:
                 detail = res.summary() if kind else f"{res.width}x{res.height}, {res.bit_depth}-bit"
                 tqdm.write(f"{src} -> {res.path} ({detail})", file=sys.stdout)
-        except outputs.Skipped:
-            skipped += 1
+        except outputs.Skipped as exc:
+            records.append({"input": str(src), "output": str(exc.path), "status": "skipped"})
         except SrlabError as exc:
-            failed += 1
-            say(f"srlab upscale: {exc}")
+            fail(src, str(exc))
         except MemoryError:
-            failed += 1
-            say(f"srlab upscale: {src}: out of memory; use a smaller --tile")
+            fail(src, f"{src}: out of memory; use a smaller --tile")
         except OSError as exc:  # anything the reader and writer did not already put in one line
-            failed += 1
-            say(f"srlab upscale: {src}: {exc.strerror or exc}; check the input, -o and free disk space")
+            fail(src, f"{src}: {exc.strerror or exc}; check the input, -o and free disk space")
         except RuntimeError as exc:  # e.g. CUDA out of memory
-            failed += 1
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             oom = "out of memory" in text.lower()  # left after the retries with ever smaller tiles
             hint = "report this with the file"
             if oom:
                 hint = "free device memory, or use --batch-size 1 or --device cpu"
-            say(f"srlab upscale: {src}: failed ({text[:160]}); {hint}")
+            fail(src, f"{src}: failed ({text[:160]}); {hint}")
     bar.close()
+    n = {k: sum(r["status"] == k for r in records) for k in ("written", "skipped", "failed")}
+    written, skipped, failed = n["written"], n["skipped"], n["failed"]
     counts = [f"{written} written"] + [f"{n} {w}" for n, w in ((skipped, "skipped"), (failed, "failed")) if n]
     if failed or (skipped and not args.quiet):
         tail = " (outputs already there)" if skipped and not failed else ""
         say(f"srlab upscale: {', '.join(counts)}{tail}")
+    if args.json:  # the machine-readable summary: the only thing on stdout
+        from srlab.serialize import dumps
+
+        print(dumps({"counts": n, "files": records}, indent=1))
     return 1 if failed else 0
+
+
+def _count(files, video) -> str:
+    """``3 image(s)``, ``1 video(s)`` or ``3 image(s) and 1 video(s)``: what the batch holds."""
+    videos = sum(1 for f in files if video.is_video(f))
+    parts = [
+        f"{len(files) - videos} image(s)" if len(files) > videos else "",
+        f"{videos} video(s)" if videos else "",
+    ]
+    return " and ".join(p for p in parts if p)

@@ -8,15 +8,17 @@ def register(sub) -> None:
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION")
     wsub.add_parser("list", help="pretrained names: zoo files, packaged ncnn models, parameter-free presets")
     pi = wsub.add_parser(
-        "info", help="details of a pretrained name (URL, sha256, licence, metrics, cache path)"
+        "info",
+        help="details of a pretrained name (URL, sha256, licence, metrics, cache path) or of a weights file",
     )
-    pi.add_argument("name")
+    pi.add_argument("name", help="pretrained name, or a weights file (.safetensors/.pth/.param)")
     pf = wsub.add_parser("fetch", help="download a zoo file into the cache, with progress and hash check")
     pf.add_argument("name", nargs="+")
     pf.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
     pc = wsub.add_parser("convert", help="any supported checkpoint/ncnn model/name -> srlab safetensors")
     pc.add_argument("input", help="file (.pth/.pt/.ckpt/.safetensors/.param) or pretrained name")
-    pc.add_argument("output", help="output .safetensors path")
+    pc.add_argument("output", nargs="?", default=None, help="output .safetensors path (or -o)")
+    pc.add_argument("-o", "--output", dest="output_opt", default=None, metavar="OUT", help="as OUTPUT")
     pc.add_argument(
         "--scale", type=int, default=None, help="scale, for files that do not record it (SRCNN, x3)"
     )
@@ -66,10 +68,14 @@ def _list(args) -> int:
 
 
 def _info(args) -> int:
+    from pathlib import Path
+
     from srlab.weights.ncnn import PACKAGE_MODELS, package_model_files
     from srlab.weights.shipped import get_shipped
     from srlab.weights.zoo import ZOO, get_entry, local_path
 
+    if Path(args.name).is_file() and args.name not in ZOO:
+        return _info_file(Path(args.name))
     if args.name in PACKAGE_MODELS:
         param, binf = package_model_files(args.name)
         print(f"{args.name}: {PACKAGE_MODELS[args.name][1]}")
@@ -103,6 +109,24 @@ def _info(args) -> int:
         print("  metrics:      none recorded")
     if e.notes:
         print(f"  notes:        {e.notes}")
+    return 0
+
+
+def _info_file(path) -> int:
+    """What a weights file holds: the architecture srlab reads from it, its size, sha256 and srlab metadata."""
+    from srlab.weights.download import sha256_file
+    from srlab.weights.io import read_metadata, sniff_format
+    from srlab.weights.loader import load_model
+
+    kind = sniff_format(path)
+    _, desc = load_model(path)
+    print(f"{path}: {kind}, {path.stat().st_size:,} bytes, sha256 {sha256_file(path)}")
+    print(f"  architecture: {desc.arch} x{desc.scale}, {desc.params:,} parameters, colour {desc.color}")
+    print(f"  hparams:      {desc.hparams}")
+    meta = read_metadata(path) if kind == "safetensors" else None
+    for k, v in (meta or {}).items():
+        if k not in ("arch", "hparams", "scale", "color", "in_channels", "out_channels", "format_version"):
+            print(f"  {k + ':':13s} {str(v)[:200]}")
     return 0
 
 
@@ -150,7 +174,11 @@ def _convert(args) -> int:
     from srlab.weights.io import save_model
     from srlab.weights.loader import load_model
 
-    out = Path(args.output)
+    if args.output and args.output_opt:
+        raise WeightsError(f"OUTPUT {args.output} and -o {args.output_opt} both name the output; pass one")
+    if not (args.output or args.output_opt):
+        raise WeightsError("no output given: srlab weights convert IN OUT.safetensors (or -o OUT)")
+    out = Path(args.output or args.output_opt)
     if out.exists() and not args.force:
         raise WeightsError(f"{out}: exists; pass --force to overwrite")
     src = Path(args.input)

@@ -183,14 +183,15 @@ def evaluate_folders(
     channels = tuple(channels)
     perceptual = parse_metrics(list(metrics))
     dev = resolve_device(device)
-    prepare_perceptual(perceptual, dev)
-    ds = _gt_set(str(gt), data_root, set_paths)
-    bcrop = proto.border_crop(s, crop)
     messages: list[str] = []
 
     def say(msg: str) -> None:
         messages.append(msg)
         log(msg)
+
+    perceptual, unavailable = prepare_perceptual(perceptual, dev, say)
+    ds = _gt_set(str(gt), data_root, set_paths)
+    bcrop = proto.border_crop(s, crop)
 
     rows: list[dict] = []
     skipped: list[dict] = []
@@ -256,6 +257,7 @@ def evaluate_folders(
         "channels": list(channels),
         "lpips": PERCEPTUAL["lpips"].description if "lpips" in perceptual else None,
         "metrics": {n: PERCEPTUAL[n].description for n in perceptual},
+        **({"unavailable_metrics": unavailable} if unavailable else {}),
         "source": "images: SR files scored as found (srlab eval --sr/--gt)",
         "data_root": str(Path(resolve_data_root(data_root)).resolve()),
         "datasets": [info],

@@ -30,8 +30,9 @@ import torch
 from tqdm import tqdm
 
 from srlab import __version__
+from srlab.atomic import remove_stale_temps
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
-from srlab.errors import ConfigError, ImageError
+from srlab.errors import ConfigError, ImageError, WeightsError
 from srlab.eval.metrics import metrics_batch
 from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
 from srlab.eval.perceptual import PERCEPTUAL, load, parse_metrics, score
@@ -115,14 +116,30 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
     else:
         px = torch.floor(a.clamp(0, 255) * 257.0 + 0.5).to(torch.int32).numpy().astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)  # a killed earlier run's hidden temporary file of this image
     write_image(path, px, overwrite=True)
 
 
-def prepare_perceptual(names: Sequence[str], device: torch.device) -> None:
-    """Build the perceptual metrics' networks (downloading their weights on first use; WeightsError offline)."""
+def prepare_perceptual(
+    names: Sequence[str], device: torch.device, say: Callable[[str], None] | None = None
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Build the perceptual metrics' networks (downloading their weights on first use), before any work.
 
+    Returns ``(available, unavailable)``: a metric whose weights cannot be had (offline) is not computed,
+    the others and PSNR/SSIM are; ``unavailable`` maps it to the one line that says what to download and
+    where to put it (also given to ``say``). ``srlab eval`` then writes the tables and exits non-zero."""
+    ok: list[str] = []
+    missing: dict[str, str] = {}
     for n in names:
-        load(n, device)
+        try:
+            load(n, device)
+        except WeightsError as exc:
+            missing[n] = str(exc)
+            if say is not None:
+                say(f"unavailable: {n} not computed: {exc}")
+        else:
+            ok.append(n)
+    return tuple(ok), missing
 
 
 def score_pair(
@@ -216,17 +233,19 @@ def evaluate(
         raise ConfigError("no data set given; e.g. --datasets Set5,Set14")
     perceptual = parse_metrics([*metrics, *(["lpips"] if lpips else [])])
     dev = resolve_device(device)
-    prepare_perceptual(perceptual, dev)  # weights first: offline, one line before any work
-    root = resolve_data_root(data_root)
-    found: list[Dataset] = [find_dataset(d, root, set_paths=set_paths) for d in datasets]
-    given = {k.lower() for k in (set_paths or {})}
-    for ds in found:  # a folder given with --set-path may be a deliberate subset of a known set
-        ds.extra["set_path"] = bool(given & {n.lower() for n in (ds.spec.names if ds.spec else (ds.name,))})
     messages: list[str] = []
 
     def say(msg: str) -> None:
         messages.append(msg)
         log(msg)
+
+    # weights first: offline, one line per metric before any work; the rest is still computed
+    perceptual, unavailable = prepare_perceptual(perceptual, dev, say)
+    root = resolve_data_root(data_root)
+    found: list[Dataset] = [find_dataset(d, root, set_paths=set_paths) for d in datasets]
+    given = {k.lower() for k in (set_paths or {})}
+    for ds in found:  # a folder given with --set-path may be a deliberate subset of a known set
+        ds.extra["set_path"] = bool(given & {n.lower() for n in (ds.spec.names if ds.spec else (ds.name,))})
 
     # Models: interpolation baselines per scale, checkpoints once.
     loaded: dict[int, EvalModel] = {}
@@ -264,6 +283,7 @@ def evaluate(
             shard=shard,
             keep=frozenset(str(Path(p).resolve()) for p in keep),
             command=command,
+            unavailable=unavailable,
         )
         rows, skipped, ds_info, model_info = _evaluate_loop(found, keys, labels, loaded, scales, opts)
     return _finish(rows, skipped, ds_info, model_info, labels, scales, opts, root, messages)
@@ -285,6 +305,7 @@ class _Opts:
     keep: frozenset[str] = frozenset()
     kept: dict = field(default_factory=dict)
     command: str | None = None  # the command line that re-makes the numbers, for the header
+    unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
 
 
 def _shard_key(ds: Dataset, path: Path) -> str:
@@ -312,6 +333,7 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
             "used": {},
             "complete": {},
             "skipped": [],
+            "failed": [],
             "hr_crop": size,
         }
         ds_info.append(info)
@@ -384,6 +406,13 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                     if used == 0 and not m.per_scale:  # warm-up (allocations, cuDNN autotuning): not timed
                         _run_model(m, lr, s, proto.interpolation, o.dev, nt)
                     sr, sr_y, runtime = _run_model(m, lr, s, proto.interpolation, o.dev, nt)
+                    bad = _non_finite(sr)
+                    if bad:  # rounding would turn inf into 255 and scoring NaN into a number: a failure
+                        reason = f"model output has {bad} non-finite values (NaN/inf); not scored"
+                        o.say(f"fail: {label} {ds.name}/{path.name} x{s}: {reason}")
+                        rec = {"model": label, "image": path.name, "scale": s, "reason": reason, **mark(path)}
+                        info["failed"].append(rec)
+                        continue
                     sr = proto.round_sr(sr)
                     sr_y = proto.round_sr(sr_y) if sr_y is not None else None
                     row = {"model": label, "dataset": ds.name, "scale": s, "image": name}
@@ -414,6 +443,11 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
     return rows, skipped, ds_info, model_info
 
 
+def _non_finite(t: torch.Tensor) -> int:
+    """How many values of ``t`` are NaN or infinite."""
+    return int(t.numel() - torch.isfinite(t).sum().item())
+
+
 def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, messages):
     channels, dev = o.channels, o.dev
     header = {
@@ -434,6 +468,8 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
         header["shard"] = o.shard.to_dict()
     if o.command:
         header["command"] = o.command
+    if o.unavailable:
+        header["unavailable_metrics"] = dict(o.unavailable)
     return EvalResult(rows, mark_complete(header), skipped, messages, kept=o.kept)
 
 

@@ -130,6 +130,9 @@ def merge_results(docs: list[tuple[Path, dict]], *, command: str | None = None) 
         skipped = [rec for p in parts for rec in p.get("skipped", [])]
         skipped.sort(key=lambda rec: (scales.index(int(rec.get("scale", scales[0]))), rec.get("index", 0)))
         merged["skipped"] = [{k: v for k, v in rec.items() if k != "index"} for rec in skipped]
+        failed = [rec for p in parts for rec in p.get("failed", [])]
+        failed.sort(key=lambda rec: (scales.index(int(rec.get("scale", scales[0]))), rec.get("index", 0)))
+        merged["failed"] = [{k: v for k, v in rec.items() if k != "index"} for rec in failed]
         datasets.append(merged)
 
     header = {k: v for k, v in first.items() if k != "shard"}

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from srlab.errors import SrlabError
+from srlab.inference.resolve import canonical_name
 from srlab.models.registry import build_model, describe
 from srlab.weights import ncnn, zoo
 from srlab.weights.download import sha256_file
@@ -75,7 +76,7 @@ def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -
     if low in INTERPOLATION_MODELS:
         module, desc = build_model(low, scale=scale)
         return EvalModel(low, spec, module.eval(), desc, per_scale=True)  # runs on the CPU in float64
-    module, desc = load_model(spec, device=str(device), scale_hint=scale)
+    module, desc = load_model(canonical_name(spec), device=str(device), scale_hint=scale)
     path = Path(spec).expanduser()
     ckpt = sha = None
     file = _weights_file(spec, path)

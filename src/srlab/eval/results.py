@@ -23,12 +23,13 @@ import csv
 import io
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from srlab.atomic import write_json, write_text
-from srlab.errors import DataError
+from srlab.atomic import check_writable, remove_stale_temps, write_json, write_text
+from srlab.errors import ConfigError, DataError
 from srlab.report.markdown import md_table
 from srlab.serialize import loads
 
@@ -40,7 +41,9 @@ __all__ = [
     "incomplete_sets",
     "mark_complete",
     "markdown_table",
+    "non_finite_failures",
     "perceptual_fields",
+    "prepare_out_dir",
     "protocol_lines",
     "read_results",
     "summarize",
@@ -197,6 +200,26 @@ def failures(header: dict) -> list[str]:
     bad = header.get("mismatches") or []
     if bad:
         out.append(f"{len(bad)} SR/ground-truth files not scored (the 'mismatch:' lines above)")
+    out += non_finite_failures(header)
+    missing = header.get("unavailable_metrics") or {}
+    if missing:
+        out.append(
+            f"metrics not computed: {', '.join(missing)} (the 'unavailable:' lines above say what to download)"
+        )
+    return out
+
+
+def non_finite_failures(header: dict) -> list[str]:
+    """One phrase per data set whose model outputs were not finite (NaN/inf): failed rows, never scores, and
+    a failure that ``--allow-missing`` does not accept (the model is broken, not the data incomplete)."""
+    out = []
+    for d in header.get("datasets", []):
+        failed = d.get("failed") or []
+        if failed:
+            models = ", ".join(dict.fromkeys(str(f.get("model")) for f in failed))
+            out.append(
+                f"{d['name']}: {len(failed)} non-finite model outputs ({models}; the 'fail:' lines above)"
+            )
     return out
 
 
@@ -330,6 +353,8 @@ def write_results(
         "summary_csv": out / ("summary.csv" if stem == "results" else f"{stem}_summary.csv"),
         "md": out / f"{stem}.md",
     }
+    for p in paths.values():  # a killed earlier run's hidden temporary files of these names
+        remove_stale_temps(p)
     doc = {"schema": JSON_SCHEMA_VERSION, "header": header, "summary": summ, "rows": rows}
     write_json(paths["json"], doc)
     _write_csv(paths["csv"], rows, RESULT_FIELDS)
@@ -342,6 +367,19 @@ def write_results(
     if skipped:
         md += ["## Skipped images", ""]
         md += [f"- {name}: {s.get('image')}: {s.get('reason')}" for name, s in skipped]
+        md.append("")
+    failed = [(d.get("name"), f) for d in header.get("datasets", []) for f in d.get("failed") or []]
+    if failed:
+        md += ["## Failed outputs (not scored)", ""]
+        md += [
+            f"- {f.get('model')} {name}/{f.get('image')} x{f.get('scale')}: {f.get('reason')}"
+            for name, f in failed
+        ]
+        md.append("")
+    missing = header.get("unavailable_metrics") or {}
+    if missing:
+        md += ["## Metrics not computed", ""]
+        md += [f"- {name}: {why}" for name, why in missing.items()]
         md.append("")
     bad = header.get("mismatches") or []
     if bad:
@@ -363,3 +401,47 @@ def read_results(path: str | os.PathLike) -> dict:
         schema = doc.get("schema") if isinstance(doc, dict) else None
         raise DataError(f"{path}: not an srlab evaluation file (schema {schema!r})")
     return doc
+
+
+RESULT_FILES = ("results.json", "results.csv", "summary.csv", "results.md")
+
+
+def prepare_out_dir(
+    out: str | os.PathLike | None, *, force: bool = False, label: str = "", stamp: str | None = None
+) -> Path:
+    """The folder ``srlab eval`` writes into, made and checked writable BEFORE any work.
+
+    ``out`` given: a folder that already holds results (:data:`RESULT_FILES`) is refused unless ``force``
+    (then they are replaced; nothing is merged: shards are combined with ``--merge``). ``out`` None: a new
+    folder ``out/eval-<stamp>[-<label>]``, created exclusively so that two evaluations started in the same
+    second (two ``--shard`` runs) never share it: a taken name gets ``-2``, ``-3``, ...
+    """
+    if out is None:
+        base = Path("out") / (
+            "eval-" + (stamp or time.strftime("%Y%m%d-%H%M%S")) + (f"-{label}" if label else "")
+        )
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 1000):
+            cand = base if i == 1 else base.with_name(f"{base.name}-{i}")
+            try:
+                cand.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise ConfigError(
+                    f"{cand}: cannot create the results folder ({exc.strerror or exc}); pass --out DIR"
+                ) from None
+            check_writable(cand)
+            return cand
+        raise ConfigError(f"{base}: 999 results folders of that name exist; pass --out DIR")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path}: is a file, not a folder; choose another --out")
+    taken = [n for n in RESULT_FILES if (path / n).exists()]
+    if taken and not force:
+        raise ConfigError(
+            f"--out {path}: holds the results of an earlier eval ({', '.join(taken)}); pass --force to replace "
+            "them, choose another --out, or combine --shard runs with --merge"
+        )
+    check_writable(path)
+    return path

@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from pathlib import Path
 
 from srlab.errors import DataError
@@ -27,12 +28,36 @@ __all__ = [
     "is_image_file",
     "list_images",
     "natural_key",
+    "not_a_regular_file",
     "require_images",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 _DIGITS = re.compile(r"(\d+)")
 _MAGIC = re.compile(r"[*?[]")
+
+
+def not_a_regular_file(st: os.stat_result) -> str | None:
+    """Why a path with this ``stat`` is not an image file srlab can read, or None for a regular file. Judged
+    from the file type before anything opens it: opening a FIFO with no writer blocks forever."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return (
+            "is a pipe (a FIFO, or <(...) process substitution), not a file; srlab reads image files only: "
+            "save the data to a file first"
+        )
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image; pass the files inside it"
+    kind = (
+        "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    return f"is {kind}, not an image file; pass a regular file"
 
 
 def natural_key(p: Path) -> tuple:

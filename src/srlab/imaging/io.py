@@ -42,9 +42,10 @@ import numpy as np
 
 from srlab.atomic import write_stream
 from srlab.errors import ImageError
-from srlab.imaging import codecs16
+from srlab.imaging import codecs16, pngtext
 from srlab.imaging.arrays import as_hwc, from_tensor, to_depth, to_pil, to_tensor
 from srlab.imaging.capture import c_stderr
+from srlab.imaging.files import not_a_regular_file
 from srlab.imaging.modes import pil_to_arrays
 
 __all__ = [
@@ -128,6 +129,9 @@ def read_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
         ) from None
     if p.is_dir():
         raise _fail(p, "is a folder, not an image", "pass the files inside it")
+    odd = not_a_regular_file(st)
+    if odd:
+        raise ImageError(f"{p}: {odd}")
     if st.st_size == 0:
         raise _fail(p, "empty file (0 bytes)", "re-export or re-download it")
     try:
@@ -219,13 +223,16 @@ class _PillowSettings:
 
 
 def _decode_bytes(data: bytes, label, max_pixels: int | None) -> Image:
+    data, dropped = pngtext.drop_large_text(data)
+    if dropped:
+        warnings.warn(f"{label}: {dropped}", stacklevel=3)
     with _PillowSettings():
         im = _open(data, label, max_pixels)
         fmt = im.format
         mode = im.mode
         info = dict(im.info)
         icc = info.get("icc_profile") or None
-        frames = _frame_count(data, label, max_pixels) if fmt in _ANIMATED else 1
+        frames = _frame_count(data, label, max_pixels) if fmt in _ANIMATED or fmt == "TIFF" else 1
         if fmt == "PNG":
             _verify_png(data, label, max_pixels)
         wide = codecs16.sixteen_bit_rawmode(im)  # before getexif(), which loads PNGs
@@ -242,7 +249,15 @@ def _decode_bytes(data: bytes, label, max_pixels: int | None) -> Image:
     path = label if isinstance(label, Path) else None
     info.pop("icc_profile", None)
     info.pop("exif", None)
-    if frames > 1:  # srlab upscale sends these to srlab.inference.animated; other callers get the first frame
+    if frames > 1 and fmt == "TIFF":  # pages, not frames of an animation: say which are dropped
+        info["n_frames"] = frames
+        warnings.warn(
+            f"{label}: a {frames}-page TIFF; only page 1 is read (pages 2..{frames} are dropped)",
+            stacklevel=3,
+        )
+    elif (
+        frames > 1
+    ):  # srlab upscale sends these to srlab.inference.animated; other callers get the first frame
         info["n_frames"] = frames
         warnings.warn(f"{label}: animated ({frames} frames); only the first frame is read", stacklevel=3)
     return Image(

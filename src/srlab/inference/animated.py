@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
-from tqdm.auto import tqdm
 
 from srlab.errors import ImageError
 from srlab.imaging import io as imio
 from srlab.inference.limits import available_memory
+from srlab.inference.progress import frame_bar
 from srlab.inference.video import output_size, staged_output
 
 __all__ = ["ANIMATION_EXTENSIONS", "AnimationResult", "frame_count", "is_animated", "upscale_animation"]
@@ -220,7 +220,7 @@ def upscale_animation(
     frames, durations, any_alpha = [], [], False
     was_progress, up.progress = up.progress, False  # one bar in frames, not one tile bar per frame
     try:
-        bar = tqdm(total=n, unit="frame", desc=src.name, disable=not progress, leave=False)
+        bar = frame_bar(n, src.name, enabled=progress)  # periodic lines when not on a terminal
         for pixels, alpha, duration in _frames(im, n, src):
             out = up.upscale_image(imio.Image(pixels=pixels, alpha=alpha), outscale=outscale)
             any_alpha |= out.alpha is not None

@@ -10,7 +10,11 @@
   ``out``;
 - :func:`check_target` decides, for every writer, that an input is never written over (not even with
   ``overwrite``), that two inputs of a batch do not share an output, and that an existing output is
-  replaced only with ``overwrite`` (``--force``) or kept with ``skip_existing`` (:class:`Skipped`).
+  replaced only with ``overwrite`` (``--force``) or kept with ``skip_existing`` (:class:`Skipped`; a 0-byte
+  file is not a finished output: it is made again);
+- :class:`OutputPlan` leaves out inputs that are the planned outputs of other inputs (``-o`` equal to the
+  input folder: an earlier run's results) and removes a killed run's hidden temporary files of an output
+  before writing it.
 
 Nothing here upscales or imports torch. The final write is still the no-clobber :func:`srlab.atomic.publish`
 underneath :func:`srlab.imaging.io.write_image`, so a file that appears meanwhile is not replaced either.
@@ -19,9 +23,11 @@ underneath :func:`srlab.imaging.io.write_image`, so a file that appears meanwhil
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from srlab.atomic import remove_stale_temps
 from srlab.errors import ConfigError
 
 __all__ = [
@@ -81,6 +87,7 @@ class OutputRules:
     ext: str = "same"
     force: bool = False
     skip_existing: bool = False
+    alpha_png: bool = False  # PNG for transparency even when ext names a format without it (Real-ESRGAN)
 
     def __post_init__(self) -> None:
         if self.skip_existing and self.force:
@@ -107,7 +114,14 @@ def expand_inputs(
     ``rels`` (a dict) receives each file's path relative to its root (the folder, the glob's fixed folder,
     or just the name of a named file): where its output goes under ``out``, and its shard key. ``notes``
     (a list) receives a line for each folder whose sub-folders were left out (no ``recursive``)."""
-    from srlab.imaging.files import IMAGE_EXTENSIONS, glob_images, glob_root, has_magic, list_images
+    from srlab.imaging.files import (
+        IMAGE_EXTENSIONS,
+        glob_images,
+        glob_root,
+        has_magic,
+        list_images,
+        not_a_regular_file,
+    )
 
     files: list[Path] = []
     problems: list[str] = []
@@ -137,7 +151,14 @@ def expand_inputs(
             for q in found:
                 add(q, p)
         elif p.exists() or p.is_symlink():
-            add(p, None)  # named explicitly: read_image says what is wrong with it, if anything
+            try:  # a pipe would hang the first open (the video/animation sniffing too): judged by its type
+                odd = not_a_regular_file(p.stat())
+            except OSError:
+                odd = None
+            if odd:
+                problems.append(f"{p}: {odd}")
+            else:
+                add(p, None)  # named explicitly: read_image says what is wrong with it, if anything
         elif has_magic(spec):
             images, matched = glob_images(spec)
             if not matched:
@@ -216,6 +237,8 @@ def check_target(
                 f"{src}: output {dst} is also the output of {claimed[key]}; rename one or use separate -o folders"
             )
         claimed[key] = src
+    if skip_existing and _empty_file(dst):  # a 0-byte output is not a finished one: made again
+        dst.unlink()
     if dst.exists() and skip_existing:
         raise Skipped(dst)
     if dst.exists() and not overwrite:
@@ -223,6 +246,14 @@ def check_target(
             f"{src}: output {dst} already exists; pass --skip-existing to keep it or --force to replace it"
         )
     return dst
+
+
+def _empty_file(path: Path) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 class OutputPlan:
@@ -237,22 +268,39 @@ class OutputPlan:
 
     def __init__(self, rules: OutputRules, files: list, out: str, *, scale: float, rels=None, inputs=None):
         self.rules, self.out = rules, str(out)
-        self.paths = _plan(files, self.out, rules.suffix_for(scale), rules.ext, rels)
-        self.single_file = len(self.paths) == 1 and self.paths[0] == Path(self.out)
+        suffix = rules.suffix_for(scale)
+        paths = _plan(files, self.out, suffix, rules.ext, rels)
+        self.single_file = len(paths) == 1 and paths[0] == Path(self.out)
         _check_out(self.out, len(files), self.single_file)
-        self._inputs = _Inputs(files if inputs is None else inputs)
+        everyone = files if inputs is None else inputs
+        self._inputs = _Inputs(everyone)
         self._claimed: dict = {}
+        # -o is the input folder (or holds inputs): files that are the planned outputs of other inputs are an
+        # earlier run's results, not new inputs (upscaling them again and again, or counting the originals as
+        # failures because their outputs are "inputs")
+        made = {}  # planned output -> its input, for the inputs whose output is not themselves
+        if not self.single_file:
+            for f, q in zip(everyone, _plan(everyone, self.out, suffix, rules.ext, rels)):
+                if os.path.realpath(q) != os.path.realpath(f):
+                    made[os.path.realpath(q)] = f
+        self.earlier = [f for f in files if os.path.realpath(f) in made]
+        keep = [i for i, f in enumerate(files) if os.path.realpath(f) not in made]
+        self.files = [files[i] for i in keep]
+        self.paths = [paths[i] for i in keep]
+        if self.earlier:
+            self._inputs = _Inputs([f for f in everyone if os.path.realpath(f) not in made])
 
     def resume(self, src, dst) -> bool:
         """With ``skip_existing``: whether the planned ``dst`` exists already (counted as skipped without
         decoding ``src``, so a finished folder costs no decoding). A second input with this output is
         still reported as a clash."""
-        if not (self.rules.skip_existing and dst.exists()):
+        if not (self.rules.skip_existing and dst.exists()) or _empty_file(dst):
             return False
         key = os.path.realpath(dst)
         if dst in self._inputs or key in self._claimed:
             return False
         self._claimed[key] = src
+        remove_stale_temps(dst)
         return True
 
     def claim(self, src, dst, img=None) -> Path:
@@ -264,12 +312,12 @@ class OutputPlan:
         alpha = img is not None and img.alpha is not None
         if (
             alpha
-            and self.rules.ext == "same"
+            and (self.rules.ext == "same" or self.rules.alpha_png)
             and not self.single_file
             and dst.suffix.lower() not in ALPHA_EXTS
         ):
             dst = dst.with_suffix(".png")  # a file named by the caller keeps its name (JPEG: flattened)
-        return check_target(
+        dst = check_target(
             src,
             dst,
             overwrite=self.rules.force,
@@ -277,6 +325,8 @@ class OutputPlan:
             inputs=self._inputs,
             claimed=self._claimed,
         )
+        remove_stale_temps(dst)  # a killed run's hidden temporary files of this output
+        return dst
 
     def media(self, kind: str, src, dst) -> Path:
         """Where a video or animated ``src`` goes: ``out`` itself when it names the one output file, else

@@ -9,12 +9,24 @@ import torch
 from torch import nn
 
 from srlab.errors import ConfigError
+from srlab.inference.realesrgan import REALESRGAN_MODELS
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.weights.loader import load_model
 
-__all__ = ["DEFAULT_MODEL", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "canonical_name", "resolve_model"]
 
 DEFAULT_MODEL = "realesrgan-x4plus"
+
+
+def canonical_name(model: str | os.PathLike) -> str | os.PathLike:
+    """srlab's name for a Real-ESRGAN model name (``realesr-animevideov3`` -> ``realesr-animevideov3-x4``):
+    the one alias table (:data:`srlab.inference.realesrgan.REALESRGAN_MODELS`) for every command that takes
+    a model; paths and other names are returned as they are."""
+    if isinstance(model, str) and not os.path.exists(model):
+        target = REALESRGAN_MODELS.get(model)
+        if target is not None:
+            return target[0]
+    return model
 
 
 def resolve_model(model: Any) -> tuple[nn.Module, ModelDescriptor]:
@@ -35,7 +47,7 @@ def resolve_model(model: Any) -> tuple[nn.Module, ModelDescriptor]:
         except ConfigError:
             return model, _infer_descriptor(model)
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model, device="cpu")
+        return load_model(canonical_name(model), device="cpu")
     raise TypeError(
         f"model must be a name, a path, an nn.Module or (module, descriptor); got {type(model).__name__}"
     )

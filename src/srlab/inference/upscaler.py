@@ -96,6 +96,14 @@ class Upscaler:
         self.max_output_bytes = max_output_bytes
         self.faults = FaultState()
         self.engine = build_engine(module, desc, opts, caller_owned=not isinstance(model, (str, os.PathLike)))
+        radius = int(desc.receptive_radius)
+        if opts.tile_overlap is not None and opts.tile_overlap < radius and opts.tile != 0:
+            warnings.warn(
+                f"tile overlap {opts.tile_overlap} is below {desc.name}'s receptive radius {radius}: pixels near "
+                f"tile seams will differ from a whole-image run; use at least {radius} "
+                f"(default {default_overlap(radius, opts.tile)})",
+                stacklevel=2,
+            )
 
     tile = property(lambda self: self.options.tile)
     tile_overlap = property(lambda self: self.options.tile_overlap)
@@ -209,7 +217,7 @@ class Upscaler:
 
     def _stream_plan(self, img: imio.Image) -> TilePlan | None:
         """The tile plan of ``img.pixels`` when they can be streamed (see :meth:`_upscale_streamed`)."""
-        if img.channels != self.descriptor.in_channels:
+        if img.channels != self.descriptor.in_channels and not self._grey_on_rgb(img.channels):
             return None
         plan = self.plan(img.height, img.width)
         out_elems = self.descriptor.out_channels * plan.height * plan.width * self.scale**2
@@ -225,7 +233,8 @@ class Upscaler:
         if plan is None:
             return None
         h, w, s = img.height, img.width, self.scale
-        cout = self.descriptor.out_channels
+        grey = self._grey_on_rgb(img.channels)
+        cout = 1 if grey else self.descriptor.out_channels
         prep = None
         if img.pixels.dtype == np.uint8 and (plan.height, plan.width) == (h, w):
             # 8-bit windows become float one at a time (as to_tensor would: the same values), so the
@@ -234,15 +243,23 @@ class Upscaler:
             padded = torch.from_numpy(pix).permute(2, 0, 1)
 
             def prep(batch: torch.Tensor) -> torch.Tensor:
-                return batch.float().div_(255.0)
+                batch = batch.float().div_(255.0)
+                return batch.expand(-1, 3, -1, -1) if grey else batch
         else:
             x = imio.to_tensor(img.pixels)
             padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))[0]
             del x
+            if grey:  # the grey plane goes to the model as R = G = B one window at a time, never whole
+
+                def prep(batch: torch.Tensor) -> torch.Tensor:
+                    return batch.expand(-1, 3, -1, -1)
+
         result = np.empty((h * s, w * s, cout), dtype=np.uint16 if img.bit_depth == 16 else np.uint8)
 
         def sink(row0: int, rows: torch.Tensor) -> None:
             row1 = min(h * s, row0 + rows.shape[1])  # rows of the padding are dropped
+            if grey:  # back to grey as _run_channels does: the mean of the model's three channels
+                rows = rows.mean(dim=0, keepdim=True)
             if row1 > row0:
                 result[row0:row1] = imio.from_tensor(rows[:, : row1 - row0, : w * s], bit_depth=img.bit_depth)
 
@@ -262,6 +279,15 @@ class Upscaler:
         return result
 
     # ---------------------------------------------------------------- colour handling
+    def _grey_on_rgb(self, channels: int) -> bool:
+        """A grey image for an RGB model: it runs as R = G = B and comes back as the channels' mean."""
+        return channels == 1 and self.descriptor.in_channels == 3 and self.descriptor.out_channels == 3
+
+    def _model_planes(self, channels: int) -> int:
+        """Float planes a whole (not streamed) run holds for an image of ``channels``: a grey image on an
+        RGB model is three planes of model output, then their mean."""
+        return 3 + 1 if self._grey_on_rgb(channels) else channels
+
     def _run_channels(self, x: torch.Tensor, *, on_device: bool = False) -> torch.Tensor:
         """Upscale a (C, H, W) image in [0, 1] with C in {1, 3} whatever the model's channels; returns C channels."""
         c = x.shape[0]
@@ -345,9 +371,11 @@ class Upscaler:
     def upscale_image(self, img: imio.Image, *, outscale: float | None = None) -> imio.Image:
         """Upscale an :class:`srlab.imaging.io.Image` (pixels + optional alpha), keeping mode and bit depth."""
         outscale = self._outscale(outscale)
-        planes = img.channels + (0 if img.alpha is None else 1)
+        planes = self._model_planes(img.channels) + (0 if img.alpha is None else 1)
         size = self._out_size(img.height, img.width, outscale)
-        streamed = img.channels if size is None and self._stream_plan(img) is not None else 0
+        streamed = (
+            self._model_planes(img.channels) if size is None and self._stream_plan(img) is not None else 0
+        )
         self.check_output_memory(img.height, img.width, planes, outscale, img.bit_depth, streamed=streamed)
         depth = img.bit_depth
         pixels = self._upscale_streamed(img) if size is None else None
@@ -413,7 +441,8 @@ class Upscaler:
     def _upscale_float(self, pix, alpha, outscale, squeeze):
         outscale = self._outscale(outscale)
         check_float_range(pix if alpha is None else np.concatenate([pix, alpha[..., None]], axis=2))
-        self.check_output_memory(pix.shape[0], pix.shape[1], pix.shape[2] + (alpha is not None), outscale, 32)
+        held = self._model_planes(pix.shape[2]) + (alpha is not None)
+        self.check_output_memory(pix.shape[0], pix.shape[1], held, outscale, 32)
         planes = [self._run_channels(imio.to_tensor(pix.astype(np.float32)))]
         if alpha is not None:
             planes.append(self._run_alpha(imio.to_tensor(alpha.astype(np.float32))))

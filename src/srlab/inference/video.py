@@ -16,7 +16,7 @@ the film. What the output keeps:
 
 The output is written under a temporary name beside the target and renamed at the end: Ctrl-C, an error
 or a full disk leaves no partial file under the real name, and an existing output is replaced only with
-``overwrite`` (as still images). Progress is a tqdm bar in frames, with frames per second and ETA.
+``overwrite`` (as still images). Progress is a tqdm bar in frames on a terminal, periodic lines in a log.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from srlab.atomic import staged
 from srlab.errors import ConfigError, ImageError
 from srlab.imaging import io as imio
+from srlab.inference.progress import frame_bar
 
 __all__ = [
     "DEFAULT_CRF",
@@ -66,6 +65,7 @@ class VideoResult:
     fps: Fraction | None
     copied: list[str] = field(default_factory=list)  # "audio aac", "subtitle subrip", ...
     bit_depth: int = 8
+    missing: int = 0  # frames the source's header or duration promised but that could not be decoded
 
     def summary(self) -> str:
         fps = f"{float(self.fps):.3g} fps" if self.fps else "fps unknown"
@@ -307,7 +307,7 @@ def _transcode(av, up, inp, src, tmp, dst, outscale, name, pix_fmt, crf, max_pix
         copies = _copy_streams(inp, out, dst)
 
         total = _frame_total(vs, inp, rate)
-        bar = tqdm(total=total, unit="frame", desc=src.name, disable=not progress, dynamic_ncols=True)
+        bar = frame_bar(total, src.name, enabled=progress)  # periodic lines when not on a terminal
         frames, last = 0, None
         was_progress, up.progress = up.progress, False  # one bar in frames, not one tile bar per frame
         try:
@@ -342,6 +342,13 @@ def _transcode(av, up, inp, src, tmp, dst, outscale, name, pix_fmt, crf, max_pix
             up.progress = was_progress
         if frames == 0:
             raise ImageError(f"{src}: no video frame could be decoded; check the file")
+        missing = _missing(total, frames, exact=bool(vs.frames))
+        if missing:
+            warnings.warn(
+                f"{src}: only {frames} of {total} frames could be decoded (the file looks truncated); "
+                f"the output holds {frames}",
+                stacklevel=2,
+            )
         out.close()  # writes the trailer: a failure here is a failed write too
     except av.FFmpegError as exc:
         raise ImageError(
@@ -353,4 +360,13 @@ def _transcode(av, up, inp, src, tmp, dst, outscale, name, pix_fmt, crf, max_pix
         with contextlib.suppress(Exception):
             out.close()  # after an error: release the file (staged_output deletes it)
     kept = [f"{s.type} {s.codec_context.name}" for s in copies.values()]
-    return VideoResult(path=dst, width=ew, height=eh, frames=frames, fps=rate, copied=kept)
+    return VideoResult(path=dst, width=ew, height=eh, frames=frames, fps=rate, copied=kept, missing=missing)
+
+
+def _missing(total: int | None, frames: int, *, exact: bool) -> int:
+    """Frames short of ``total``: any, when the container counts its frames; more than rounding (2 frames
+    or 2 %), when the total is estimated from a duration."""
+    if not total or frames >= total:
+        return 0
+    short = total - frames
+    return short if exact or short > max(2, total // 50) else 0

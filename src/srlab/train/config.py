@@ -37,6 +37,8 @@ from srlab.data.degradations.options import RealESRGANOptions
 from srlab.data.sources import TrainFolders
 from srlab.errors import ConfigError
 from srlab.train.config_errors import error_message, is_section
+from srlab.train.config_limits import check_values
+from srlab.yamlio import YamlSyntaxError, load_yaml, read_yaml
 
 __all__ = [
     "CheckpointConfig",
@@ -324,6 +326,7 @@ def _check(cfg: TrainConfig) -> None:
                 "stage exports the EMA (which has no training loss); set ema: 0 or keep: last"
             )
     _check_data(cfg)
+    check_values(cfg)
     if cfg.data.pre_upsample and cfg.data.lr_on_device:
         raise ConfigError("data.pre_upsample and data.lr_on_device exclude each other")
     if cfg.data.unpadded and not cfg.data.pre_upsample:
@@ -369,21 +372,12 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    import yaml
-
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: circular 'base:' chain")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a training config must be a YAML mapping")
     base = data.get("base")
@@ -416,8 +410,6 @@ def find_config(name_or_path: str | Path) -> Path:
 
 def parse_override(text: str) -> tuple[str, Any]:
     """``'a.b=1e-4'`` -> ``('a.b', 1e-4)`` with the value parsed as YAML."""
-    import yaml
-
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not key=value (e.g. stages.train.iterations=200)")
     key, raw = text.split("=", 1)
@@ -425,8 +417,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml(raw, source=f"override {key}") if raw.strip() else None
+    except YamlSyntaxError:
         value = raw
     return key, value
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel
 
+from srlab.errors import shown
+
 __all__ = ["error_message", "is_section"]
 
 # pydantic's error kinds (the part before "_") -> what srlab says is expected
@@ -96,7 +98,7 @@ def _unknown_key(root: type[BaseModel], loc: tuple) -> str:
     close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
     hint = f"; did you mean {(parent + '.' if parent else '') + close[0]!r}?" if close else ""
     valid = f" (valid keys here: {', '.join(names)})" if not close and names else ""
-    return f"unknown config key {where!r}{hint}{valid}"
+    return f"unknown config key {shown(where)}{hint}{valid}"
 
 
 def error_message(err: dict, root: type[BaseModel]) -> str:
@@ -109,7 +111,7 @@ def error_message(err: dict, root: type[BaseModel]) -> str:
         choices = [str(a) for a in typing.get_args(_type_at(root, loc))]
         close = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"{path}: {value!r} is not one of {' | '.join(repr(c) for c in choices)}{hint}"
+        return f"{path}: {shown(value)} is not one of {' | '.join(repr(c) for c in choices)}{hint}"
     if kind == "missing" and loc and isinstance(loc[-1], int):  # a fixed-length list that is too short
         n = len(typing.get_args(_type_at(root, loc[:-1])))
         return f"{_dotted(loc[:-1])}: expected {n} values, got {len(value)}"
@@ -119,5 +121,5 @@ def error_message(err: dict, root: type[BaseModel]) -> str:
         return f"{path}: expected {n} values, got {ctx.get('actual_length')}"
     want = _EXPECTED.get(kind.split("_")[0])
     if want:
-        return f"{path}: expected {want}, got {value!r}"
-    return f"{path}: {err['msg']} (got {value!r})"
+        return f"{path}: expected {want}, got {shown(value)}"
+    return f"{path}: {shown(err['msg'], quote=False)} (got {shown(value)})"

@@ -54,13 +54,14 @@ def download(
     size: int | None = None,
     progress: bool = True,
     timeout: float = 60.0,
-    max_bytes: int = MAX_BYTES,
+    max_bytes: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying ``sha256`` (full hex digest or a prefix).
 
     Returns ``dest``. Raises :class:`WeightsError` on any failure, leaving neither ``dest`` (if it did not
     exist) nor a partial file. A body longer than ``size``, the announced length or ``max_bytes`` is cut off
-    and refused (a ``file:///dev/zero`` URL must not fill the disk).
+    and refused (a ``file:///dev/zero`` URL must not fill the disk); ``max_bytes`` defaults to
+    :data:`MAX_BYTES`, read at call time.
     """
     dest = Path(dest)
     manual = f"fetch {url} yourself (browser, curl -L -o) and save it as {dest}"
@@ -83,10 +84,12 @@ def download(
 
     length = response.headers.get("Content-Length")
     expected = int(length) if length and length.isdigit() else size
-    limit = min(x for x in (expected, size, max_bytes) if x is not None)
+    cap = MAX_BYTES if max_bytes is None else max_bytes
+    limit = min(x for x in (expected, size, cap) if x is not None)
+    why = f"srlab's cap of {cap:,} bytes" if limit == cap else f"the {limit:,} bytes it announced"
     try:
         with response, open_staged(dest, suffix=".part", fsync=False) as out:
-            digest = _stream(response, out, url, dest.name, expected, limit, progress)
+            digest = _stream(response, out, url, dest.name, expected, (limit, why), progress)
             if expected is not None and out.tell() != expected:
                 raise WeightsError(
                     f"download of {url} was interrupted: got {out.tell()} of {expected} bytes; nothing was "
@@ -104,8 +107,10 @@ def download(
     return dest
 
 
-def _stream(response, out, url: str, name: str, expected: int | None, limit: int, progress: bool) -> str:
-    """Copy the body into ``out`` with a progress bar, at most ``limit`` bytes; the sha256 hex digest."""
+def _stream(response, out, url: str, name: str, expected: int | None, limit: tuple, progress: bool) -> str:
+    """Copy the body into ``out`` with a progress bar, at most ``limit[0]`` bytes (``limit[1]`` says which
+    limit that is); the sha256 hex digest."""
+    limit, why = limit
     h = hashlib.sha256()
     got = 0
     with tqdm(
@@ -130,8 +135,8 @@ def _stream(response, out, url: str, name: str, expected: int | None, limit: int
             got += len(chunk)
             if got > limit:
                 raise WeightsError(
-                    f"download of {url} is larger than {limit} bytes (the expected size or srlab's cap); "
-                    "nothing was saved; check the URL"
+                    f"download of {url} is longer than {why}: stopped at {got:,} bytes, nothing was saved; "
+                    "check the URL (a device or endless stream is not a weights file)"
                 )
             out.write(chunk)
             h.update(chunk)

@@ -26,6 +26,7 @@ __all__ = [
     "RESERVED_KEYS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "check_values",
     "read_checkpoint",
     "read_metadata",
     "read_state_dict",
@@ -166,8 +167,37 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, str] | None
             f"{path}: is an ncnn .param file; load it with srlab.load_model (it needs its .bin beside it)"
         )
     if kind == "safetensors":
-        return _read_safetensors(path)
-    return _read_torch(path, kind), None
+        tensors, meta = _read_safetensors(path)
+        check_values(tensors, path)
+        return tensors, meta
+    obj = _read_torch(path, kind)
+    check_values(obj, path)
+    return obj, None
+
+
+def check_values(obj: Any, path: str | os.PathLike) -> None:
+    """Refuse weights a network cannot run on, naming the tensor: NaN or infinite values (the output would
+    be all NaN: a black or white image, or a NaN score) and integer weights or biases (a quantised or
+    mis-saved file that casting to float would silently turn into a different network). Integer buffers
+    (counters, index tables) are fine."""
+    import torch
+
+    for name, t in _tensors(obj):
+        if t.is_floating_point() or t.is_complex():
+            if t.numel() and not bool(torch.isfinite(t).all()):
+                n_nan = int(torch.isnan(t).sum())
+                n_inf = int(torch.isinf(t).sum())
+                raise WeightsError(
+                    f"{path}: tensor {name[:100]} has {n_nan:,} NaN and {n_inf:,} infinite values of "
+                    f"{t.numel():,}; the model would output NaN; refused (a diverged or damaged file: use an "
+                    "earlier checkpoint or download it again)"
+                )
+        elif t.dtype != torch.bool and name.rsplit(".", 1)[-1] in ("weight", "bias"):
+            raise WeightsError(
+                f"{path}: tensor {name[:100]} is {str(t.dtype).replace('torch.', '')}, not floating point "
+                "(a quantised or mis-saved file; casting it would silently change the network); refused: "
+                "re-save the weights as float32"
+            )
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict[str, str] | None]:
@@ -197,7 +227,7 @@ def _read_torch(path: Path, kind: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         why = explain_refusal(path, str(exc), _PICKLE_HELP)
         if why is None:
@@ -208,6 +238,49 @@ def _read_torch(path: Path, kind: str) -> Any:
         reason = "truncated or corrupt" if kind == "torch-zip" or isinstance(exc, EOFError) else "unreadable"
         detail = _one_line(exc).split(". ")[0][:160] or type(exc).__name__
         raise WeightsError(f"{path}: {reason} PyTorch checkpoint ({detail}); download it again") from None
+    _check_materialised(obj, path)
+    return obj
+
+
+def _tensors(obj: Any, prefix: str = "", depth: int = 0):
+    """(name, tensor) of every tensor in a loaded checkpoint's dicts, lists and tuples."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield prefix or "<tensor>", obj
+    elif depth < 16 and isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+    elif depth < 16 and isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}[{i}]", depth + 1)
+
+
+def _check_materialised(obj: Any, path: Path) -> None:
+    """Refuse a checkpoint whose tensors, made whole, would need far more memory than the file holds.
+
+    A pickled tensor is a view (shape, strides) of a storage: with stride 0 (an expanded tensor) a few
+    bytes of storage describe gigabytes, which the first ``.contiguous()`` (building, converting) would
+    allocate. Both the storage bytes and the materialised size count, before anything is copied."""
+    from srlab.weights.pickles import allowed_bytes
+
+    size = path.stat().st_size
+    cap = allowed_bytes(size)
+    total = 0
+    for name, t in _tensors(obj):
+        whole = t.numel() * t.element_size()
+        total += whole
+        if total > cap:
+            stored = t.untyped_storage().nbytes()
+            how = (
+                f" (a stride-0 view of {stored:,} bytes of storage)"
+                if 0 in t.stride() and whole > stored
+                else ""
+            )
+            raise WeightsError(
+                f"{path}: tensor {name[:100]} {tuple(t.shape)}{how} would need {whole:,} bytes made whole, "
+                f"{total:,} in all, from a {size:,}-byte file; refused before copying; get the file again"
+            )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,7 +6,8 @@ frames) names only an opcode. :func:`explain_refusal` turns that into one line: 
 execution to load (naming the global it wanted, read from the message or, failing that, from a
 disassembly of the pickle with :mod:`pickletools`, which executes nothing), it was refused, and none of
 it ran. Anything else is a damaged file. :func:`oversized_request` refuses, before loading, a pickle that
-would make an allowlisted constructor allocate far more memory than the file holds.
+would make an allowlisted constructor allocate far more memory than the file holds, or whose zip entries
+unpack to far more than the file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import zipfile
 from pathlib import Path
 
-__all__ = ["explain_refusal", "oversized_request", "pickle_globals"]
+__all__ = ["allowed_bytes", "explain_refusal", "oversized_request", "pickle_globals"]
 
 _SCAN_BYTES = 64 << 20  # a legacy torch file holds its pickles before the tensor data
 _STRING_OPS = {
@@ -111,13 +112,50 @@ def oversized_request(path: str | Path) -> str | None:
     which a pickle can call with a bare integer: a few bytes that ask for gigabytes. No real checkpoint
     needs a buffer larger than itself."""
     path = Path(path)
-    found, biggest = _scan(path)
     size = path.stat().st_size
+    unpacked = _zip_request(path, size)
+    if unpacked:
+        return unpacked
+    found, biggest = _scan(path)
     allocates = any(g == "builtins.bytearray" or _LEGACY_CONSTRUCTOR.match(g) for g in found)
     if allocates and biggest > 4 * size + (1 << 20):
         return (
             f"{path}: its pickle asks for a {biggest:,}-byte buffer from a {size:,}-byte file; refused before "
             "loading (no checkpoint needs more memory than it holds); get the file again from its publisher"
+        )
+    return None
+
+
+def allowed_bytes(size: int) -> int:
+    """The most memory a weight file of ``size`` bytes may unpack to or materialise: a few times the file
+    (tied weights count twice, a deflated zip unpacks a little) plus a margin for tiny files."""
+    return 4 * size + (16 << 20)
+
+
+def _zip_request(path: Path, size: int) -> str | None:
+    """Why the zip entries of a torch file would unpack to far more than the file, or None. Sizes are the
+    entries' uncompressed ``file_size`` (what loading allocates), never their compressed size: a deflated
+    entry of a few kB can unpack to gigabytes, and reading stops at the recorded size."""
+    try:
+        with open(path, "rb") as f:
+            if not f.read(4).startswith(b"PK"):
+                return None
+            f.seek(0)
+            with zipfile.ZipFile(f) as z:
+                infos = z.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return None  # torch.load words a damaged archive
+    for i in infos:
+        if i.filename.endswith("data.pkl") and i.file_size > _SCAN_BYTES:
+            return (
+                f"{path}: its pickle {i.filename} unpacks to {i.file_size:,} bytes (a checkpoint's pickle holds "
+                f"only names and shapes; at most {_SCAN_BYTES:,}); refused before loading; get the file again"
+            )
+    total = sum(i.file_size for i in infos)
+    if total > allowed_bytes(size):
+        return (
+            f"{path}: its zip entries unpack to {total:,} bytes from a {size:,}-byte file; refused before "
+            "loading (a checkpoint's tensors do not compress that well); get the file again from its publisher"
         )
     return None
 
