@@ -57,14 +57,20 @@ def register(sub) -> None:
     p.add_argument(
         "--batch-size", type=int, default=None, metavar="B", help="tiles per device call (default: auto)"
     )
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "fp16", "bf16", "int8"],
+        help="auto: fp16 on a GPU; on the CPU bf16/int8 (OpenVINO) where the CPU has them and the model's "
+        "recorded check keeps its output within 50 dB of fp32, else fp32. int8: CPU only",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "torch", "onnxruntime"],
-        help="auto: ONNX Runtime on the CPU for SRCNN, SRVGG and RRDBNet (measured faster; exported once "
-        "into the cache), else PyTorch",
+        choices=["auto", "torch", "onnxruntime", "openvino"],
+        help="auto: on the CPU OpenVINO (RRDBNet, SRVGG, reduced precision) or ONNX Runtime (SRCNN), "
+        "measured faster (converted once into the cache); else PyTorch",
     )
     p.add_argument(
         "--compile",

@@ -58,6 +58,15 @@ the runtime's own buffers come on top): small enough that a 12 Mpx photo upscale
 large enough that tiles stay several times wider than their context."""
 
 
+def _notice(line: str) -> None:
+    """One line to stderr that keeps a progress bar intact (what the CLI prints besides its results)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"srlab: {line}", file=sys.stderr)
+
+
 class Upscaler:
     """A model ready to upscale images: device, precision and tiling fixed at construction.
 
@@ -67,8 +76,8 @@ class Upscaler:
     side in LR pixels, so a window is ``tile + 2 overlap`` (``None``: ``max(8, 2 R)`` where R is the
     descriptor's receptive radius, at most ``max(R, tile / 2)``). ``batch_size``: windows per device
     call (``None``: 1 on CPU, as many as fit the memory budget on a GPU, at most 16). ``alpha``:
-    ``'bicubic'`` or ``'model'``. ``backend``: ``'auto'``, ``'torch'`` or ``'onnxruntime'`` (CPU, fp32, via
-    :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile`` (``True`` or a mode name:
+    ``'bicubic'`` or ``'model'``. ``backend``: ``'auto'``, ``'torch'``, ``'onnxruntime'`` (CPU, fp32, via
+    :mod:`srlab.export`) or ``'openvino'`` (CPU, fp32/bf16/int8). ``compile``: wrap the model with ``torch.compile`` (``True`` or a mode name:
     ``'default'``, ``'reduce-overhead'`` (CUDA graphs), ``'max-autotune'``...). ``fuse``: RRDBNet dense
     blocks without concatenations (``None``: on for CUDA). ``channels_last``: NHWC layout (``None``: on for
     CUDA and CPU with the torch backend). See :mod:`srlab.inference.engine` for how these are chosen.
@@ -112,6 +121,7 @@ class Upscaler:
             module,
             desc,
             caller_owned=not isinstance(model, (str, os.PathLike)),
+            notify=_notice if progress else None,
             device=device,
             precision=precision,
             backend=backend,
@@ -205,6 +215,7 @@ class Upscaler:
             self.descriptor.out_channels * plan.height * plan.width * s * s
         )
         runner = TileRunner(self.engine, self.faults, overlap=plan.overlap, keep=keep)
+        self.engine.expect(plan.n_tiles * plan.win_h * plan.win_w)
         padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))
         try:
             if plan.n_tiles == 1:
@@ -254,6 +265,7 @@ class Upscaler:
             padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))[0]
             del x
         result = np.empty((h * s, w * s, cout), dtype=np.uint16 if img.bit_depth == 16 else np.uint8)
+        self.engine.expect(plan.n_tiles * plan.win_h * plan.win_w)
 
         def sink(row0: int, rows: torch.Tensor) -> None:
             row1 = min(h * s, row0 + rows.shape[1])  # rows of the padding are dropped
