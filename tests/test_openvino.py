@@ -77,7 +77,7 @@ def test_auto_uses_the_fastest_precision_the_cpu_has_and_the_record_allows(cpu):
     assert _choice(other, precision="fp32") == ("openvino", "fp32")
 
 
-def test_fp32_only_cpu_runs_fp32_on_the_faster_runtime_per_family(cpu, monkeypatch):
+def test_fp32_only_cpu_runs_fp32_on_the_faster_runtime(cpu, monkeypatch):
     pytest.importorskip("onnxruntime")
     r, _ = _tiny("rrdbnet")
     v, _ = _tiny("srvgg")
@@ -88,7 +88,7 @@ def test_fp32_only_cpu_runs_fp32_on_the_faster_runtime_per_family(cpu, monkeypat
     )
     assert _choice(r) == ("openvino", "fp32")
     assert _choice(v) == ("openvino", "fp32")
-    assert _choice(s) == ("onnxruntime", "fp32")
+    assert _choice(s) == ("openvino", "fp32")
     cpu(None, _table(r, bf16=60, int8=60))  # flags unreadable (not Linux): no reduced precision either
     assert _choice(r) == ("openvino", "fp32")
     bic, _ = build_model("bicubic", scale=2)
@@ -96,7 +96,7 @@ def test_fp32_only_cpu_runs_fp32_on_the_faster_runtime_per_family(cpu, monkeypat
     # without OpenVINO: ONNX Runtime for all three, as before it existed; int8 asks for it by name
     monkeypatch.setattr(ovb, "openvino_available", lambda: False)
     cpu(ZEN4, _table(r, bf16=60, int8=60))
-    assert _choice(r) == ("onnxruntime", "fp32") and _choice(v) == ("onnxruntime", "fp32")
+    assert _choice(r) == _choice(v) == _choice(s) == ("onnxruntime", "fp32")
     assert _choice(r, precision="bf16") is None  # PyTorch's bf16 autocast
     with pytest.raises(ConfigError, match="srlab\\[openvino\\]"):
         _choice(r, precision="int8")
@@ -322,3 +322,43 @@ def test_eval_stays_fp32_where_upscale_would_run_int8(cpu, data_root, monkeypatc
     assert run() == with_int8_cpu
     psnr_y = [r["psnr_y"] for r in with_int8_cpu]
     assert len(psnr_y) == 5 and round(float(np.mean(psnr_y)), 2) == 36.67  # the recorded Set5 Y figure
+
+
+# ------------------------------------------------------------------------------------ saying what happens
+
+
+def test_slow_run_is_told_once_with_an_estimate_and_progress_is_logged_off_a_terminal(
+    cpu, monkeypatch, capsys
+):
+    from srlab.inference import engine, tiling
+
+    cpu(ZEN4)
+    m, d = _tiny()
+    img = (np.random.default_rng(0).random((40, 36, 3)) * 255).astype(np.uint8)
+    monkeypatch.setattr(engine, "SLOW_NOTICE_S", 0.0)  # every run counts as slow
+    monkeypatch.setattr(tiling, "LOG_EVERY_S", 0.0)  # a progress line after every tile
+    up = Upscaler((m, d), device="cpu", tile=16, progress=True)
+    capsys.readouterr()
+    up(img)
+    up(img)
+    err = capsys.readouterr().err.splitlines()
+    told = [ln for ln in err if "per image like this one" in ln]
+    assert len(told) == 1 and "realesr-general-x4v3" in told[0]
+    assert "about" in told[0] and told[0].startswith("srlab: rrdbnet")
+    n = up.plan(40, 36).n_tiles
+    logged = [ln for ln in err if ln.startswith("srlab: tiles ")]
+    assert n > 2 and len(logged) == 2 * (n - 1)  # every tile but the last, per image (stderr is no terminal)
+    assert logged[0].startswith(f"srlab: tiles 1/{n} (") and "s left" in logged[0]
+    quiet = Upscaler((m, d), device="cpu", tile=16, progress=False)
+    quiet(img)
+    assert capsys.readouterr().err == ""
+
+
+def test_first_conversion_is_announced_by_the_upscaler(cpu, capsys):
+    cpu(ZEN4)
+    m, d = _tiny(seed=3)
+    Upscaler((m, d), device="cpu", backend="openvino", precision="int8", progress=True)
+    err = capsys.readouterr().err
+    assert "srlab: OpenVINO: quantizing to int8" in err and "ready in" in err
+    Upscaler((m, d), device="cpu", backend="openvino", precision="int8", progress=True)
+    assert "OpenVINO" not in capsys.readouterr().err  # cached: nothing to announce

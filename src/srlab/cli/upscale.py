@@ -69,8 +69,8 @@ def register(sub) -> None:
         "--backend",
         default="auto",
         choices=["auto", "torch", "onnxruntime", "openvino"],
-        help="auto: on the CPU OpenVINO (RRDBNet, SRVGG, reduced precision) or ONNX Runtime (SRCNN), "
-        "measured faster (converted once into the cache); else PyTorch",
+        help="auto: on the CPU OpenVINO for SRCNN, SRVGG and RRDBNet (else ONNX Runtime when only that is "
+        "installed; measured faster, converted once into the cache); else PyTorch",
     )
     p.add_argument(
         "--compile",

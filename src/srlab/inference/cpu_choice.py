@@ -8,9 +8,9 @@ The rule (README "Speed" has the measurements behind it):
   precision in hardware: int8 with integer dot products (VNNI / AMX-INT8), else bf16 with native bf16
   (AVX512-BF16 / AMX-BF16), both through OpenVINO. Emulated bf16 or int8 is slower than fp32, and weights
   without a record (a user's own, random ones) stay fp32: quantization error depends on the weights.
-- fp32 runs on OpenVINO for the wide-convolution families (RRDBNet, SRVGG: OpenVINO's CPU kernels are
-  faster there), on ONNX Runtime for SRCNN (three convolutions on one channel at HR size, where ONNX Runtime's
-  lower per-call overhead wins), each falling back to the other when only one is installed, and to PyTorch
+- fp32 runs on OpenVINO for all three exportable families (its CPU kernels are faster than ONNX Runtime's
+  on the inputs the tiler makes; ONNX Runtime's lower per-call overhead only wins on tiny SRCNN inputs that
+  take a fraction of a second either way), on ONNX Runtime where OpenVINO is not installed, and on PyTorch
   for every other architecture (no export path) and where neither is installed.
 - evaluation never comes here: :mod:`srlab.eval` runs the module itself in fp32.
 """
@@ -40,7 +40,6 @@ __all__ = [
 
 # Architectures with an ONNX export (srlab.export), hence ONNX Runtime and OpenVINO backends.
 EXPORTABLE = frozenset({"rrdbnet", "srvgg", "srcnn"})
-_OPENVINO_FP32 = frozenset({"rrdbnet", "srvgg"})
 QUALITY_FILE = Path(__file__).with_name("reduced_precision.json")
 # 8-bit PSNR of the reduced-precision output against the fp32 output, worst image of the check. 50 dB is
 # srlab's bar for fp16/bf16 on GPUs (tests/test_precision.py): a mean squared error of 0.65 grey levels^2,
@@ -74,13 +73,8 @@ def _available(backend: str) -> bool:
     return onnxruntime_available()
 
 
-def _fp32_backend(arch: str) -> str:
-    first = "openvino" if arch in _OPENVINO_FP32 else "onnxruntime"
-    second = "onnxruntime" if first == "openvino" else "openvino"
-    for b in (first, second):
-        if _available(b):
-            return b
-    return "torch"
+def _fp32_backend() -> str:
+    return next((b for b in ("openvino", "onnxruntime") if _available(b)), "torch")
 
 
 def _auto_precision(module: nn.Module) -> str:
@@ -152,7 +146,7 @@ def choose(module: nn.Module, device: Any, precision: str, backend: str) -> tupl
             return "openvino", q
     elif p != "fp32":
         return None  # fp16: PyTorch's choice (fp32 on the CPU with a warning)
-    b = _fp32_backend(arch)
+    b = _fp32_backend()
     return None if b == "torch" else (b, "fp32")
 
 
