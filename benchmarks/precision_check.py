@@ -27,6 +27,7 @@ from srlab.export import weights_digest
 from srlab.imaging import io as imio
 from srlab.imaging.resize import imresize, quantize
 from srlab.inference import cpu_choice
+from srlab.inference.quality import quality_check
 
 MODELS = [
     "srcnn-x2",
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
         if s not in cache:
             cache[s] = lr_images(Path(args.data), s, args.photo, args.crop)
         t0 = time.perf_counter()
-        res = cpu_choice.quality_check((model.eval(), desc), cache[s])
+        res = quality_check((model.eval(), desc), cache[s])
         rec = {"name": name, **{k: {"worst_db": round(v["worst_db"], 2)} for k, v in res.items()}}
         for k, v in res.items():
             rec[k]["per_image"] = {i: round(d, 2) for i, d in v["per_image"].items()}

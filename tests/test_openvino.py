@@ -21,6 +21,7 @@ from srlab.errors import ConfigError, SrlabError  # noqa: E402
 from srlab.export import weights_digest  # noqa: E402
 from srlab.inference import Upscaler, cpu_choice  # noqa: E402
 from srlab.inference import openvino_backend as ovb  # noqa: E402
+from srlab.inference.quality import quality_check  # noqa: E402
 from srlab.models.registry import build_model  # noqa: E402
 
 ZEN4 = frozenset({"avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni"})
@@ -267,7 +268,7 @@ def test_quality_check_measures_psnr_against_fp32(cpu, data_root):
     m, d = _tiny("srvgg")
     imgs = {"a": (_real_crop(data_root, 3, 16)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)}
     imgs["gray"] = imgs["a"][..., 0].copy()
-    res = cpu_choice.quality_check((m, d), imgs, precisions=("bf16",))
+    res = quality_check((m, d), imgs, precisions=("bf16",))
     up32 = Upscaler((m, d), backend="openvino", precision="fp32", tile=0, device="cpu")
     up16 = Upscaler((m, d), backend="openvino", precision="bf16", tile=0, device="cpu")
     for k, img in imgs.items():

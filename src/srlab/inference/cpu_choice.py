@@ -3,7 +3,8 @@
 The rule (README "Speed" has the measurements behind it):
 
 - precision ``auto`` on the CPU runs reduced precision only for weights whose recorded check
-  (:data:`QUALITY_FILE`, written by ``benchmarks/precision_check.py`` with :func:`quality_check`) shows the
+  (:data:`QUALITY_FILE`, written by ``benchmarks/precision_check.py`` with
+  :func:`srlab.inference.quality.quality_check`) shows the
   8-bit output within :data:`THRESHOLD_DB` of fp32 on every check image, and only where the CPU does that
   precision in hardware: int8 with integer dot products (VNNI / AMX-INT8), else bf16 with native bf16
   (AVX512-BF16 / AMX-BF16), both through OpenVINO. Emulated bf16 or int8 is slower than fp32, and weights
@@ -34,7 +35,6 @@ __all__ = [
     "THRESHOLD_DB",
     "approved",
     "choose",
-    "quality_check",
     "quality_table",
 ]
 
@@ -148,34 +148,3 @@ def choose(module: nn.Module, device: Any, precision: str, backend: str) -> tupl
         return None  # fp16: PyTorch's choice (fp32 on the CPU with a warning)
     b = _fp32_backend()
     return None if b == "torch" else (b, "fp32")
-
-
-# ------------------------------------------------------------------------------------------------ check
-
-
-def quality_check(model: Any, images: dict[str, Any], precisions=("bf16", "int8")) -> dict[str, dict]:
-    """PSNR (dB, 8-bit RGB, srlab.eval.metrics) of each reduced precision's output against OpenVINO fp32's,
-    per image: ``{precision: {"per_image": {name: dB}, "worst_db": min}}``. ``images``: name -> LR uint8
-    array (H, W[, C]), upscaled whole through :class:`srlab.inference.Upscaler` (colour handling included)."""
-    import torch
-
-    from srlab.eval.metrics import psnr
-    from srlab.inference.upscaler import Upscaler
-
-    def run(p):
-        up = Upscaler(model, backend="openvino", precision=p, tile=0, device="cpu")
-        return {k: up(v) for k, v in images.items()}
-
-    def u8(a):  # (H, W[, C]) uint8 -> (3, H, W) float: gray replicated, so one formula serves both
-        t = torch.from_numpy(a.astype("float64"))
-        t = t[..., None] if t.ndim == 2 else t
-        return t.permute(2, 0, 1).expand(3, -1, -1)
-
-    ref = run("fp32")
-    out = {}
-    for p in precisions:
-        got = run(p)
-        # identical outputs (inf dB) are recorded as 99 dB: JSON has no infinity
-        per = {k: min(99.0, float(psnr(u8(got[k]), u8(ref[k]), channel="rgb"))) for k in images}
-        out[p] = {"per_image": per, "worst_db": min(per.values())}
-    return out
