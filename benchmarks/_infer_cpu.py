@@ -157,7 +157,7 @@ def cpu_model_case(key, args, cases, photo, peak) -> dict:
         )
         print(
             f"  {key:10s} {k:34s} {ms:9.1f} ms  {gf:6.1f} GFLOP/s ({rows[-1]['pct_peak']:4.1f}% of {p} peak)"
-            f"  {db[k]:6.1f} dB{'' if allowed else '  (not allowed: below the recorded threshold)'}"
+            f"  {db[k]:6.1f} dB{'' if allowed else '  (not allowed by the recorded check)'}"
         )
     labels = list(variants)
     ref_row, srl = rows[0], rows[1]

@@ -62,6 +62,22 @@ def lr_images(data: Path, scale: int, photo: str, crop: int) -> dict[str, np.nda
     return out
 
 
+def _cpu_name() -> str:
+    """The CPU's model name and its reduced-precision flags (what the figures depend on)."""
+    from srlab.runtime import CPU_BF16_FLAGS, CPU_INT8_FLAGS, cpu_flags
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = sorted((cpu_flags() or frozenset()) & (CPU_BF16_FLAGS | CPU_INT8_FLAGS))
+    return f"{name} ({', '.join(flags) or 'no bf16/int8 flags'})"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=",".join(MODELS))
@@ -100,7 +116,7 @@ def main(argv=None) -> int:
         threshold_db=cpu_choice.THRESHOLD_DB,
         reference="OpenVINO fp32 output, 8-bit, RGB PSNR (gray replicated)",
         images=f"Set14 downscaled by the model's scale (MATLAB bicubic); {args.photo} centre {args.crop}px",
-        cpu=platform.processor() or platform.machine(),
+        cpu=_cpu_name(),
         openvino=openvino.get_version(),
         torch=torch.__version__,
         command="python benchmarks/precision_check.py",
