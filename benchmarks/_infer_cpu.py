@@ -14,7 +14,7 @@ boost clocks make the true peak higher). FMA pipes and datapath width are the CP
 ``--datapath-bits``: Zen 4 runs AVX-512 on two 256-bit pipes).
 
 End to end (``--e2e WxH``): `srlab upscale` of a photo as a subprocess, ``--backend onnxruntime --precision
-fp32`` (srlab before OpenVINO) and the default, back to back; wall time and peak RSS (``os.wait4``).
+fp32`` (srlab before OpenVINO) and the default, back to back; wall time and peak RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -185,19 +185,34 @@ def cpu_model_case(key, args, cases, photo, peak) -> dict:
     }
 
 
+def _hwm_mib(pid: int) -> float | None:
+    """The process's peak resident memory so far (VmHWM); None once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _run_cli(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """(wall s, peak RSS MiB, stderr) of one `srlab upscale` process."""
+    """(wall s, peak RSS MiB, stderr) of one `srlab upscale` process. The peak is VmHWM read every 0.2 s until
+    the process ends (the high-water mark only grows, so the last read holds all but its last moments;
+    ``ru_maxrss`` would count the forking benchmark's own memory)."""
     t0 = time.perf_counter()
+    peak = 0.0
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        while proc.poll() is None:
+            peak = max(peak, _hwm_mib(proc.pid) or 0.0)
+            time.sleep(0.2)
         wall = time.perf_counter() - t0
         err.seek(0)
         text = err.read().decode(errors="replace")
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{text[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, text
+    return wall, peak, text
 
 
 def e2e_case(args, photo) -> dict:

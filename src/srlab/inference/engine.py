@@ -277,9 +277,14 @@ class Engine:
         if estimate < SLOW_NOTICE_S:
             return
         mins = f"{estimate / 60:.0f} min" if estimate >= 90 else f"{estimate:.0f} s"
-        line = f"{self.descriptor.name} on the CPU ({self.describe()}, {self.backend}): about {mins} per image like this one"
+        line = (
+            f"{self.descriptor.name} on the CPU ({self.describe()}, {self.backend}): "
+            f"about {mins} per image like this one"
+        )
         if self.backend == "openvino" and self.precision == "fp32" and runtime.cpu_native_bf16():
-            line += "; --precision bf16 runs it several times faster on this CPU (output within a few grey levels)"
+            line += (
+                "; --precision bf16 runs it about twice as fast on this CPU (output within a few grey levels)"
+            )
         if self.descriptor.arch == "rrdbnet":
             line += (
                 "; a compact SRVGG model is many times faster: --model realesr-general-x4v3 (photos) or "

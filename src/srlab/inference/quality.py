@@ -17,6 +17,7 @@ def quality_check(model: Any, images: dict[str, Any], precisions=("bf16", "int8"
     """PSNR (dB, 8-bit RGB, srlab.eval.metrics) of each reduced precision's output against OpenVINO fp32's,
     per image: ``{precision: {"per_image": {name: dB}, "worst_db": min}}``. ``images``: name -> LR uint8
     array (H, W[, C]), upscaled whole through :class:`srlab.inference.Upscaler` (colour handling included)."""
+
     def run(p):
         up = Upscaler(model, backend="openvino", precision=p, tile=0, device="cpu")
         return {k: up(v) for k, v in images.items()}
