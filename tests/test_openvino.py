@@ -62,6 +62,15 @@ def _choice(m, precision="auto", backend="auto"):
 # ------------------------------------------------------------------------------------------------ choice
 
 
+def test_cpu_flag_helpers():
+    from srlab import runtime
+
+    assert runtime.cpu_native_bf16(ZEN4) and runtime.cpu_int8_dot(ZEN4)
+    assert runtime.cpu_native_bf16(frozenset({"amx_bf16"})) and runtime.cpu_int8_dot(frozenset({"amx_int8"}))
+    assert not runtime.cpu_native_bf16(FP32_ONLY) and not runtime.cpu_int8_dot(FP32_ONLY)
+    assert runtime.cpu_int8_dot(frozenset({"avx_vnni"})) and not runtime.cpu_native_bf16(frozenset({"avx_vnni"}))
+
+
 def test_auto_uses_the_fastest_precision_the_cpu_has_and_the_record_allows(cpu):
     m, _ = _tiny()
     cpu(ZEN4, _table(m, bf16=52.0, int8=51.0))
