@@ -17,7 +17,9 @@ openvino (and nncf for int8) are optional (``pip install "srlab[openvino]"``), i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -250,7 +252,9 @@ def _quantize(ov_model: Any, d: ModelDescriptor, pre: str | None) -> Any:
         from srlab.imaging.resize import upsample
 
         images = [upsample(torch.from_numpy(a), d.scale, pre).numpy() for a in images]
-    with warnings.catch_warnings():
+    # NNCF draws its own progress bars on stdout, which is the user's (an output may go there): the
+    # quantization is announced on stderr instead (``notify``)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         return nncf.quantize(
             ov_model,
