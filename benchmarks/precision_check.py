@@ -121,11 +121,9 @@ def main(argv=None) -> int:
         torch=torch.__version__,
         command="python benchmarks/precision_check.py",
     )
-    from srlab.atomic import atomic_path
-    from srlab.serialize import dumps
+    from srlab.atomic import write_json
 
-    with atomic_path(args.out, suffix=".json") as tmp:
-        Path(tmp).write_text(dumps(table) + "\n")
+    write_json(args.out, table)
     print(f"wrote {args.out}")
     return 0
 

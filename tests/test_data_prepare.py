@@ -176,8 +176,8 @@ def test_cli_prepare_and_list(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------- the study's data
 def test_study_roles_from_originals_and_everything_missing_listed(tmp_path):
-    from srlab.study.context import Context
     from srlab.study.datasets import missing_inputs, prepare_data_root
+    from srlab.study.records import Setup
     from srlab.study.spec import load_spec
 
     spec = load_spec("study")
@@ -196,11 +196,12 @@ def test_study_roles_from_originals_and_everything_missing_listed(tmp_path):
         train["blocking"]
         and "srlab data prepare DIV2K_train_crop128" in train["where"]["DIV2K_train_crop128"]
     )
-    ctx = Context(spec, tmp_path / "out0", root, "cpu", None, lambda m: None)
+    setup = Setup(spec, tmp_path / "out0", root, "cpu", log=lambda m: None)
     with pytest.raises(DataError) as info:  # the roles are collected before the training set stops the run
-        prepare_data_root(ctx)
+        prepare_data_root(setup)
     assert "DIV2K_train_crop128" in str(info.value) and "natural, faces, anime" in str(info.value)
-    assert [m["role"] for m in ctx.missing] == ["natural", "faces", "anime"]
+    found = prepare_data_root(setup, strict=False)
+    assert [m["role"] for m in found.missing] == ["natural", "faces", "anime"]
     # the originals only: the study's sets are made from them into the run folder
     train_src = _fake_div2k(root, "DIV2K_train_HR", {"0001": (200, 300), "0002": (131, 129)})
     valid_src = _fake_div2k(root, "DIV2K_valid_HR", {"0801": (300, 401)}, seed=3)
@@ -213,17 +214,16 @@ def test_study_roles_from_originals_and_everything_missing_listed(tmp_path):
     for i in range(2):
         _png(root / "selfie2anime" / "testB" / f"{i:04d}.jpg", rng.integers(0, 256, (256, 256, 3), np.uint8))
     assert [m["kind"] for m in missing_inputs(spec, root)] in ([], ["weights"])
-    ctx = Context(spec, tmp_path / "out", root, "cpu", None, lambda m: None)
-    prepare_data_root(ctx)
-    assert ctx.missing == [] and ctx.missing_inputs == []
-    tr = ctx.train_set
+    found = prepare_data_root(Setup(spec, tmp_path / "out", root, "cpu", log=lambda m: None))
+    assert found.missing == () and found.missing_inputs == ()
+    tr = found.train_set
     assert tr["name"] == "DIV2K_train_crop128" and tr["images"] == 2
     for stem, a in train_src.items():
         assert np.array_equal(_read(Path(tr["path"]) / f"{stem}.png"), _opencv_crop(a, 128))
-    nat = ctx.roles["natural"]
+    nat = found.roles["natural"]
     (crop,) = Path(nat["path"]).glob("*.png")
     assert np.array_equal(_read(crop), _opencv_crop(valid_src["0801"], 128)) and not nat["substituted"]
-    faces, anime = ctx.roles["faces"], ctx.roles["anime"]
+    faces, anime = found.roles["faces"], found.roles["anime"]
     assert (
         faces["dataset"] == "FFHQ_thumbnails128"
         and faces["n"] == 3

@@ -273,3 +273,133 @@ def test_paired_lr_is_checked_against_the_modcropped_hr_and_centre_crops_stay_al
     )
     with pytest.raises(DataError, match=r"is 21x17, expected 20x16"):
         SRTrainSet(d2, scale=2, lr_dir=ceil, mode="random", crop=16)
+
+
+# ------------------------------------------------------------------------------- layouts users keep
+def _lr_of(a, scale):
+    return quantize(imresize(_chw(a), 1 / scale))[0].permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+def test_realsr_layout_of_hr_and_lr_pairs_in_one_folder(tmp_path):
+    rng = np.random.default_rng(5)
+    d = tmp_path / "Canon" / "Train" / "2"
+    d.mkdir(parents=True)
+    arrays = {}
+    for i in range(3):
+        a = _img(rng, 32, 40)
+        arrays[f"Canon_{i:03d}"] = a
+        Image.fromarray(a).save(d / f"Canon_{i:03d}_HR.png")
+        Image.fromarray(_lr_of(a, 2)).save(d / f"Canon_{i:03d}_LR2.png")
+    Image.fromarray(_lr_of(arrays["Canon_000"], 4)).save(d / "Canon_000_LR4.png")  # another scale: not used
+    ds = SRTrainSet(d, scale=2, mode="random", crop=16)
+    assert ds.paired and ds.layout == "_HR/_LR2 pairs"
+    assert ds.names == ["Canon_000_HR.png", "Canon_001_HR.png", "Canon_002_HR.png"]
+    for i, name in enumerate(arrays):
+        np.testing.assert_array_equal(ds.hr[i], arrays[name])
+        np.testing.assert_array_equal(ds.lr[i], _lr_of(arrays[name], 2))
+    # a pair is the same place: the LR crop is the HR crop's area
+    lr, hr = ds.get(0, np.random.default_rng(0))
+    assert lr.shape == (3, 8, 8) and hr.shape == (3, 16, 16)
+    # at x4 the folder has one LR4 file: the other HR images are unpaired and counted
+    ds4 = SRTrainSet(d, scale=4, mode="random", crop=16)
+    assert len(ds4.hr) == 1 and ds4.skipped["unpaired"] == ["Canon_001_HR.png", "Canon_002_HR.png"]
+    # a wrong-size LR file is refused naming it
+    Image.fromarray(arrays["Canon_001"][:30]).save(d / "Canon_001_LR2.png")
+    with pytest.raises(DataError, match=r"Canon_001_LR2\.png is 40x30, expected 20x16"):
+        SRTrainSet(d, scale=2, mode="random", crop=16)
+
+
+@pytest.mark.parametrize(
+    "hr_name,lr_name", [("HR", "LR"), ("train_HR", "train_LR"), ("X_HR", "X_LR_bicubic/X2")]
+)
+def test_sibling_lr_folder_is_matched_by_name(tmp_path, hr_name, lr_name):
+    d, arrays = _folder(tmp_path, [(32, 40), (24, 24), (20, 28)], name=hr_name)
+    lr_dir = tmp_path / lr_name
+    lr_dir.mkdir(parents=True)
+    for name, a in list(arrays.items())[:2]:
+        suffix = "x2" if "X2" in lr_name else ""
+        Image.fromarray(_lr_of(a, 2)).save(lr_dir / f"{name}{suffix}.png")
+    ds = SRTrainSet(d, scale=2, mode="random", crop=16)
+    assert ds.paired and ds.layout == f"sibling LR folder {lr_dir}"
+    assert ds.names == ["im00.png", "im01.png"] and ds.skipped["unpaired"] == ["im02.png"]
+    np.testing.assert_array_equal(ds.lr[1], _lr_of(arrays["im01"], 2))
+    # on-the-fly LR ignores the LR files
+    dev = SRTrainSet(d, scale=2, mode="random", crop=16, lr_on_device=True)
+    assert not dev.paired and len(dev.hr) == 3
+    # so does another degradation named in the config: the study's LR is made, not the folder's
+    study = SRTrainSet(d, scale=2, mode="random", crop=16, degradation="study", quantize_lr=False)
+    assert not study.paired and len(study.hr) == 3
+    np.testing.assert_allclose(
+        study.lr[1], study_resize(_chw(arrays["im01"]), (12, 12))[0].permute(1, 2, 0).numpy(), atol=1e-3
+    )
+
+
+def test_hr_only_folder_has_no_pairs(tmp_path):
+    d, _ = _folder(tmp_path, [(32, 40)], name="photos_HR")  # an HR-ish name without an LR sibling
+    ds = SRTrainSet(d, scale=2, mode="random", crop=16)
+    assert not ds.paired and ds.layout == "hr only"
+
+
+def test_weighted_mix_of_folders(tmp_path):
+    from srlab.data.mixture import MixedTrainSet
+
+    a_dir, a = _folder(tmp_path, [(32, 32)] * 3, name="a", seed=1)
+    b_dir, b = _folder(tmp_path, [(32, 32)] * 5, name="b", seed=2)
+    sets = [SRTrainSet(a_dir, scale=2, crop=16, flip=False, rot90=False), SRTrainSet(b_dir, scale=2, crop=16)]
+    mix = MixedTrainSet(sets, [2, 1], seed=4)
+    stream = SampleStream(len(mix), 4)
+    assert len(mix) == 8
+    n = 3000
+    src = [mix.source_of(4, p) for p in range(n)]
+    assert sum(s == 0 for s in src) / n == pytest.approx(2 / 3, abs=0.03)
+    # the items of one folder come from that folder, all of them
+    picked = {mix.streams[0].item(p) for p, s in enumerate(src) if s == 0}
+    assert picked == {0, 1, 2}
+    lr, hr = mix.batch(stream, range(10, 16), seed=4)
+    lr2, hr2 = mix.batch(stream, range(10, 16), seed=4)
+    assert torch.equal(hr, hr2) and torch.equal(lr, lr2) and hr.shape == (6, 3, 16, 16)
+    # each sample is a crop of an image of the folder it was drawn from
+    for i, p in enumerate(range(10, 16)):
+        k = mix.source_of(4, p)
+        img = list((a, b)[k].values())[mix.streams[k].item(p)]
+        crop = (hr[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        if k == 0:  # no flips in folder a: the crop is somewhere in the image as it is
+            found = any(
+                np.array_equal(img[y : y + 16, x : x + 16], crop)
+                for y in range(0, 17, 2)
+                for x in range(0, 17, 2)
+            )
+            assert found
+    assert mix.fingerprint() != MixedTrainSet(sets, [1, 1], seed=4).fingerprint()
+    with pytest.raises(DataError, match="> 0"):
+        MixedTrainSet(sets, [1, 0])
+
+
+def test_config_train_list_form_and_single_name_form(tmp_path):
+    from srlab.errors import ConfigError
+    from srlab.train.batches import TrainBatches
+    from srlab.train.config import config_from_dict
+
+    a_dir, _ = _folder(tmp_path, [(32, 32)] * 2, name="a", seed=1)
+    b_dir, _ = _folder(tmp_path, [(32, 32)] * 2, name="b", seed=2)
+    cfg = config_from_dict(
+        {"data": {"train": [{"path": str(a_dir), "weight": 3}, {"path": str(b_dir)}], "crop": 16}, "scale": 2}
+    )
+    tb = TrainBatches(cfg, None)
+    assert tb.data.probs.tolist() == [0.75, 0.25]
+    lr, hr = tb.batch(4, 0, 0, rank=0, world=1, device=torch.device("cpu"))
+    assert lr.shape == (4, 3, 8, 8) and hr.shape == (4, 3, 16, 16)
+    single = TrainBatches(config_from_dict({"data": {"train": str(a_dir), "crop": 16}, "scale": 2}), None)
+    assert isinstance(single.data, SRTrainSet)
+    with pytest.raises(ConfigError, match=r"data\.train\[1\]\.weight"):
+        config_from_dict({"data": {"train": [{"path": "a"}, {"path": "b", "weight": 0}]}})
+    # errors inside the list name the entry (not pydantic's union member)
+    with pytest.raises(
+        ConfigError,
+        match=r"^unknown config key 'data\.train\[0\]\.pth'; did you mean 'data\.train\[0\]\.path'\?$",
+    ):
+        config_from_dict({"data": {"train": [{"pth": "a"}]}})
+    with pytest.raises(ConfigError, match=r"^data\.train\[0\]\.weight: expected float, got 'x'$"):
+        config_from_dict({"data": {"train": [{"path": "a", "weight": "x"}]}})
+    with pytest.raises(ConfigError, match="train_lr"):
+        config_from_dict({"data": {"train": [{"path": "a"}], "train_lr": "x"}})

@@ -17,11 +17,11 @@ from srlab.eval.loop import evaluate
 from srlab.eval.metrics import metrics_batch
 from srlab.eval.models import EvalModel
 from srlab.eval.protocols import centre_crop
+from srlab.eval.results import markdown_table, read_results, summarize
 from srlab.imaging.color import rgb_to_ycbcr
 from srlab.imaging.resize import imresize, quantize
 from srlab.models.bicubic import Interpolation
 from srlab.models.registry import describe
-from srlab.report.tables import markdown_table, read_results, summarize
 
 # Bicubic, Y channel, crop = scale (SRCNN / VDSR / EDSR tables).
 PUBLISHED = {

@@ -122,7 +122,7 @@ def test_pairing_by_name_and_one_line_per_problem(tmp_path, capsys):
     assert any("d.png" in ln and "size: SR is 48x38" in ln and "is 48x40" in ln for ln in lines)
     rows = _rows(tmp_path / "o")
     assert set(rows) == {("m", "a"), ("m", "b")}
-    assert rows[("m", "a")]["psnr_rgb"] is None  # identical pixels: inf, written as null
+    assert rows[("m", "a")]["psnr_rgb"] == "Infinity"  # identical pixels: inf, by the one JSON rule
     assert 35 < rows[("m", "b")]["psnr_rgb"] < 40  # +3 grey levels almost everywhere: about 38.6 dB
     doc = json.loads((tmp_path / "o" / "results.json").read_text())
     assert len(doc["header"]["mismatches"]) == 6
@@ -156,7 +156,7 @@ def test_sixteen_bit_sr_is_rounded_under_standard(tmp_path):
     )
     assert rc == 0
     rows = _rows(tmp_path / "o")
-    assert rows[("sr", "x")]["psnr_rgb"] is None  # identical after rounding: inf, written as null
+    assert rows[("sr", "x")]["psnr_rgb"] == "Infinity"  # identical after rounding: inf
 
 
 def test_flags_that_go_together(tmp_path, capsys):

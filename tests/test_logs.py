@@ -32,7 +32,7 @@ def test_scalars_are_written_long_format_to_csv_and_one_object_per_step_to_jsonl
     recs = [json.loads(x) for x in (tmp_path / "scalars.jsonl").read_text().splitlines()]
     assert [{k: v for k, v in r.items() if k != "time"} for r in recs] == [
         {"iteration": 10, "stage": "psnr", "l_pix": 0.25, "lr": 1e-4},
-        {"iteration": 20, "stage": "psnr", "l_pix": None},  # non-finite values are null: strict JSON
+        {"iteration": 20, "stage": "psnr", "l_pix": "NaN"},  # non-finite: a string, strict JSON
     ]
     text = (tmp_path / "train.log").read_text().splitlines()
     assert len(text) == 1 and text[0].endswith(" hello") and said == ["hello"]

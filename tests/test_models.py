@@ -138,7 +138,7 @@ def test_srlab_models_lists_every_preset_without_allocating_or_initialising_weig
     """`srlab models` builds on the meta device with initialisers skipped (so it stays quick: see
     benchmarks/cli_bench.py), and its counts equal a real build's."""
     from srlab.cli import main
-    from srlab.models.registry import ARCHS, PRESETS, build_model, list_models
+    from srlab.models.registry import ARCHS, PRESETS, build_model, family_of, list_models
 
     def refuse(*a, **k):
         raise AssertionError("a real tensor was initialised")
@@ -149,7 +149,37 @@ def test_srlab_models_lists_every_preset_without_allocating_or_initialising_weig
     monkeypatch.setattr(torch.Tensor, "normal_", real_normal)
     out = capsys.readouterr().out
     for n in list_models():
-        if n in ARCHS and n not in PRESETS:
-            continue
+        if (n in ARCHS and n not in PRESETS) or family_of(PRESETS[n][0]).backend == "spandrel":
+            continue  # spandrel-backed presets are listed without building them (tests/test_train_any.py)
         _, d = build_model(n)
         assert f"{d.params:,}" in next(ln for ln in out.splitlines() if ln.split()[0] == n), n
+
+
+def test_srlab_models_says_which_names_are_trained_and_which_are_untrained(capsys):
+    from srlab.cli import main
+    from srlab.weights.zoo import ZOO
+
+    assert main(["models"]) == 0
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines()[1:] if ln.strip()]
+    rows = {ln[0]: ln for ln in reversed(lines)}  # 'vgg19' is a zoo file and an architecture: the first
+    assert rows["RealESRGAN_x4plus"][1:4] == ["trained", "native", "rrdbnet"]
+    assert rows["realesr-animevideov3-x4"][1:4] == ["trained", "native", "srvgg"]  # ncnn package
+    assert rows["srcnn-955-x2"][1:4] == ["preset", "native", "srcnn"]
+    assert rows["bicubic-x4"][1] == "parameter-free"
+    assert rows["rrdbnet"][1] == "architecture"
+    assert all(rows[n][1] == "trained" for n in ZOO)
+    assert ["vgg19", "architecture"] in [ln[:2] for ln in lines]
+    assert main(["models", "srcnn-*", "--kind", "preset"]) == 0
+    names = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()[1:]]
+    assert "srcnn-955-y-x3" in names and "srcnn-x2" not in names
+
+
+def test_unknown_hyper_parameters_are_named_with_the_valid_ones():
+    from srlab.errors import ConfigError
+    from srlab.models.registry import build_model
+
+    with pytest.raises(
+        ConfigError, match=r"unknown hyper-parameter 'num_blocks' for 'rrdbnet'; valid: .*num_block"
+    ) as e:
+        build_model("rrdbnet-x4", num_blocks=3)
+    assert "\n" not in str(e.value)

@@ -68,7 +68,9 @@ def test_cpu_flag_helpers():
     assert runtime.cpu_native_bf16(ZEN4) and runtime.cpu_int8_dot(ZEN4)
     assert runtime.cpu_native_bf16(frozenset({"amx_bf16"})) and runtime.cpu_int8_dot(frozenset({"amx_int8"}))
     assert not runtime.cpu_native_bf16(FP32_ONLY) and not runtime.cpu_int8_dot(FP32_ONLY)
-    assert runtime.cpu_int8_dot(frozenset({"avx_vnni"})) and not runtime.cpu_native_bf16(frozenset({"avx_vnni"}))
+    assert runtime.cpu_int8_dot(frozenset({"avx_vnni"})) and not runtime.cpu_native_bf16(
+        frozenset({"avx_vnni"})
+    )
 
 
 def test_auto_uses_the_fastest_precision_the_cpu_has_and_the_record_allows(cpu):
@@ -346,6 +348,7 @@ def test_slow_run_is_told_once_with_an_estimate_and_progress_is_logged_off_a_ter
     m, d = _tiny()
     img = (np.random.default_rng(0).random((40, 36, 3)) * 255).astype(np.uint8)
     monkeypatch.setattr(engine, "SLOW_NOTICE_S", 0.0)  # every run counts as slow
+    monkeypatch.setattr(engine, "COMPACT_PARAMS", 0)  # and its model as a large one
     monkeypatch.setattr(tiling, "LOG_EVERY_S", 0.0)  # a progress line after every tile
     up = Upscaler((m, d), device="cpu", tile=16, progress=True)
     capsys.readouterr()

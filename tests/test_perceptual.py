@@ -211,7 +211,7 @@ def test_eval_gains_perceptual_columns(env, stub_tv, tmp_path):
 
     from srlab.eval.loop import evaluate
     from srlab.eval.metrics import lpips_distance
-    from srlab.report.tables import markdown_table, write_results
+    from srlab.eval.results import markdown_table, write_results
 
     torch.manual_seed(3)
     ref = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)

@@ -93,7 +93,7 @@ def test_markdown_and_html_render_the_same_content(tmp_path):
     )
     doc.warning("perceptual loss used **random** VGG19 weights")
     doc.paragraph("run `srlab eval --models x` & see [docs](https://example.org)")
-    doc.bullets(["one", "two <b>"]).code("srlab reproduce --profile quick")
+    doc.bullets(["one", "two <b>"]).code("srlab reproduce quick")
     doc.figure("figs/d.png", "Per-image PSNR")
     md_path, html_path = write_report(doc, tmp_path)
 

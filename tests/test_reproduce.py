@@ -54,12 +54,21 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _ctx(tmp_path, spec=None, data_root=None):
-    from srlab.study import Context, load_spec
+def _setup(tmp_path, spec=None, data_root=None, **kw):
+    from srlab.study import Setup, load_spec
 
     if isinstance(spec, str):
         spec = load_spec(spec)
-    return Context(spec or tiny_spec(), tmp_path / "out", data_root, "cpu", None, lambda m: None)
+    kw.setdefault("out", tmp_path / "out")
+    return Setup(spec or tiny_spec(), data_root=data_root, device="cpu", log=lambda m: None, **kw)
+
+
+def _inputs(train: str | Path, val: str | Path | None):
+    """Inputs naming a training set (for the spec's DIV2K_train_crop128 and T91) and a validation set."""
+    from srlab.study import Inputs
+
+    sets = {n: {"path": str(train)} for n in ("DIV2K_train_crop128", "T91")}
+    return Inputs(roles={}, train_sets=sets, val_set=str(val) if val else None)
 
 
 @pytest.fixture(scope="module")
@@ -99,49 +108,56 @@ def test_tiny_reproduce_writes_the_report(tiny_report):
     # missing roles are listed with where to get them, never dropped
     assert "Role 'faces' is missing" in md and "Role 'anime' is missing" in md
     assert "github.com/NVlabs/ffhq-dataset" in md and "UGATIT" in md
-    assert [m["role"] for m in s["missing"]] == ["faces", "anime"]
+    assert [m["role"] for m in s["inputs"]["missing"]] == ["faces", "anime"]
     # loud notices: random VGG (on the row itself), substituted data, what the quick run is
-    assert "RANDOM VGG19" in md and s["perceptual_weights"] == ["random"]
+    assert "RANDOM VGG19" in md and s["trained"]["perceptual"] == ["random"]
     assert "| ESRGAN, GAN stage (ours; VGG19: random) |" in md
     assert "Natural role substituted" in md and "Quick study: small models" in md
     assert "## Deviations from the study" in md and "a demonstration, not the study" in md
     # provenance: each trained row names its checkpoint, which exists
-    for label, m in s["models"].items():
+    models = s["trained"]["models"]
+    for label, m in models.items():
         assert Path(m["path"]).is_file(), label
         assert Path(m["path"]).name in md
-    assert {m["row"] for m in s["models"].values()} == {"srcnn", "esrgan_psnr", "esrgan_gan"}
-    assert {m["protocol"] for m in s["models"].values()} == {"study", "standard"}
+    assert {m["row"] for m in models.values()} == {"srcnn", "esrgan_psnr", "esrgan_gan"}
+    assert {m["protocol"] for m in models.values()} == {"study", "standard"}
     assert (out / "readme" / "figure.png").is_file() and "| Model |" in (
         out / "readme" / "table.md"
     ).read_text()
-    assert json.loads((out / "reproduce.json").read_text())["tables"]["study"]["channel"] == "rgb"
+    # reproduce.json is the stages' records written out
+    saved = json.loads((out / "reproduce.json").read_text())
+    assert saved == json.loads(json.dumps(s))
+    assert {"spec", "setup", "inputs", "plan", "trained", "scores", "figures", "report"} <= set(saved)
+    assert saved["report"]["tables"]["study"]["channel"] == "rgb"
+    assert [r["key"] for r in saved["plan"]["runs"]] == [r["key"] for r in saved["trained"]["runs"]]
+    assert saved["scores"]["protocols"]["study"]["kept"]["natural"]["path"].endswith(".png")
 
 
 @pytest.mark.slow
 def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
     """Run the report's own `srlab eval` commands and compare every table cell (and its printed form)."""
     from srlab.cli import main
-    from srlab.report.tables import read_results
+    from srlab.eval.results import read_results
 
     out, s, _ = tiny_report
     md = (out / "report.md").read_text()
     checked = 0
     for proto in ("study", "standard"):
-        argv = shlex.split(s["eval_commands"][proto].replace("\\\n", " "))
+        argv = shlex.split(s["report"]["eval_commands"][proto].replace("\\\n", " "))
         assert argv[:2] == ["srlab", "eval"]
         i = argv.index("--out")
         argv[i + 1] = str(tmp_path / proto)
         assert main(argv[1:]) == 0
         doc = read_results(tmp_path / proto / "results.json")
         assert doc["header"]["protocol"]["name"] == proto
-        ch = s["tables"][proto]["channel"]
-        for row in s["tables"][proto]["rows"]:
+        ch = s["report"]["tables"][proto]["channel"]
+        for row in s["report"]["tables"][proto]["rows"]:
             if row["label"] is None:
                 continue
             model = (
                 row["label"]
                 if row["label"] in ("bicubic", "bilinear")
-                else Path(s["models"][row["label"]]["path"]).stem
+                else Path(s["trained"]["models"][row["label"]]["path"]).stem
             )
             cell = row["cells"]["natural"]
             vals = [r for r in doc["rows"] if r["model"] == model and r["dataset"] == "natural"]
@@ -156,32 +172,29 @@ def test_every_number_is_remade_by_srlab_eval(tiny_report, tmp_path):
 
 @pytest.mark.slow
 def test_second_run_reuses_the_trained_models(tiny_report, tmp_path):
-    from srlab.study import build_config, config_hash, plan_runs, prepare_quick_samples, run_training
+    from srlab.study import build_config, config_hash, plan_runs, plan_study, prepare_samples, run_training
 
     out, first, _ = tiny_report
-    ctx = _ctx(out.parent)
-    ctx.out = out
-    prepare_quick_samples(ctx)
-    run_training(ctx, plan_runs(ctx), progress=False)
-    assert [r["status"] for r in ctx.runs] == ["reused"] * 4
-    assert {k: v["path"] for k, v in ctx.models.items()} == {
-        k: v["path"] for k, v in first["models"].items() if v["run"]
+    setup = _setup(out.parent, out=out)
+    inputs = prepare_samples(setup)
+    trained = run_training(setup, plan_study(setup, inputs))
+    assert [r["status"] for r in trained.runs] == ["reused"] * 4
+    assert {k: v["path"] for k, v in trained.models.items()} == {
+        k: v["path"] for k, v in first["trained"]["models"].items() if v["run"]
     }
     # a changed recipe is a new run (another folder), not a resume of the old one
-    ctx2 = _ctx(out.parent, tiny_spec(**{"models.srcnn.train.overrides.stages.train.iterations": 4}))
-    ctx2.out = out
-    ctx2.train_sets, ctx2.val_set = ctx.train_sets, ctx.val_set
-    h1 = [config_hash(build_config(r, False)[1]) for r in plan_runs(ctx)]
-    h2 = [config_hash(build_config(r, False)[1]) for r in plan_runs(ctx2)]
+    setup2 = _setup(
+        out.parent, tiny_spec(**{"models.srcnn.train.overrides.stages.train.iterations": 4}), out=out
+    )
+    h1 = [config_hash(build_config(r, False)[1]) for r in plan_runs(setup, inputs)]
+    h2 = [config_hash(build_config(r, False)[1]) for r in plan_runs(setup2, inputs)]
     assert [a == b for a, b in zip(h1, h2)] == [False, True, False, True]  # SRCNN changed, ESRGAN not
     # a report folder that moved keeps its identity
     moved = tmp_path / "moved" / "rep"
-    ctx3 = _ctx(tmp_path)
-    ctx3.out = moved
-    ctx3.train_sets = {"DIV2K_train_crop128": {"path": str(moved / "data" / "samples-train")}}
-    ctx3.val_set = str(moved / "data" / "samples-val")
-    h3 = [config_hash(build_config(r, False)[1], moved) for r in plan_runs(ctx3)]
-    h1o = [config_hash(build_config(r, False)[1], out) for r in plan_runs(ctx)]
+    setup3 = _setup(tmp_path, out=moved)
+    inputs3 = _inputs(moved / "data" / "samples-train", moved / "data" / "samples-val")
+    h3 = [config_hash(build_config(r, False)[1], moved) for r in plan_runs(setup3, inputs3)]
+    h1o = [config_hash(build_config(r, False)[1], out) for r in plan_runs(setup, inputs)]
     assert h3 == h1o
 
 
@@ -204,18 +217,17 @@ def test_data_root_roles_substitute_and_list_missing(tmp_path):
         imgs[name] = rng.integers(0, 255, (h, w, 3), np.uint8)
         write_image(root / name, imgs[name])
     write_image(root / "Set5" / "HR" / "baby.png", rng.integers(0, 255, (64, 64, 3), np.uint8))
-    ctx = _ctx(tmp_path, data_root=root)
-    prepare_data_root(ctx)
-    assert ctx.train_set["name"] == "DIV2K_train_crop128" and ctx.train_set["images"] == 3
-    assert ctx.val_set == str(root / "Set5" / "HR")
-    nat = ctx.roles["natural"]
+    found = prepare_data_root(_setup(tmp_path, data_root=root))
+    assert found.train_set["name"] == "DIV2K_train_crop128" and found.train_set["images"] == 3
+    assert found.val_set == str(root / "Set5" / "HR")
+    nat = found.roles["natural"]
     assert nat["substituted"] and nat["n"] == 2  # b.png is smaller than the 128 crop: skipped
     crop = np.asarray(__import__("PIL.Image").Image.open(Path(nat["path"]) / "B100_a.png"))
     a = imgs["B100/HR/a.png"]
     assert np.array_equal(crop, a[75 - 64 : 75 + 64, 85 - 64 : 85 + 64])  # x = W//2 - 64, y = H//2 - 64
-    assert [m["role"] for m in ctx.missing] == ["faces", "anime"]
-    assert "ffhq" in json.dumps(ctx.missing[0]["where"]).lower()
-    assert any("Natural role substituted" in n for n in ctx.notes)
+    assert [m["role"] for m in found.missing] == ["faces", "anime"]
+    assert "ffhq" in json.dumps(found.missing[0]["where"]).lower()
+    assert any("Natural role substituted" in n for n in found.notes)
 
 
 def test_data_root_faces_and_anime_roles(tmp_path):
@@ -234,12 +246,13 @@ def test_data_root_faces_and_anime_roles(tmp_path):
         write_image(
             root / "selfie2anime" / "testB" / f"{i}.jpg", rng.integers(0, 255, (256, 256, 3), np.uint8)
         )
-    ctx = _ctx(
-        tmp_path, tiny_spec(**{f"roles.{r}.max_images": 3 for r in ("natural", "faces", "anime")}), root
+    found = prepare_data_root(
+        _setup(
+            tmp_path, tiny_spec(**{f"roles.{r}.max_images": 3 for r in ("natural", "faces", "anime")}), root
+        )
     )
-    prepare_data_root(ctx)
-    assert ctx.val_set is None and [m["role"] for m in ctx.missing] == ["natural"]
-    faces, anime = ctx.roles["faces"], ctx.roles["anime"]
+    assert found.val_set is None and [m["role"] for m in found.missing] == ["natural"]
+    faces, anime = found.roles["faces"], found.roles["anime"]
     assert faces["dataset"] == "FFHQ_thumbnails128" and faces["n"] == 3  # evenly spaced subset, copied
     assert len(list(Path(faces["path"]).glob("*.png"))) == 3 and "3 of the 5" in faces["source"]
     assert anime["dataset"] == "selfie2anime" and anime["n"] == 2
@@ -249,12 +262,11 @@ def test_data_root_faces_and_anime_roles(tmp_path):
 def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
     from srlab.study import build_config, plan_runs
 
+    inputs = _inputs("some/relative/train", "some/val")
     for name in ("quick", "study", "papers"):
-        ctx = _ctx(tmp_path, name)
-        ctx.train_sets = {n: {"path": "some/relative/train"} for n in ("DIV2K_train_crop128", "T91")}
-        ctx.val_set = "some/val"
-        runs = plan_runs(ctx)
-        spec = ctx.spec
+        setup = _setup(tmp_path, name)
+        runs = plan_runs(setup, inputs)
+        spec = setup.spec
         trained = [k for k, m in spec.models.items() if m.train]
         want = sorted(
             row for k in trained for row in spec.model_rows(k) for _ in spec.protocols_of(k)
@@ -270,8 +282,7 @@ def test_plans_load_as_valid_configs_and_budget_scales(tmp_path):
                 assert cfg.model.hparams["upsampler"] == (
                     "bilinear" if run.protocol == "study" else "bicubic"
                 )
-        ctx.factor = 0.5
-        half = plan_runs(ctx)
+        half = plan_runs(_setup(tmp_path, name, budget=spec.nominal_minutes / 2), inputs)
         for a, b in zip(runs, half):
             ca, _ = build_config(a, False)
             cb, _ = build_config(b, False)
@@ -294,10 +305,9 @@ def test_quick_spec_makes_the_same_training_configs(tmp_path, monkeypatch):
     from srlab.study import build_config, config_hash, plan_runs
 
     monkeypatch.setattr(srlab.study.plan, "perceptual_weights_choice", lambda: "random")
-    ctx = _ctx(tmp_path, "quick")
-    ctx.train_sets = {"DIV2K_train_crop128": {"path": str(ctx.out / "data" / "samples-train")}}
-    ctx.val_set = str(ctx.out / "data" / "samples-val")
-    got = {r.key: config_hash(build_config(r, False)[1], ctx.out) for r in plan_runs(ctx)}
+    setup = _setup(tmp_path, "quick")
+    inputs = _inputs(setup.out / "data" / "samples-train", setup.out / "data" / "samples-val")
+    got = {r.key: config_hash(build_config(r, False)[1], setup.out) for r in plan_runs(setup, inputs)}
     assert got == QUICK_HASHES
 
 
@@ -320,11 +330,10 @@ def test_quick_init_makes_interpolators(tmp_path):
             },
         }
     )
-    ctx = _ctx(tmp_path, spec)
-    ctx.train_sets, ctx.val_set = {"DIV2K_train_crop128": {"path": str(tmp_path)}}, None
     x = torch.rand(1, 3, 12, 10)
     ref = upsample(x, 2, "bilinear")
-    for run in plan_runs(ctx)[:2]:  # SRCNN and RRDBNet, study protocol
+    runs = plan_runs(_setup(tmp_path, spec), _inputs(tmp_path, None))
+    for run in runs[:2]:  # SRCNN and RRDBNet, study protocol
         assert run.identity_init
         cfg, _ = build_config(run, False)
         m, _ = load_model(identity_init(cfg, tmp_path / f"{run.model}.safetensors"))
@@ -341,14 +350,16 @@ def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):
     import torch
 
     from srlab.imaging.resize import imresize
-    from srlab.study.run import prepare_references
+    from srlab.study import prepare_references
     from srlab.weights.loader import load_model
 
-    ctx = _ctx(tmp_path, "quick")  # RRDB_ESRGAN_x4, else realesrgan-x4plus; MATLAB imresize to x2
-    (ctx.out / "models").mkdir(parents=True)
-    prepare_references(ctx)
-    p = ctx.pretrained
-    assert ctx.models[p["label"]]["row"] == "pretrained" and ctx.references["pretrained"]["path"] == p["path"]
+    setup = _setup(tmp_path, "quick")  # RRDB_ESRGAN_x4, else realesrgan-x4plus; MATLAB imresize to x2
+    trained = prepare_references(setup)
+    p = trained.pretrained
+    assert (
+        trained.models[p["label"]]["row"] == "pretrained"
+        and trained.references["pretrained"]["path"] == p["path"]
+    )
     assert p is not None and p["scale"] == 4
     m2, d2 = load_model(p["path"])
     assert d2.scale == 2
@@ -358,9 +369,9 @@ def test_pretrained_runs_x4_then_matlab_down_as_one_checkpoint(tmp_path):
         a = m2(x)
         b = imresize(m4(x), size=(16, 12))
     assert a.shape == (1, 3, 16, 12) and float((a - b).abs().max()) < 1e-5
-    assert any("x4 model on the x2 task" in n for n in ctx.notes)
+    assert any("x4 model on the x2 task" in n for n in trained.notes)
     if not p["official"]:
-        assert any("Pretrained model substituted" in n for n in ctx.notes)
+        assert any("Pretrained model substituted" in n for n in trained.notes)
 
 
 def test_cli_parses_and_refuses_bad_input(tmp_path, capsys):
@@ -373,27 +384,35 @@ def test_cli_parses_and_refuses_bad_input(tmp_path, capsys):
     assert main(["reproduce", "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert main(["reproduce", "--budget", "-1", "--out", str(tmp_path / "o")]) == 2
-    assert main(["reproduce", "quick", "--profile", "study", "--plan"]) == 2
-    assert "not both" in capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # one way to name a study: the spec argument
+        main(["reproduce", "--profile", "study", "--plan"])
+    assert e.value.code == 2 and "--profile" in capsys.readouterr().err
 
 
 def test_cpu_threads_follow_the_free_cores_and_are_recorded(tmp_path, monkeypatch):
     import os
 
-    import srlab.runtime
-    from srlab.study.context import adapt_threads
+    import torch
 
-    ctx = _ctx(tmp_path)
-    ctx.base_threads = 2
+    import srlab.study.common
+    from srlab.study.common import adapt_threads
+
     said: list[str] = []
-    ctx.say = said.append
-    monkeypatch.setattr(srlab.runtime, "free_cores", lambda base: (1, 1.3))
-    adapt_threads(ctx, "srcnn_trained-study")
-    assert ctx.threads == [
-        {"phase": "srcnn_trained-study", "threads": 1, "busy_cores": 1.3, "cores": os.cpu_count() or 1}
-    ]
+    monkeypatch.setattr(srlab.study.common, "free_cores", lambda base: (1, 1.3))
+    n = torch.get_num_threads()
+    try:
+        got = adapt_threads("cpu", 2, "srcnn_trained-study", said.append)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(n)
+    assert got == {
+        "phase": "srcnn_trained-study",
+        "threads": 1,
+        "busy_cores": 1.3,
+        "cores": os.cpu_count() or 1,
+    }
     assert len(said) == 1 and "using 1 thread)" in said[0]
     # no load measurement (no /proc): nothing recorded, nothing said
-    monkeypatch.setattr(srlab.runtime, "free_cores", lambda base: (base, None))
-    adapt_threads(ctx, "eval-study")
-    assert len(ctx.threads) == 1 and len(said) == 1
+    monkeypatch.setattr(srlab.study.common, "free_cores", lambda base: (base, None))
+    assert adapt_threads("cpu", 2, "eval-study", said.append) is None and len(said) == 1

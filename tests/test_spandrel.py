@@ -5,14 +5,12 @@ SPAN, SwinIR and OmniSR networks are built from random weights with the upstream
 / .safetensors files, and read back through ``srlab.load_model`` (srlab's own detection first, then
 spandrel). Every output is compared with the upstream network itself.
 
-spandrel imports torchvision when it is imported (for its LaMa inpainting model). Where no working
-torchvision can be imported (the CPU torch pinned here has none), :func:`_import_spandrel` gives that one
-import the stand-in in tests/stubs/ and removes it from ``sys.modules`` again right after.
+spandrel imports torchvision when it is imported (for its LaMa inpainting model); tests/spandrelutil.py
+gives that one import the stand-in in tests/stubs/ where no working torchvision can be imported.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pytest
 import torch
 
 import srlab
+from spandrelutil import import_spandrel
 from srlab.cli import main
 from srlab.errors import WeightsError
 from srlab.eval.loop import evaluate
@@ -28,36 +27,12 @@ from srlab.eval.models import EvalModel
 from srlab.inference import Upscaler
 from srlab.weights.io import read_metadata, read_state_dict, save_model
 
-STUBS = Path(__file__).resolve().parent / "stubs"
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore:torch.meshgrid")]
-
-
-def _drop(prefix: str) -> None:
-    for k in [k for k in sys.modules if k == prefix or k.startswith(prefix + ".")]:
-        del sys.modules[k]
-
-
-def _import_spandrel():
-    try:
-        return importlib.import_module("spandrel")
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] == "spandrel":
-            pytest.skip('spandrel is not installed (pip install --no-deps "spandrel>=0.4" einops)')
-    except (ImportError, RuntimeError, AttributeError):  # a torchvision that does not fit this torch
-        pass
-    _drop("spandrel")
-    _drop("torchvision")
-    sys.path.insert(0, str(STUBS))
-    try:
-        return importlib.import_module("spandrel")
-    finally:
-        sys.path.remove(str(STUBS))
-        _drop("torchvision")  # the stand-in served this one import; nothing else may see it
 
 
 @pytest.fixture(scope="module")
 def spandrel():
-    return _import_spandrel()
+    return import_spandrel()
 
 
 def _span(spandrel):

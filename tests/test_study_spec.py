@@ -70,7 +70,7 @@ models:
 @pytest.mark.slow
 def test_user_spec_compares_saved_models_and_bicubic_on_a_folder(tmp_path):
     from srlab.cli import main
-    from srlab.report.tables import read_results
+    from srlab.eval.results import read_results
     from srlab.study import reproduce
 
     (tmp_path / "pics").mkdir()
@@ -129,7 +129,7 @@ def test_user_spec_compares_saved_models_and_bicubic_on_a_folder(tmp_path):
             assert table["psnr"][title] == pytest.approx(np.mean([r[f"psnr_{ch}"] for r in vals]), abs=0.006)
             assert table["ssim"][title] == pytest.approx(np.mean([r[f"ssim_{ch}"] for r in vals]), abs=6e-5)
         assert table["psnr"]["Bicubic"] != table["psnr"]["My SRCNN (mine_srcnn.safetensors)"]
-    assert s["spec_file"] == str((tmp_path / "mine.yaml").resolve()) and s["runs"] == []
+    assert s["spec"]["file"] == str((tmp_path / "mine.yaml").resolve()) and s["trained"]["runs"] == []
 
 
 def _plan(capsys, *args) -> tuple[int, str]:
@@ -170,7 +170,7 @@ def test_study_plan_lists_what_the_data_root_lacks_and_exits_2(tmp_path, capsys)
 
 
 def test_study_plan_shows_the_study_settings(tmp_path, capsys):
-    rc, out = _plan(capsys, "--profile", "study", "--data-root", str(tmp_path))
+    rc, out = _plan(capsys, "study", "--data-root", str(tmp_path))
     assert rc == 2
     srcnn = _block(out, "srcnn_trained-study")
     assert "1,600 iterations x batch 20" in srcnn and "loss: 1·mse" in srcnn and "srcnn-study-x2" in srcnn
@@ -248,17 +248,20 @@ def test_spec_lookup_and_training_rows_are_checked(tmp_path):
     from srlab.study import bundled_specs, load_spec
 
     assert {"quick", "study", "papers"} <= set(bundled_specs())
-    assert load_spec("paper").name == "papers"  # the former profile name
+    with pytest.raises(ConfigError, match=r"study 'paper' not found \(did you mean 'papers'\?\)"):
+        load_spec("paper")  # no aliases: a bundled study by its file's name
     with pytest.raises(ConfigError, match=r"study 'stduy' not found \(did you mean 'study'\?\)"):
         load_spec("stduy")
     with pytest.raises(ConfigError, match="does not exist"):
         load_spec(tmp_path / "none.yaml")
     # a stage the recipe does not have, and an override the recipe's schema refuses
-    from srlab.study import Context, plan_runs
+    from srlab.study import Inputs, Setup, plan_runs
+
+    none = Inputs(roles={})
 
     spec = load_spec("study", {"models.srcnn.train.rows": {"trian": "srcnn"}})
     with pytest.raises(ConfigError, match="models.srcnn.train.rows: srcnn_x2_study has no stage 'trian'"):
-        plan_runs(Context(spec, tmp_path, None, "cpu", None, print))
+        plan_runs(Setup(spec, tmp_path, None, "cpu"), none)
     spec = load_spec("study", {"models.srcnn.train.overrides.stages.train.batchsize": 20})
     with pytest.raises(ConfigError, match=r"models.srcnn.train \(srcnn_x2_study\): .*batchsize"):
-        plan_runs(Context(spec, tmp_path, None, "cpu", None, print))
+        plan_runs(Setup(spec, tmp_path, None, "cpu"), none)

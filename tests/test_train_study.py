@@ -98,7 +98,7 @@ def test_the_new_keys_default_to_todays_loop_and_refuse_what_cannot_work():
         config_from_dict({"stages": {"train": {"keep": "best_train_loss", "ema": 0.9}}})
     with pytest.raises(ConfigError, match=r"stages\.train\.keep"):
         config_from_dict({"stages": {"train": {"keep": "best"}}})
-    with pytest.raises(ConfigError, match="ragan, ragan_sum or vanilla"):
+    with pytest.raises(ConfigError, match="ragan, ragan_sum, vanilla or lsgan"):
         config_from_dict({"stages": {"g": {"kind": "gan"}}})
 
 

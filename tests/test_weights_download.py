@@ -288,19 +288,13 @@ def _study_ctx(tmp_path, **ref):
         models={"pretrained": SimpleNamespace(title="Pretrained ESRGAN", pretrained=reference)},
         resolve_path=Path,
     )
-    return SimpleNamespace(
-        reference=None,
-        spec=spec,
-        scale=2,
-        out=tmp_path,
-        say=lambda m: None,
-        missing_inputs=[],
-        notes=[],
-        references={},
-        pretrained=None,
-        models={},
-        timings={},
-    )
+    return SimpleNamespace(spec=spec, scale=2, out=tmp_path, say=lambda m: None)
+
+
+def _prepare(setup, **kw) -> dict:
+    from srlab.study.references import prepare_pretrained
+
+    return prepare_pretrained(setup, "pretrained", setup.spec.models["pretrained"].pretrained, **kw)
 
 
 def _png8(t):
@@ -311,21 +305,21 @@ def test_pretrained_row_the_studys_way_and_the_matlab_way(cache, monkeypatch, tm
     import torch.nn.functional as F
 
     from srlab.imaging.resize import imresize
-    from srlab.study.runs import prepare_pretrained
 
     net, e = _tiny_official(monkeypatch, cache)
     cache.mkdir(parents=True)
     torch.save({"params": net.state_dict()}, cache / e.filename)
     x = torch.rand(1, 3, 10, 12)
     # the study: LR saved as an 8-bit PNG, x4 output saved as 8 bits, its bilinear /2 (saved as 8 bits)
-    ctx = _study_ctx(tmp_path / "study", input="png8", output="png8", resize="study")
-    prepare_pretrained(ctx, download=False)
-    info = ctx.references["pretrained"]
-    assert info["file"] == e.filename and info["official"] and ctx.pretrained is info
+    got = _prepare(
+        _study_ctx(tmp_path / "study", input="png8", output="png8", resize="study"), download=False
+    )
+    info = got["reference"]
+    assert info["file"] == e.filename and info["official"] and list(got["models"]) == [info["label"]]
     assert (
         "8 bits" in info["how"]
         and "bilinear" in info["how"]
-        and ctx.models[info["label"]]["weights"] == e.filename
+        and got["models"][info["label"]]["weights"] == e.filename
     )
     model, desc = srlab.load_model(info["path"])  # a plain srlab checkpoint: srlab eval runs it as is
     assert desc.scale == 2
@@ -333,32 +327,28 @@ def test_pretrained_row_the_studys_way_and_the_matlab_way(cache, monkeypatch, tm
         want = _png8(F.interpolate(_png8(net(_png8(x))), size=(20, 24), mode="bilinear", align_corners=False))
         got = model(x)
     assert torch.equal(got, want) and torch.equal(got, _png8(got))
-    # the quick profile's way: the float output, MATLAB imresize
-    ctx = _study_ctx(tmp_path / "quick", resize="matlab")
-    prepare_pretrained(ctx, download=False)
-    model, _ = srlab.load_model(ctx.references["pretrained"]["path"])
+    # the quick study's way: the float output, MATLAB imresize
+    info = _prepare(_study_ctx(tmp_path / "quick", resize="matlab"), download=False)["reference"]
+    model, _ = srlab.load_model(info["path"])
     with torch.no_grad():
         assert torch.allclose(model(x), imresize(net(x), size=(20, 24)), atol=1e-6)
-    assert ctx.references["pretrained"]["label"] == "pretrained_esrgan-x4-df2kost_x4-imresize-x2"
+    assert info["label"] == "pretrained_esrgan-x4-df2kost_x4-imresize-x2"
     # a x4 model cannot make x2 rows without a resize
     with pytest.raises(srlab.errors.ConfigError, match="resize"):
-        prepare_pretrained(_study_ctx(tmp_path / "none"), download=False)
+        _prepare(_study_ctx(tmp_path / "none"), download=False)
 
 
 def test_pretrained_row_offline_is_listed_and_the_run_goes_on(cache, monkeypatch, tmp_path):
-    from srlab.study.runs import prepare_pretrained
-
     with socket.socket() as s:  # a port nothing listens on: the download fails as it does offline
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth"
     _, e = _tiny_official(monkeypatch, cache, url=url)
-    ctx = _study_ctx(tmp_path, input="png8", output="png8", resize="study")
-    prepare_pretrained(ctx)
-    assert ctx.models == {} and ctx.references == {} and ctx.pretrained is None
-    (item,) = ctx.missing_inputs
+    got = _prepare(_study_ctx(tmp_path, input="png8", output="png8", resize="study"))
+    assert got["models"] == {} and got["reference"] is None
+    (item,) = got["missing_inputs"]
     line = item["where"]["esrgan-x4-df2kost"]
     assert item["kind"] == "weights" and not item["blocking"]
     assert url in line and str(cache / e.filename) in line and "\n" not in line
-    assert any("No 'Pretrained ESRGAN' row" in n for n in ctx.notes)
+    assert any("No 'Pretrained ESRGAN' row" in n for n in got["notes"])
     assert not list(cache.glob("*.part")) and not (cache / e.filename).exists()

@@ -127,3 +127,14 @@ def test_eval_scale_reaches_the_loader_as_a_hint(tmp_path, capsys):
     assert {(r["model"], r["scale"]) for r in doc["rows"]} == {("my_srcnn", 3), ("tiny_x4", 4)}
     desc = next(m for m in doc["header"]["models"] if m["label"] == "my_srcnn")["descriptor"]
     assert desc["scale"] == 3 and desc["arch"] == "srcnn"
+
+
+def test_weights_list_has_a_kind_column(capsys):
+    from srlab.cli import main
+
+    assert main(["weights", "list"]) == 0
+    rows = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()[1:] if ln.strip()}
+    assert rows["RealESRGAN_x4plus"][1:4] == ["trained", "zoo", "rrdbnet"]
+    assert rows["realesrgan-x4plus"][1:4] == ["trained", "ncnn", "rrdbnet"]
+    assert rows["bicubic-x4"][1:4] == ["parameter-free", "registry", "interpolation"]
+    assert "srcnn-955-x2" not in rows  # untrained presets are `srlab models`' business

@@ -141,7 +141,7 @@ def test_unrecognised_graph_is_refused(tmp_path):
         "ReLU r0 1 1 a out\n"
     )
     (tmp_path / "other.bin").write_bytes(struct.pack("<I", 0) + b"\0" * (108 * 4) + b"\0" * 16)
-    with pytest.raises(WeightsError, match="neither an RRDBNet nor an SRVGG"):
+    with pytest.raises(WeightsError, match=r"no graph srlab reads \(rrdbnet, srvgg\)"):
         srlab.load_model(p)
 
 

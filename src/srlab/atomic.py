@@ -1,10 +1,16 @@
-"""Atomic file writes with the permissions a plain ``open()`` would give (images, weights, ONNX exports,
-checkpoints: every file srlab writes).
+"""The one writer: every file srlab writes goes through this module (images via the imaging codecs,
+weights, ONNX exports, checkpoints, downloads, prepared data, results, reports, figures), and it is the only
+module that makes temporary files or renames them into place (``tests/test_architecture.py`` holds that).
 
-A file is written to a temporary name in the
-target folder and renamed into place, so a crash never leaves half a file under the real name.
-``tempfile.mkstemp`` creates that temporary file mode 0600 whatever the umask; :func:`atomic_path` sets
-the mode the user's umask asks for (0644 under the usual 022) before the rename, as ``open()`` would.
+A file is written to a temporary name in the target folder and renamed into place, so a crash never leaves
+half a file under the real name. ``tempfile.mkstemp`` creates that temporary file mode 0600 whatever the
+umask; the finished file gets the mode the user's umask asks for (0644 under the usual 022), as ``open()``
+would give. Without ``overwrite`` an existing target, also one that appeared while the file was written, is
+refused (:func:`publish`).
+
+Two levels: :func:`staged` and :func:`write_stream` raise plain ``OSError`` (``FileExistsError`` for a
+refused overwrite) so that a layer with its own error wording (imaging, training) words it; :func:`atomic_path`,
+:func:`write_bytes`, :func:`write_text` and :func:`write_json` raise one :class:`~srlab.errors.SrlabError` line.
 """
 
 from __future__ import annotations
@@ -13,12 +19,27 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from srlab.errors import SrlabError
+from srlab.serialize import dumps
 
-__all__ = ["atomic_path", "file_mode", "publish"]
+__all__ = [
+    "atomic_path",
+    "file_mode",
+    "move",
+    "open_staged",
+    "publish",
+    "scratch_dir",
+    "scratch_file",
+    "staged",
+    "write_bytes",
+    "write_json",
+    "write_stream",
+    "write_text",
+]
 
 
 def _umask() -> int:
@@ -58,33 +79,121 @@ def publish(tmp: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool) 
         os.replace(tmp, dst)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[str]:
-    """A temporary file name beside ``path``; when the block ends without error the file gets
-    :func:`file_mode` and is renamed onto ``path``, otherwise it is deleted.
+def move(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rename ``src`` to ``dst`` in one step (e.g. an unreadable checkpoint set aside)."""
+    os.replace(src, dst)
 
-    A ``path`` that is a folder, a parent that cannot be created and a failed write (disk full, read-only)
-    are one :class:`~srlab.errors.SrlabError` line each.
-    """
+
+@contextlib.contextmanager
+def staged(
+    path: str | os.PathLike, *, suffix: str = ".tmp", overwrite: bool = True, fsync: bool = False
+) -> Iterator[Path]:
+    """A temporary path beside ``path`` (hidden: ``.NAME.XXXX<suffix>``). When the block ends without error
+    the file gets :func:`file_mode`, is fsynced if asked, and is published onto ``path``; on any error,
+    Ctrl-C included, it is deleted. OSErrors propagate as they are (FileExistsError: ``path`` exists and
+    ``overwrite`` is false)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, file_mode())
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        publish(tmp, path, overwrite=overwrite)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def open_staged(
+    path: str | os.PathLike, *, overwrite: bool = True, suffix: str = ".tmp", fsync: bool = True
+) -> Iterator[IO[bytes]]:
+    """A binary file handle on a temporary file beside ``path``; when the block ends without error it is
+    flushed, fsynced and published onto ``path`` (see :func:`staged`), otherwise deleted. An OSError without
+    a file name gets ``path`` as its file name."""
+    try:
+        with staged(path, suffix=suffix, overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as fh:
+                yield fh
+                fh.flush()
+                if fsync:
+                    os.fsync(fh.fileno())
+    except OSError as exc:
+        if not exc.filename and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
+
+
+def write_stream(
+    path: str | os.PathLike,
+    write: Callable[[IO[bytes]], Any],
+    *,
+    overwrite: bool = True,
+    suffix: str = ".tmp",
+    fsync: bool = True,
+) -> None:
+    """``write(fh)`` into :func:`open_staged` ``(path)``: published whole, or not at all."""
+    with open_staged(path, overwrite=overwrite, suffix=suffix, fsync=fsync) as fh:
+        write(fh)
+
+
+def _one_line(path: Path, exc: OSError) -> SrlabError:
+    if isinstance(exc, FileExistsError):
+        return SrlabError(f"{path}: already exists; pass --force to replace it, or choose another name")
+    return SrlabError(f"{path}: writing failed ({exc.strerror or exc}); nothing was written")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp", overwrite: bool = True) -> Iterator[str]:
+    """:func:`staged` for writers that take a file name (safetensors, ONNX, matplotlib, Pillow), with a
+    folder as ``path``, a parent that cannot be created and a failed write (disk full, read-only) one
+    :class:`~srlab.errors.SrlabError` line each."""
     path = Path(path)
     if path.is_dir():
         raise SrlabError(f"{path}: is a folder; give a file name to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:
         raise SrlabError(
             f"{path}: cannot write there ({exc.strerror or exc}); choose another folder"
         ) from None
-    os.close(fd)
     try:
-        yield tmp
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
+        with staged(path, suffix=suffix, overwrite=overwrite) as tmp:
+            yield str(tmp)
     except OSError as exc:
         if exc.errno is None:
             raise
-        raise SrlabError(f"{path}: writing failed ({exc.strerror or exc}); nothing was written") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        raise _one_line(path, exc) from None
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically; one SrlabError line on failure."""
+    path = Path(path)
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically (newlines as given); one SrlabError line on failure."""
+    return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, overwrite: bool = True, indent: int | None = 1) -> Path:
+    """``obj`` as JSON by the one rule (:mod:`srlab.serialize`), atomically, ending with a newline."""
+    return write_text(path, dumps(obj, indent=indent) + "\n", overwrite=overwrite)
+
+
+def scratch_file() -> IO[bytes]:
+    """An anonymous temporary file (deleted when closed): scratch space, never a result."""
+    return tempfile.TemporaryFile()
+
+
+def scratch_dir(prefix: str = "srlab-") -> tempfile.TemporaryDirectory:
+    """A temporary folder removed when the returned object is cleaned up: scratch space, never a result."""
+    return tempfile.TemporaryDirectory(prefix=prefix)

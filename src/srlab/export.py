@@ -16,7 +16,6 @@ onnx/onnxruntime are optional (``pip install "srlab[onnx]"``) and imported only 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from pathlib import Path
@@ -26,8 +25,10 @@ from torch import nn
 
 from srlab.atomic import atomic_path
 from srlab.errors import ConfigError, SrlabError
+from srlab.imaging.resize import upsample
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.runtime import cache_dir
+from srlab.serialize import dumps, loads
 
 __all__ = [
     "OnnxFileError",
@@ -108,7 +109,7 @@ def export_onnx(
         graph = onnx.load(tmp)
         meta = {"descriptor": descriptor.to_dict(), "pre_interpolation": pre}
         entry = graph.metadata_props.add()
-        entry.key, entry.value = "srlab", json.dumps(meta)
+        entry.key, entry.value = "srlab", dumps(meta, indent=None)
         onnx.save(graph, tmp)
     return path
 
@@ -144,7 +145,7 @@ class OnnxModel(nn.Module):
                 self.path, "ONNX model without srlab metadata", "export it with `srlab export`"
             )
         try:
-            meta = json.loads(props["srlab"])
+            meta = loads(props["srlab"])
             self.descriptor = ModelDescriptor(**meta["descriptor"])
         except (ValueError, TypeError, KeyError) as exc:
             raise OnnxFileError(self.path, f"damaged srlab metadata ({exc.__class__.__name__})") from None
@@ -168,8 +169,6 @@ class OnnxModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_interpolation:
-            from srlab.imaging.resize import upsample
-
             x = upsample(x.float(), self.scale, self.pre_interpolation)
         out = self.session.run(None, {"lr": x.detach().float().cpu().contiguous().numpy()})[0]
         return torch.from_numpy(out).to(x.device)
@@ -180,7 +179,7 @@ def weights_digest(model: nn.Module) -> str:
     same weights give the same digest wherever they were loaded from."""
     h = hashlib.sha256()
     d = describe(model)
-    h.update(json.dumps({"arch": d.arch, "hparams": d.hparams}, sort_keys=True).encode())
+    h.update(dumps({"arch": d.arch, "hparams": d.hparams}, indent=None, sort_keys=True).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())

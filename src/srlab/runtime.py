@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,7 +58,8 @@ __all__ = [
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# int8 is inference on the CPU through OpenVINO only (srlab.inference.cpu_choice); PyTorch refuses it
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 # Training configs spell "no autocast" as "off"; it is fp32.
 _PRECISION_ALIASES = {"off": "fp32", "none": "fp32", "float32": "fp32", "float16": "fp16", "half": "fp16"}
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -210,6 +212,10 @@ def resolve_precision(
     p = _PRECISION_ALIASES.get(p, p)
     if p not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if p == "int8":
+        raise ConfigError(
+            "int8 runs only for inference on the CPU, with OpenVINO (--backend openvino or auto)"
+        )
     fp16_ok = bool(getattr(descriptor, "supports_fp16", True))
     model_bf16 = bool(getattr(descriptor, "supports_bf16", True))
     name = getattr(descriptor, "name", "the model")
@@ -285,7 +291,6 @@ def _own_ticks() -> int | None:
 def busy_cores(window: float = 0.5) -> float | None:
     """How many cores other processes keep busy, sampled over ``window`` seconds (None where /proc is
     missing: not Linux)."""
-    import time
 
     a, o1 = _cpu_ticks(), _own_ticks()
     if a is None or o1 is None:

@@ -1,8 +1,11 @@
-"""Plain JSON for everything srlab writes (run summaries, result files, metadata).
+"""Plain JSON for everything srlab writes and reads back (run summaries, result files, metadata).
 
-One rule for values JSON cannot hold: a non-finite float (a diverged loss, an infinite PSNR of identical
-images) becomes ``null``, so every file parses with strict JSON readers and a reader never mistakes the
-string ``"inf"`` for a number; paths become strings, tuples and sets lists, numpy scalars Python numbers.
+One rule for values JSON cannot hold, so that NaN and infinity stay distinct and come back exactly: a
+non-finite float is written as one of the strings ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` (the tokens
+JavaScript and Python's non-strict JSON use), and :func:`loads` turns exactly those strings back into floats.
+Every file therefore parses with strict JSON readers, a diverged loss (NaN) is never read back as a perfect
+score (inf), and ``null`` keeps meaning "no value". Paths become strings, tuples and sets lists, numpy and
+torch scalars Python numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ import math
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["dumps", "jsonable"]
+__all__ = ["NON_FINITE", "dumps", "jsonable", "loads"]
+
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _float(v: float) -> float | str:
+    if math.isfinite(v):
+        return v
+    if math.isnan(v):
+        return "NaN"
+    return "Infinity" if v > 0 else "-Infinity"
 
 
 def jsonable(v: Any) -> Any:
@@ -30,13 +43,34 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
         return v
     if isinstance(v, float):
-        return v if math.isfinite(v) else None
+        return _float(v)
     item = getattr(v, "item", None)  # numpy / torch scalars
     if callable(item) and getattr(v, "ndim", 1) == 0:
         return jsonable(item())
     return v
 
 
-def dumps(v: Any, *, indent: int | None = 1) -> str:
-    """Strict JSON text of :func:`jsonable` ``(v)``."""
-    return json.dumps(jsonable(v), indent=indent, allow_nan=False)
+def dumps(v: Any, *, indent: int | None = 1, sort_keys: bool = False, default: Any = None) -> str:
+    """Strict JSON text of :func:`jsonable` ``(v)`` (``default`` as for :func:`json.dumps`: what to make of
+    values JSON has no type for)."""
+    return json.dumps(jsonable(v), indent=indent, allow_nan=False, sort_keys=sort_keys, default=default)
+
+
+def _restore(v: Any) -> Any:
+    if isinstance(v, str):
+        return NON_FINITE.get(v, v)
+    if isinstance(v, list):
+        return [_restore(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _restore(x) for k, x in v.items()}
+    return v
+
+
+def _no_constants(token: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse strict JSON written by :func:`dumps`: the non-finite strings come back as floats. The bare
+    ``NaN``/``Infinity`` tokens of non-strict writers are refused (ValueError), as strict readers do."""
+    return _restore(json.loads(text, parse_constant=_no_constants))

@@ -99,10 +99,11 @@ def apply(args: argparse.Namespace, say) -> None:
             args.model = resolve_realesrgan_name(
                 args.model_name, progress=not quiet, say=None if quiet else say
             )
-        if args.outscale is None:
-            args.outscale = 4.0
-        if args.suffix is None:
-            args.suffix = "out"
+        from srlab.inference.outputs import REALESRGAN_DEFAULTS
+
+        for name, value in REALESRGAN_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     if args.denoise_strength is not None and args.model_name != "realesr-general-x4v3":
         say("note: -dn/--denoise_strength is used by realesr-general-x4v3 only; ignored")
     if args.pre_pad:

@@ -59,9 +59,9 @@ def run(args) -> int:
     root = resolve_data_root(args.data_root)
     rows = dataset_status(root, set_paths=parse_set_paths(args.set_path))
     if args.json:
-        import json
+        from srlab.serialize import dumps
 
-        print(json.dumps({"data_root": str(root), "datasets": rows}, indent=1))
+        print(dumps({"data_root": str(root), "datasets": rows}))
         return 0
     print(f"data root: {root}")
     print(f"{'name':22s} {'role':5s} {'status':10s} {'images':>13s}  location / where to get it")

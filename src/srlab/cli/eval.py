@@ -8,6 +8,9 @@ Prints the table as papers print it and writes ``results.json`` / ``results.csv`
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 
 def _csv(text: str) -> list[str]:
@@ -141,25 +144,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import sys
-    import time
-    from pathlib import Path
-
+    # the library is imported here, not at the top: `srlab --help` imports every command module
+    from srlab.eval.folders import evaluate_folders, parse_sr_dirs
     from srlab.eval.loop import evaluate
+    from srlab.eval.merge import merge_files
+    from srlab.eval.results import failures, summarize, tables_markdown, write_results
     from srlab.eval.shard import parse_shard
-    from srlab.report.tables import (
-        incomplete_sets,
-        markdown_table,
-        perceptual_fields,
-        summarize,
-        write_results,
-    )
 
     out = Path(args.out) if args.out else Path("out") / time.strftime("eval-%Y%m%d-%H%M%S")
     shard = None if args.merge else parse_shard(args.shard)
+    command = "srlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "srlab eval"
     if args.sr or args.gt:
-        from srlab.eval.folders import evaluate_folders, parse_sr_dirs
-
         if not (args.sr and args.gt):
             print(
                 "srlab eval: --sr and --gt go together (SR folder(s) and their ground truth)", file=sys.stderr
@@ -175,12 +170,11 @@ def run(args) -> int:
             args.gt,
             args.scales[0],
             metrics=[*args.metrics, *(["lpips"] if args.lpips else [])],
+            command=command,
             **_scoring_options(args),
         )
     elif args.merge:
-        from srlab.eval.merge import merge_files
-
-        res = merge_files(args.merge)
+        res = merge_files(args.merge, command=command)
     else:
         res = evaluate(
             args.models,
@@ -190,49 +184,29 @@ def run(args) -> int:
             lpips=args.lpips,
             shard=shard,
             metrics=args.metrics,
+            command=command,
             **_scoring_options(args),
         )
-    res.header["command"] = "srlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "srlab eval"
     if not res.rows:
         print("no image was evaluated (see the lines above)", file=sys.stderr)
         return 1
-    summ = summarize(res.rows)
-    proto = res.header["protocol"]
-    inc = incomplete_sets(res.header)
-    if shard is not None:  # a share is partial by design: only its own images that failed count
-        inc = {
-            (d["name"], int(s)): {"used": int(n), "expected": int(d.get("shard_files", 0)), "subset": False}
-            for d in res.header["datasets"]
-            for s, n in d["used"].items()
-            if int(n) < int(d.get("shard_files", 0))
-        }
+    if shard is not None:
         print(
             f"shard {shard}: merge the results.json of all {shard.count} shards with srlab eval --merge",
             file=sys.stderr,
         )
-    marks = {k: (v["used"], v["expected"]) for k, v in inc.items()}
+    proto = res.header["protocol"]
     print(f"protocol: {proto['name']} — {proto['summary']}")
     print()
-    print(markdown_table(summ, channel="y", incomplete=marks))
-    print()
-    print(markdown_table(summ, channel="rgb", incomplete=marks))
-    print()
-    extra = perceptual_fields(summ)
-    if extra:
-        print(markdown_table(summ, channel="rgb", metrics=extra, incomplete=marks))
-        print()
+    for line in tables_markdown(summarize(res.rows), res.header):
+        print(line)
     used = sum(int(n) for d in res.header["datasets"] for n in d["used"].values())
     print(f"{len(res.rows)} results from {used} image evaluations; {len(res.skipped)} skipped")
     paths = write_results(res.rows, res.header, out)
     print(f"wrote {paths['md']}, {paths['csv']}, {paths['json']}")
     # a known set with images missing, or any set with images that could not be evaluated, is not the number
     # its name promises: the tables say so and the exit status too (a --set-path subset only is marked)
-    failed = [
-        f"{d} x{s}: {v['used']} of {v['expected']} images" for (d, s), v in inc.items() if not v["subset"]
-    ]
-    bad = res.header.get("mismatches") or []
-    if bad:
-        failed.append(f"{len(bad)} SR/ground-truth files not scored (the 'mismatch:' lines above)")
+    failed = failures(res.header)
     if failed:
         state = "accepted (--allow-missing)" if args.allow_missing else "error"
         print(
@@ -247,8 +221,6 @@ def run(args) -> int:
 
 def _scoring_options(args) -> dict:
     """What scoring folders (--sr/--gt) and the direct evaluation take alike from the command line."""
-    import sys
-
     from srlab.data.find import parse_set_paths
 
     return dict(

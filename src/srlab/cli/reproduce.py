@@ -20,14 +20,9 @@ def register(sub) -> None:
         "spec",
         nargs="?",
         default=None,
-        help="a bundled study (quick, study, papers) or a path to a spec .yaml (default: quick)",
-    )
-    p.add_argument(
-        "--profile",
-        choices=("quick", "study", "paper", "papers"),
-        default=None,
-        help="a bundled study by name: quick (default; small models, minutes on a 2-core CPU, no download), "
-        "study (the study's settings; GPU), paper(s) (the SRCNN/ESRGAN papers' recipes at x2; GPU, long)",
+        help="a bundled study -- quick (default; small models, minutes on a 2-core CPU, no download), study "
+        "(the study's settings; GPU), papers (the SRCNN/ESRGAN papers' recipes at x2; GPU, long) -- or a path "
+        "to a spec .yaml",
     )
     p.add_argument("--plan", action="store_true", help="print the plan and exit: 0 if it can run, 2 if not")
     p.add_argument(
@@ -68,12 +63,9 @@ def run(args) -> int:
     import shlex
     import sys
 
-    from srlab.errors import ConfigError
     from srlab.study import reproduce
 
-    if args.spec and args.profile:
-        raise ConfigError(f"give a spec ({args.spec}) or --profile {args.profile}, not both")
-    spec = args.spec or args.profile or "quick"
+    spec = args.spec or "quick"
     command = "srlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else None
     summary = reproduce(
         spec,
@@ -89,8 +81,8 @@ def run(args) -> int:
         log=lambda m: print(m, flush=True),
     )
     if args.plan:
-        return 0 if summary["can_run"] else 2
-    print(f"report: {summary['report_html']}")
+        return 0 if summary["plan"]["can_run"] else 2
+    print(f"report: {summary['report']['report_html']}")
     return 0
 
 

@@ -12,6 +12,7 @@ import argparse
 EPILOG = """\
 examples:
   srlab train srcnn_x2_paper --quick                      # a packaged recipe, short CPU budget
+  srlab train swinir_light_x2_paper --plan                # the paper's recipe, each value with its source
   srlab train configs/esrgan_x2_study.yaml stages.gan.iterations=1000 runtime.amp=off
   srlab train my.yaml --resume auto                       # continue the run in runs/my
   srlab train my.yaml --resume auto --force-resume seed=1 # continue it with a changed config (recorded)
@@ -44,6 +45,12 @@ def _add_options(p) -> None:
         "--quick", action="store_true", help="apply the config's quick: overrides (short CPU budget)"
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the resolved recipe with the source of each value (paper, official options file, "
+        "quick:, command line or srlab's default) and exit",
+    )
 
 
 def register(sub) -> None:
@@ -88,6 +95,12 @@ def run(args) -> int:
     _split(args)
     if getattr(args, "help_after_config", False):
         return _config_help(args)
+    if args.plan:
+        from srlab.train.recipe_doc import format_plan, recipe_plan
+
+        path, rows = recipe_plan(args.config, args.overrides, quick=args.quick)
+        print(format_plan(path, rows))
+        return 0
     cfg, _raw = load_config(args.config, args.overrides, quick=args.quick)
     if args.print_config:
         import yaml
@@ -137,4 +150,5 @@ def _config_help(args) -> int:
     stages = ", ".join(f"{n} ({st.kind}, {st.iterations:,} iterations)" for n, st in cfg.stages.items())
     print(f"\n{args.config} ({path}):\n  {cfg.description or cfg.name}\n  stages: {stages}")
     print(f"  `srlab train {args.config} --print-config` prints every key an override can set")
+    print(f"  `srlab train {args.config} --plan` prints each value with its source")
     return 0

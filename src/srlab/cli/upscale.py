@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 
-OUT_EXTS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff")
-# single-file outputs of video and animated inputs (srlab.inference.video / .animated; not imported here)
-MEDIA_EXTS = ("gif", "apng", "mp4", "m4v", "mkv", "mov", "webm", "avi")
-_ALPHA_OK = (".png", ".webp", ".tif", ".tiff", ".bmp")
+# the output rules live in srlab.inference.outputs and the tuning options in srlab.inference.options (neither
+# imports torch, so --help stays fast); this module is the command line around them
+from srlab.inference.options import cli_flags
+from srlab.inference.outputs import MEDIA_EXTS, OUT_EXTS
+
+__all__ = ["MEDIA_EXTS", "OUT_EXTS", "register", "run"]
 
 
 def register(sub) -> None:
@@ -43,61 +45,8 @@ def register(sub) -> None:
         metavar="NAME|PATH",
         help="model name (`srlab weights list`) or weights file (default: realesrgan-x4plus)",
     )
-    p.add_argument("-s", "--outscale", type=float, default=None, help="final scale (default: the model's)")
-    p.add_argument(
-        "--tile",
-        type=int,
-        default=None,
-        metavar="N",
-        help="tile size in input pixels (0: no tiling; default: auto)",
-    )
-    p.add_argument(
-        "--tile-overlap", type=int, default=None, metavar="P", help="context pixels added on each tile side"
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=None, metavar="B", help="tiles per device call (default: auto)"
-    )
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "fp32", "fp16", "bf16", "int8"],
-        help="auto: fp16 on a GPU; on the CPU bf16/int8 (OpenVINO) where the CPU has them and the model's "
-        "recorded check keeps its output within 50 dB of fp32, else fp32. int8: CPU only",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument(
-        "--backend",
-        default="auto",
-        choices=["auto", "torch", "onnxruntime", "openvino"],
-        help="auto: on the CPU OpenVINO for SRCNN, SRVGG and RRDBNet (else ONNX Runtime when only that is "
-        "installed; measured faster, converted once into the cache); else PyTorch",
-    )
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the model: slow first image (cached on disk for later runs), faster after",
-    )
-    p.add_argument(
-        "--compile-mode",
-        default=None,
-        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
-        help="torch.compile mode (implies --compile; reduce-overhead = CUDA graphs)",
-    )
-    p.add_argument(
-        "--fuse",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="RRDBNet dense blocks without concatenations (same function; auto: on for CUDA)",
-    )
-    p.add_argument(
-        "--channels-last",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="NHWC memory layout for the torch backend (auto: on; measured faster on CUDA and CPU)",
-    )
-    p.add_argument(
-        "--alpha", default="bicubic", choices=["bicubic", "model"], help="how to upscale transparency"
-    )
+    for _field, flag in cli_flags():  # -s/--outscale ... --alpha: one per UpscaleOptions field
+        p.add_argument(*flag.names, **flag.kw)
     p.add_argument("-f", "--force", action="store_true", help="replace existing outputs (never inputs)")
     p.add_argument(
         "--suffix",
@@ -145,143 +94,16 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def expand_inputs(
-    specs: list[str], *, recursive: bool = False, rels: dict | None = None, notes: list | None = None
-) -> tuple[list, list[str]]:
-    """(files, problems): folders give their image files (:func:`srlab.imaging.files.list_images`, sub-folders
-    too with ``recursive``), globs their image matches, named files themselves; each problem is one line.
-
-    ``rels`` (a dict) receives each file's path relative to its root (the folder, the glob's fixed folder,
-    or just the name of a named file): where its output goes under ``-o``, and its shard key. ``notes``
-    (a list) receives a line for each folder whose sub-folders were left out (no ``recursive``)."""
-    from pathlib import Path
-
-    from srlab.imaging.files import IMAGE_EXTENSIONS, glob_images, glob_root, has_magic, list_images
-
-    files: list[Path] = []
-    problems: list[str] = []
-    seen: set = set()
-
-    def add(p: Path, root: Path | None) -> None:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            files.append(p)
-            if rels is not None:
-                rels[p] = Path(p.name) if root is None else p.relative_to(root)
-
-    for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
-            found = list_images(p, recursive=recursive)
-            if not found:
-                problems.append(
-                    f"{p}: folder has no image files ({', '.join(IMAGE_EXTENSIONS)}); check the path"
-                    + ("" if recursive else " (sub-folders need --recursive)")
-                )
-            elif notes is not None and not recursive:
-                subs = [q for q in p.iterdir() if q.is_dir() and not q.name.startswith(".")]
-                if subs:
-                    notes.append(f"note: {p}: {len(subs)} sub-folder(s) left out; --recursive mirrors them")
-            for q in found:
-                add(q, p)
-        elif p.exists() or p.is_symlink():
-            add(p, None)  # named explicitly: read_image says what is wrong with it, if anything
-        elif has_magic(spec):
-            images, matched = glob_images(spec)
-            if not matched:
-                problems.append(f"{spec}: no file matches this pattern; check it")
-            elif not images:
-                problems.append(f"{spec}: matches no image file ({', '.join(IMAGE_EXTENSIONS)}); check it")
-            root = glob_root(spec)
-            for m in images:
-                add(m, root)
-        else:
-            problems.append(f"{p}: no such file or folder; check the path")
-    return files, problems
-
-
-def _fmt_scale(s: float) -> str:
-    return str(int(s)) if float(s).is_integer() else f"{s:g}"
-
-
-def join_suffix(suffix: str) -> str:
-    """Real-ESRGAN's rule: a suffix that starts with a letter or digit is joined with ``_`` (``out`` ->
-    ``name_out``); one that starts otherwise (``_x4``, ``-sr``, ``.up``) is used as it is."""
-    return f"_{suffix}" if suffix[:1].isalnum() else suffix
-
-
-def plan_outputs(files, out: str, *, suffix: str, ext: str, has_alpha=None, rels: dict | None = None):
-    """Output path per input: a folder ``out`` (``<rel folder>/<stem><suffix>.<ext>``, ``rels`` as
-    :func:`expand_inputs` fills it), or the file ``out`` for one input."""
-    from pathlib import Path
-
-    o = Path(out)
-    as_file = (
-        len(files) == 1
-        and not o.is_dir()
-        and not out.endswith(("/", "\\"))
-        and o.suffix.lower().lstrip(".") in OUT_EXTS + MEDIA_EXTS
-    )
-    if as_file:
-        return [o]
-    result = []
-    for f in files:
-        e = ext
-        if e == "same":
-            e = f.suffix.lower().lstrip(".")
-            if e not in OUT_EXTS:
-                e = "png"
-        sub = rels[f].parent if rels and f in rels else Path()
-        result.append(o / sub / f"{f.stem}{suffix}.{e}")
-    return result
-
-
-def check_suffix(suffix: str) -> None:
-    """Refuse a ``--suffix`` that could leave the output folder (path separators, ``..``) or is not a name."""
-    import os
-
-    seps = {"/", "\\", os.sep, os.altsep} - {None}
-    if any(c in suffix for c in seps) or ".." in suffix or "\0" in suffix:
-        from srlab.errors import ConfigError
-
-        raise ConfigError(
-            f"--suffix {suffix!r} must not contain path separators or '..' (outputs stay inside -o); "
-            "use a plain suffix such as _x2"
-        )
-
-
-def check_output(out: str, n_files: int, as_file: bool) -> None:
-    """Refuse up front an ``-o`` that cannot be written: an existing file where a folder is needed, or a
-    file among its parents (missing parents are fine: they are created)."""
-    from pathlib import Path
-
-    from srlab.errors import ConfigError
-
-    o = Path(out)
-    if not as_file and o.exists() and not o.is_dir():
-        raise ConfigError(
-            f"-o {out}: is an existing file, but {n_files} input(s) need an output folder; "
-            "name a folder (new or existing) instead"
-        )
-    for parent in o.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"-o {out}: {parent} is a file, not a folder; choose another output path")
-            break
-
-
 def run(args) -> int:
     import functools
-    import math
-    import os
     import sys
     import warnings
-    from pathlib import Path
 
     from srlab.cli import _realesrgan
     from srlab.errors import ConfigError, SrlabError
     from srlab.eval.shard import parse_shard
+    from srlab.inference import options as upscale_options
+    from srlab.inference import outputs
 
     def say(line: str) -> None:
         from tqdm.auto import tqdm
@@ -290,31 +112,28 @@ def run(args) -> int:
 
     _realesrgan.apply(args, say)
     shard = parse_shard(args.shard)
-    if args.skip_existing and args.force:
-        raise ConfigError("--skip-existing keeps existing outputs and --force replaces them; pass one")
+    rules = outputs.OutputRules(
+        suffix=args.suffix, ext=args.ext, force=args.force, skip_existing=args.skip_existing
+    )
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise ConfigError(f"--crf must be 0..63 (lower is better; x264/x265 take 0..51), not {args.crf}")
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality must be 1..100, not {args.quality}")
-    if args.outscale is not None and not (args.outscale > 0 and math.isfinite(args.outscale)):
-        raise ConfigError(f"--outscale must be a number > 0, not {args.outscale}")
+    options = upscale_options.from_flags(vars(args))
     if not args.max_pixels > 0:
         raise ConfigError("--max-pixels must be > 0")
-    if args.suffix is not None:
-        check_suffix(args.suffix)
 
     rels: dict = {}
     notes: list[str] = []
-    files, problems = expand_inputs(args.inputs, recursive=args.recursive, rels=rels, notes=notes)
+    files, problems = outputs.expand_inputs(args.inputs, recursive=args.recursive, rels=rels, notes=notes)
     if not files and not problems:
         raise ConfigError("no input files; pass image files, folders or glob patterns")
 
     from tqdm.auto import tqdm
 
-    from srlab.imaging import io as imio
     from srlab.inference import DEFAULT_MODEL, Upscaler, animated, video
 
-    files, notes = _outside_output(files, rels, args.output, notes)
+    files, notes = outputs.outside_output(files, rels, args.output, notes)
     for line in problems + ([] if args.quiet else notes):
         say(line)
     every_input = list(files)  # all shards' inputs: no share may write over another's input either
@@ -328,73 +147,28 @@ def run(args) -> int:
     if not files:
         return 1
 
-    model = args.model or DEFAULT_MODEL
-    up = Upscaler(
-        model,
-        tile=args.tile,
-        tile_overlap=args.tile_overlap,
-        precision=args.precision,
-        device=args.device,
-        batch_size=args.batch_size,
-        alpha=args.alpha,
-        backend=args.backend,
-        compile=args.compile_mode or args.compile,
-        fuse={"auto": None, "on": True, "off": False}[args.fuse],
-        channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
-        progress=not args.quiet,
-    )
-    scale = args.outscale if args.outscale is not None else up.scale
-    suffix = join_suffix(args.suffix) if args.suffix is not None else f"_x{_fmt_scale(scale)}"
-    outs = plan_outputs(files, args.output, suffix=suffix, ext=args.ext, rels=rels)
-    single_file = len(outs) == 1 and outs[0] == Path(args.output)
-    check_output(args.output, len(files), as_file=single_file)
+    up = Upscaler(args.model or DEFAULT_MODEL, options, progress=not args.quiet)
+    scale = options.outscale if options.outscale is not None else up.scale
+    plan = outputs.OutputPlan(rules, files, args.output, scale=scale, rels=rels, inputs=every_input)
     if not args.quiet:
         say(f"srlab upscale: {len(files)} image(s) with {up.describe()}")
 
-    input_keys = {os.path.realpath(f) for f in every_input}
-    claimed: dict[str, Path] = {}
     failed = len(problems)
     written = skipped = 0
     max_pixels = int(args.max_pixels * 1e6)
 
-    def output_for(src: Path, dst: Path, img) -> Path:
-        """Where the decoded ``img`` of ``src`` goes (planned: ``dst``), or an ImageError saying why not."""
-        alpha = img is not None and img.alpha is not None  # img None: a video or animation (own formats)
-        if alpha and args.ext == "same" and dst.suffix.lower() not in _ALPHA_OK:
-            if dst.parent != Path(args.output) or Path(args.output).is_dir() or len(outs) > 1:
-                dst = dst.with_suffix(".png")  # keep the transparency (folder outputs only)
-        key = os.path.realpath(dst)
-        if key in input_keys:
-            raise imio.ImageError(
-                f"{src}: its output {dst} would overwrite an input; use --suffix or another -o"
-            )
-        if key in claimed:
-            raise imio.ImageError(
-                f"{src}: output {dst} is also the output of {claimed[key]}; rename one or use separate -o folders"
-            )
-        claimed[key] = src
-        if dst.exists() and args.skip_existing:
-            raise _Skipped(dst)
-        if dst.exists() and not args.force:
-            raise imio.ImageError(
-                f"{src}: output {dst} already exists; pass --skip-existing to keep it or --force to replace it"
-            )
-        return dst
-
-    bar = tqdm(list(zip(files, outs)), desc="images", unit="img", disable=True if args.quiet else None)
+    bar = tqdm(list(zip(files, plan.paths)), desc="images", unit="img", disable=True if args.quiet else None)
     for src, dst in bar:
-        key = os.path.realpath(dst)
-        if args.skip_existing and dst.exists() and key not in input_keys and key not in claimed:
-            claimed[key] = src  # a second input with this output is still reported as a clash
-            skipped += 1  # resumed: decided before decoding, so a finished folder costs no decoding
+        if plan.resume(src, dst):
+            skipped += 1
             continue
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 kind = "video" if video.is_video(src) else "animation" if animated.is_animated(src) else None
                 if kind is not None:  # every frame, not the first one only
-                    out = output_for(src, media_output(kind, src, dst, args.ext, single_file), None)
-                    kw = dict(outscale=args.outscale, overwrite=args.force, max_pixels=max_pixels)
+                    out = plan.claim(src, plan.media(kind, src, dst))
+                    kw = dict(outscale=options.outscale, overwrite=args.force, max_pixels=max_pixels)
                     kw.update(progress=not args.quiet)
                     if kind == "video":
                         res = video.upscale_video(up, src, out, codec=args.codec, crf=args.crf, **kw)
@@ -403,8 +177,7 @@ def run(args) -> int:
                 else:
                     res = up.upscale_file(
                         src,
-                        functools.partial(output_for, src, dst),
-                        outscale=args.outscale,
+                        functools.partial(plan.claim, src, dst),
                         overwrite=args.force,
                         max_pixels=max_pixels,
                         quality=args.quality,
@@ -415,7 +188,7 @@ def run(args) -> int:
             if not args.quiet:
                 detail = res.summary() if kind else f"{res.width}x{res.height}, {res.bit_depth}-bit"
                 tqdm.write(f"{src} -> {res.path} ({detail})", file=sys.stdout)
-        except _Skipped:
+        except outputs.Skipped:
             skipped += 1
         except SrlabError as exc:
             failed += 1
@@ -440,35 +213,3 @@ def run(args) -> int:
         tail = " (outputs already there)" if skipped and not failed else ""
         say(f"srlab upscale: {', '.join(counts)}{tail}")
     return 1 if failed else 0
-
-
-def _outside_output(files, rels, out: str, notes: list[str]):
-    """Leave out the files inside ``-o`` when ``-o`` lies below the folder they were listed from (``photos -o
-    photos/big -r``): a rerun would otherwise take the last run's outputs as inputs."""
-    import os
-
-    o = os.path.realpath(out)
-    keep, dropped = [], 0
-    for f in files:
-        root = f.parents[len(rels[f].parts) - 1] if f in rels else f.parent
-        inside = os.path.realpath(f).startswith(o + os.sep) and os.path.realpath(root) != o
-        dropped += inside
-        if not inside:
-            keep.append(f)
-    if dropped:
-        notes = [*notes, f"note: {dropped} file(s) inside -o {out} left out (outputs of an earlier run)"]
-    return keep, notes
-
-
-def media_output(kind: str, src, dst, ext: str, single_file: bool):
-    """Where a video or animated ``src`` goes: ``-o`` itself when it names the one output file, else the
-    planned ``dst`` in the input's own format (a video keeps its container; an animation its format unless
-    ``--ext`` names another, which upscale_animation refuses when it cannot animate)."""
-    if single_file or (kind == "animation" and ext not in ("same", "auto")):
-        return dst
-    suffix = src.suffix.lower()
-    return dst.with_suffix(".png" if suffix == ".apng" else suffix)
-
-
-class _Skipped(Exception):
-    """An output that ``--skip-existing`` keeps (found once the input is decoded and its name is final)."""

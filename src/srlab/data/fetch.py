@@ -8,11 +8,13 @@ members that would land outside the data root, links and special files are refus
 from __future__ import annotations
 
 import os
+import tarfile
+import zipfile
 from pathlib import Path
 
 from srlab.data.catalog import get_spec, unknown_set
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
-from srlab.errors import DataError
+from srlab.errors import DataError, WeightsError
 
 __all__ = ["fetch_dataset"]
 
@@ -26,9 +28,6 @@ def _safe_members(names: list[str], dest: Path, archive: Path) -> None:
 
 
 def _extract(archive: Path, dest: Path) -> None:
-    import tarfile
-    import zipfile
-
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             _safe_members(z.namelist(), dest, archive)
@@ -66,7 +65,6 @@ def fetch_dataset(
     the spec's sha256 where one is published; otherwise its sha256 is printed so it can be pinned. Sets
     without a direct URL raise :class:`DataError` saying where to get them.
     """
-    from srlab.errors import WeightsError
     from srlab.weights.download import download, sha256_file
 
     spec = get_spec(name)

@@ -14,15 +14,16 @@ not write is kept when its pixels are what would be written and refused otherwis
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from srlab.atomic import write_json
 from srlab.data.catalog import DATASETS, get_spec, unknown_set
 from srlab.data.find import Dataset, find_dataset, from_folder, resolve_data_root
 from srlab.errors import DataError, SrlabError
+from srlab.serialize import loads
 
 __all__ = [
     "RECIPES",
@@ -154,7 +155,7 @@ def _same_pixels(path: Path, px) -> bool:
 
 def _read_manifest(out: Path) -> dict:
     try:
-        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        return loads((out / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
@@ -174,12 +175,8 @@ def _complete(recipe: Recipe, out: Path) -> int:
 
 
 def _write_manifest(out: Path, recipe: Recipe, source_dir: Path | None, done: dict[str, int]) -> None:
-    from srlab.serialize import dumps
-
     doc = {"recipe": recipe.to_dict(), "source": str(source_dir) if source_dir else None, "files": done}
-    tmp = out / f"{MANIFEST}.part"
-    tmp.write_text(dumps(doc), encoding="utf-8")
-    os.replace(tmp, out / MANIFEST)
+    write_json(out / MANIFEST, doc)
 
 
 def _unwritable(out: Path, exc: OSError) -> DataError:

@@ -22,15 +22,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from srlab import __version__
 from srlab.data.find import find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
-from srlab.eval.loop import EvalResult, _device_name, prepare_perceptual, score_pair
+from srlab.eval.loop import EvalResult, device_name, prepare_perceptual, score_pair
 from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
 from srlab.eval.protocols import get_protocol, hr_tensor, read_hr
+from srlab.eval.results import mark_complete
 from srlab.imaging.files import list_images
+from srlab.imaging.io import read_image
 from srlab.runtime import one_thread, resolve_device
 
 __all__ = ["SUFFIXES", "evaluate_folders", "match_files", "parse_sr_dirs"]
@@ -141,9 +145,6 @@ def _gt_set(gt: str, data_root, set_paths):
 
 def _read_sr(path: Path) -> tuple[torch.Tensor, list[str]]:
     """(1, C, H, W) float64 on 0-255 (16-bit files: v / 257, unrounded) and conversion notes."""
-    import numpy as np
-
-    from srlab.imaging.io import read_image
 
     img = read_image(path)
     px = img.pixels if img.pixels.ndim == 3 else img.pixels[..., None]
@@ -167,13 +168,13 @@ def evaluate_folders(
     metrics: Sequence[str] = (),
     progress: bool | None = None,
     log: Callable[[str], None] = print,
+    command: str | None = None,
 ) -> EvalResult:
     """Score each ``(label, folder)`` of SR images against the ground truth ``gt`` (a folder or a set name).
 
     Returns the rows and header of :func:`srlab.eval.loop.evaluate` (``model`` = the label, ``image`` = the
     ground truth's stem), plus ``header['mismatches']``: every file that was not scored, with the reason.
     """
-    from tqdm import tqdm
 
     proto = get_protocol(protocol)
     s = int(scale)
@@ -249,7 +250,6 @@ def evaluate_folders(
             say(f"{label} vs {ds.name} x{s}: {used} of {len(ds.files)} images scored")
     # the set counts as whole only if every SR folder covered every ground-truth image
     info["used"][str(s)] = min(used_per_label) if used_per_label else 0
-    info["complete"][str(s)] = info["used"][str(s)] >= max(ds.expected or 0, len(ds.files))
     header = {
         "protocol": proto.describe(crop=crop, hr_crop=hr_crop),
         "scales": [s],
@@ -261,12 +261,14 @@ def evaluate_folders(
         "datasets": [info],
         "models": models,
         "mismatches": mismatches,
-        "device": _device_name(dev),
+        "device": device_name(dev),
         "srlab_version": __version__,
         "torch_version": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    return EvalResult(rows, header, skipped, messages)
+    if command:
+        header["command"] = command
+    return EvalResult(rows, mark_complete(header), skipped, messages)
 
 
 def _score_one(sr_path, gt_path, proto, s, bcrop, hr_crop, ds_name, channels, perceptual, dev, hr_cache):

@@ -19,27 +19,31 @@ one line each, and the header of the results counts what was used: per data set 
 
 from __future__ import annotations
 
+import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from srlab import __version__
 from srlab.data.find import Dataset, find_dataset, resolve_data_root
 from srlab.errors import ConfigError, ImageError
 from srlab.eval.metrics import metrics_batch
 from srlab.eval.models import INTERPOLATION_MODELS, EvalModel, load_eval_model, wrap_module
-from srlab.eval.perceptual import PERCEPTUAL, parse_metrics
+from srlab.eval.perceptual import PERCEPTUAL, load, parse_metrics, score
 from srlab.eval.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
+from srlab.eval.results import mark_complete
 from srlab.eval.shard import Shard
 from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
+from srlab.imaging.io import write_image
 from srlab.imaging.resize import quantize, upsample
 from srlab.runtime import full_fp32, one_thread, resolve_device, synchronize, threads
 
-__all__ = ["EvalResult", "evaluate", "prepare_perceptual", "save_sr", "score_pair"]
+__all__ = ["EvalResult", "device_name", "evaluate", "prepare_perceptual", "save_sr", "score_pair"]
 
 
 @dataclass
@@ -48,6 +52,8 @@ class EvalResult:
     header: dict
     skipped: list[dict] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # (image path, scale) -> {"hr": uint8 HWC, "lr": float64 HWC 0-255, "sr": {model: float64 HWC as scored}}
+    kept: dict[tuple[str, int], dict] = field(default_factory=dict)
 
 
 def _run_model(
@@ -102,7 +108,6 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
     A protocol that rounds SR to uint8 gets an 8-bit PNG (exact); one that only clips (``study``) gets a
     16-bit PNG (``round(v * 257)``: within 1/514 of a grey level, ~1e-7 dB of PSNR).
     """
-    from srlab.imaging.io import write_image
 
     a = sr[0].permute(1, 2, 0).to("cpu", torch.float64)
     if proto.sr_rounding == "uint8":
@@ -115,7 +120,6 @@ def save_sr(path: Path, sr: torch.Tensor, proto: Protocol) -> None:
 
 def prepare_perceptual(names: Sequence[str], device: torch.device) -> None:
     """Build the perceptual metrics' networks (downloading their weights on first use; WeightsError offline)."""
-    from srlab.eval.perceptual import load
 
     for n in names:
         load(n, device)
@@ -137,7 +141,6 @@ def score_pair(
     papers did. Perceptual metrics use the same border crop; one that cannot score the image (NIQE below
     two 96x96 blocks) gives NaN and a note.
     """
-    from srlab.eval.perceptual import score
 
     channels = tuple(channels)
     res = metrics_batch(sr, hr, crop=crop, channels=channels)
@@ -176,6 +179,8 @@ def evaluate(
     log: Callable[[str], None] = print,
     shard: Shard | None = None,
     metrics: Sequence[str] = (),
+    keep: Collection[str | Path] = (),
+    command: str | None = None,
 ) -> EvalResult:
     """Evaluate every model on every data set at every scale. Returns rows + a header describing the run.
 
@@ -194,6 +199,8 @@ def evaluate(
     ``shard``: evaluate only the images of this :class:`~srlab.eval.shard.Shard` (key: ``<set>/<path in the
     set>``); rows and skip records then carry ``index`` (the image's place in the whole set) and the
     header ``shard``, so :func:`srlab.eval.merge.merge_results` rebuilds the unsharded result exactly.
+    ``keep``: image paths whose HR, LR and every model's SR (as scored) are kept in memory in
+    :attr:`EvalResult.kept` (figures made from what was scored, without a second evaluation).
     """
 
     channels = tuple(channels)
@@ -255,6 +262,8 @@ def evaluate(
             net_threads=all_threads if dev.type == "cpu" else None,
             perceptual=perceptual,
             shard=shard,
+            keep=frozenset(str(Path(p).resolve()) for p in keep),
+            command=command,
         )
         rows, skipped, ds_info, model_info = _evaluate_loop(found, keys, labels, loaded, scales, opts)
     return _finish(rows, skipped, ds_info, model_info, labels, scales, opts, root, messages)
@@ -273,6 +282,9 @@ class _Opts:
     net_threads: int | None
     perceptual: tuple[str, ...] = ()
     shard: Shard | None = None
+    keep: frozenset[str] = frozenset()
+    kept: dict = field(default_factory=dict)
+    command: str | None = None  # the command line that re-makes the numbers, for the header
 
 
 def _shard_key(ds: Dataset, path: Path) -> str:
@@ -283,7 +295,6 @@ def _shard_key(ds: Dataset, path: Path) -> str:
 
 
 def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
-    from tqdm import tqdm
 
     rows: list[dict] = []
     skipped: list[dict] = []
@@ -363,6 +374,11 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                     continue
                 hr = hr_tensor(hr_np, o.dev)
                 lr = proto.make_lr(hr, s)
+                kept = None
+                if o.keep and str(path.resolve()) in o.keep:
+                    kept = o.kept.setdefault(
+                        (str(path.resolve()), s), {"hr": hr_np, "lr": _hwc(lr), "sr": {}}
+                    )
                 for label, m in active:
                     nt = None if m.per_scale else o.net_threads
                     if used == 0 and not m.per_scale:  # warm-up (allocations, cuDNN autotuning): not timed
@@ -385,12 +401,13 @@ def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
                         o.say(f"note: {label} {ds.name}/{path.name} x{s}: {n}")
                     row.update(runtime_s=runtime, h=int(hr.shape[-2]), w=int(hr.shape[-1]), **mark(path))
                     rows.append(row)
+                    if kept is not None:
+                        kept["sr"][label] = _hwc(sr)
                     if o.save_dir is not None:
                         save_sr(Path(o.save_dir) / label / ds.name / f"x{s}" / f"{name}.png", sr, proto)
                 used += 1
             bar.close()
             info["used"][str(s)] = used
-            info["complete"][str(s)] = used >= max(ds.expected or 0, len(ds.files))
             of = f"{len(files)} images of shard {o.shard}" if o.shard else f"{len(ds.files)} images"
             o.say(f"{ds.name} x{s}: {used} of {of} evaluated")
 
@@ -408,19 +425,25 @@ def _finish(rows, skipped, ds_info, model_info, labels, scales, o: _Opts, root, 
         "data_root": str(Path(root).resolve()),
         "datasets": ds_info,
         "models": [model_info[lb] for lb in labels if lb in model_info],
-        "device": _device_name(dev),
+        "device": device_name(dev),
         "srlab_version": __version__,
         "torch_version": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if o.shard is not None:
         header["shard"] = o.shard.to_dict()
-    return EvalResult(rows, header, skipped, messages)
+    if o.command:
+        header["command"] = o.command
+    return EvalResult(rows, mark_complete(header), skipped, messages, kept=o.kept)
 
 
-def _device_name(dev: torch.device) -> str:
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) on 0-255 as a float64 (H, W, C) array."""
+    return t[0].permute(1, 2, 0).to("cpu", torch.float64).numpy().copy()
+
+
+def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
-    import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

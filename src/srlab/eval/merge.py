@@ -17,7 +17,7 @@ from pathlib import Path
 
 from srlab.errors import DataError
 from srlab.eval.loop import EvalResult
-from srlab.report.tables import read_results
+from srlab.eval.results import mark_complete, read_results
 
 __all__ = ["merge_files", "merge_results"]
 
@@ -36,9 +36,9 @@ def _load(spec: str | os.PathLike) -> tuple[Path, dict]:
         raise DataError(f"--merge {p}: not readable JSON ({exc}); rerun that shard") from None
 
 
-def merge_files(paths: Sequence[str | os.PathLike]) -> EvalResult:
+def merge_files(paths: Sequence[str | os.PathLike], *, command: str | None = None) -> EvalResult:
     """:func:`merge_results` of the ``results.json`` files (or folders holding one) in ``paths``."""
-    return merge_results([_load(p) for p in paths])
+    return merge_results([_load(p) for p in paths], command=command)
 
 
 def _models(header: dict) -> list:
@@ -92,8 +92,8 @@ def _check(docs: list[tuple[Path, dict]]) -> int:
     return count
 
 
-def merge_results(docs: list[tuple[Path, dict]]) -> EvalResult:
-    """``docs``: (path, :func:`~srlab.report.tables.read_results` document) of every shard."""
+def merge_results(docs: list[tuple[Path, dict]], *, command: str | None = None) -> EvalResult:
+    """``docs``: (path, :func:`~srlab.eval.results.read_results` document) of every shard."""
     if not docs:
         raise DataError("--merge: no files given")
     count = _check(docs)
@@ -126,9 +126,7 @@ def merge_results(docs: list[tuple[Path, dict]]) -> EvalResult:
         parts = [next(d for d in doc["header"]["datasets"] if d["name"] == info["name"]) for _, doc in docs]
         merged = {k: v for k, v in info.items() if k != "shard_files"}
         used = {s: sum(int(p.get("used", {}).get(s, 0)) for p in parts) for s in info.get("used", {})}
-        need = max(int(info.get("expected") or 0), int(info.get("found") or 0))
         merged["used"] = used
-        merged["complete"] = {s: n >= need for s, n in used.items()}
         skipped = [rec for p in parts for rec in p.get("skipped", [])]
         skipped.sort(key=lambda rec: (scales.index(int(rec.get("scale", scales[0]))), rec.get("index", 0)))
         merged["skipped"] = [{k: v for k, v in rec.items() if k != "index"} for rec in skipped]
@@ -139,5 +137,7 @@ def merge_results(docs: list[tuple[Path, dict]]) -> EvalResult:
     devices = list(dict.fromkeys(doc["header"].get("device") for _, doc in docs))
     header["device"] = "; ".join(str(d) for d in devices)
     header["merged_shards"] = count
+    if command:
+        header["command"] = command
     skipped = [{"dataset": d["name"], **rec} for d in datasets for rec in d["skipped"]]
-    return EvalResult(rows, header, skipped)
+    return EvalResult(rows, mark_complete(header), skipped)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srlab.eval.perceptual import score
 from srlab.runtime import one_thread
 
 __all__ = [
@@ -306,7 +307,6 @@ def lpips_distance(sr: Any, hr: Any, *, net: str = "alex", data_range: float = 2
     image is replicated). srlab's own implementation (:mod:`srlab.eval.perceptual`); its weights are
     downloaded on first use, and offline a :class:`srlab.errors.WeightsError` says what to fetch and where.
     """
-    from srlab.eval.perceptual import score
 
     if net not in ("alex", "vgg"):
         raise ValueError(f"LPIPS net must be 'alex' or 'vgg', not {net!r}")

@@ -14,6 +14,10 @@ from typing import Any
 import torch
 
 from srlab.errors import SrlabError
+from srlab.models.registry import build_model, describe
+from srlab.weights import ncnn, zoo
+from srlab.weights.download import sha256_file
+from srlab.weights.loader import load_model
 
 __all__ = ["INTERPOLATION_MODELS", "EvalModel", "load_eval_model", "wrap_module"]
 
@@ -49,7 +53,6 @@ def _weights_file(spec: str, path: Path) -> Path | None:
     """The file a model's weights came from: the path itself, the cached zoo file or the packaged ncnn .bin."""
     if path.is_file():
         return path
-    from srlab.weights import ncnn, zoo
 
     try:
         if spec in zoo.ZOO:
@@ -67,9 +70,6 @@ def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -
     For a checkpoint ``scale`` is a hint (a file that does not record its scale, as SRCNN's, is built at
     it); a file that records another scale loads as what it is and the caller skips it at ``scale``.
     """
-    from srlab.models.registry import build_model
-    from srlab.weights.download import sha256_file
-    from srlab.weights.loader import load_model
 
     low = spec.lower()
     if low in INTERPOLATION_MODELS:
@@ -89,6 +89,5 @@ def load_eval_model(spec: str, scale: int, device: str | torch.device = "cpu") -
 
 def wrap_module(label: str, module: Any, device: torch.device) -> EvalModel:
     """An in-memory srlab model (e.g. during training) as an :class:`EvalModel`."""
-    from srlab.models.registry import describe
 
     return EvalModel(str(label), str(label), module.to(device).eval(), describe(module, name=str(label)))

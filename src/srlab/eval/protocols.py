@@ -29,6 +29,7 @@ import torch
 from srlab.errors import ConfigError, ImageError
 from srlab.eval.metrics import SSIM_WINDOW
 from srlab.imaging.color import rgb_to_ycbcr
+from srlab.imaging.io import read_image
 from srlab.imaging.resize import get_degradation, modcrop, quantize
 
 __all__ = [
@@ -262,7 +263,6 @@ def centre_crop(a: np.ndarray, size: int) -> np.ndarray:
 
 def read_hr(path: str | Path) -> tuple[np.ndarray, list[str]]:
     """uint8 HxWxC (C = 1 or 3) ground truth and notes on conversions. Raises ImageError."""
-    from srlab.imaging.io import read_image
 
     img = read_image(Path(path))
     notes = []

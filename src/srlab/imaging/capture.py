@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
+
+from srlab.atomic import scratch_file
 
 __all__ = ["c_stderr"]
 
@@ -25,7 +26,7 @@ def c_stderr(lines: list[str]) -> Iterator[list[str]]:
     except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to keep quiet
         yield lines
         return
-    with tempfile.TemporaryFile() as tmp:
+    with scratch_file() as tmp:
         os.dup2(tmp.fileno(), 2)
         try:
             yield lines

@@ -29,9 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import os
 import struct
-import tempfile
 import threading
 import warnings
 import zlib
@@ -42,7 +40,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from srlab.atomic import file_mode, publish
+from srlab.atomic import write_stream
 from srlab.errors import ImageError
 from srlab.imaging import codecs16
 from srlab.imaging.arrays import as_hwc, from_tensor, to_depth, to_pil, to_tensor
@@ -475,17 +473,7 @@ class _PythonWrites:
 
 
 def _atomic_write(p: Path, write: Callable[[BinaryIO], None], overwrite: bool) -> None:
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
     try:
-        os.chmod(tmp, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            publish(tmp, p, overwrite=overwrite)  # refuses a p that appeared meanwhile
-        except FileExistsError:
-            raise _fail(p, "already exists", "pass --force (overwrite=True) to replace it") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        write_stream(p, write, overwrite=overwrite, suffix=".part")  # refuses a p that appeared meanwhile
+    except FileExistsError:
+        raise _fail(p, "already exists", "pass --force (overwrite=True) to replace it") from None

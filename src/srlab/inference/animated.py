@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image as PILImage
+from tqdm.auto import tqdm
 
 from srlab.errors import ImageError
+from srlab.imaging import io as imio
 from srlab.inference.limits import available_memory
 from srlab.inference.video import output_size, staged_output
 
@@ -61,7 +64,6 @@ class AnimationResult:
 
 
 def _open(data: bytes):
-    from PIL import Image as PILImage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
@@ -90,7 +92,6 @@ def frame_count(path: str | os.PathLike) -> int:
 
 
 def _open_lazy(f):
-    from PIL import Image as PILImage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
@@ -143,7 +144,6 @@ def _frames(im, n: int, src: Path):
 
 def _to_gif_frame(pixels: np.ndarray, alpha: np.ndarray | None):
     """A palette frame: 256 colours, or 255 plus a transparent index 255 for alpha < 128."""
-    from PIL import Image as PILImage
 
     rgb = PILImage.fromarray(pixels)
     if alpha is None:
@@ -195,10 +195,6 @@ def upscale_animation(
     progress: bool = True,
 ) -> AnimationResult:
     """Upscale every frame of the animated GIF/APNG/WebP ``src`` into ``dst`` (format from its extension)."""
-    from PIL import Image as PILImage
-    from tqdm.auto import tqdm
-
-    from srlab.imaging import io as imio
 
     src, dst = Path(src), Path(dst)
     fmt = _WRITE.get(dst.suffix.lower())

@@ -9,7 +9,8 @@ The rule (README "Speed" has the measurements behind it):
   precision in hardware: int8 with integer dot products (VNNI / AMX-INT8), else bf16 with native bf16
   (AVX512-BF16 / AMX-BF16), both through OpenVINO. Emulated bf16 or int8 is slower than fp32, and weights
   without a record (a user's own, random ones) stay fp32: quantization error depends on the weights.
-- fp32 runs on OpenVINO for all three exportable families (its CPU kernels are faster than ONNX Runtime's
+- fp32 runs on OpenVINO for the families whose registry hints say an exported graph beats PyTorch on a
+  CPU (SRCNN, SRVGG, RRDBNet) (its CPU kernels are faster than ONNX Runtime's
   on the inputs the tiler makes; ONNX Runtime's lower per-call overhead only wins on tiny SRCNN inputs that
   take a fraction of a second either way), on ONNX Runtime where OpenVINO is not installed, and on PyTorch
   for every other architecture (no export path) and where neither is installed.
@@ -19,7 +20,6 @@ The rule (README "Speed" has the measurements behind it):
 from __future__ import annotations
 
 import functools
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,12 @@ from torch import nn
 
 from srlab import runtime
 from srlab.errors import ConfigError
+from srlab.export import onnxruntime_available, weights_digest
+from srlab.inference import openvino_backend
+from srlab.models.registry import hints_for
+from srlab.serialize import loads
 
 __all__ = [
-    "EXPORTABLE",
     "QUALITY_FILE",
     "THRESHOLD_DB",
     "approved",
@@ -38,8 +41,6 @@ __all__ = [
     "quality_table",
 ]
 
-# Architectures with an ONNX export (srlab.export), hence ONNX Runtime and OpenVINO backends.
-EXPORTABLE = frozenset({"rrdbnet", "srvgg", "srcnn"})
 QUALITY_FILE = Path(__file__).with_name("reduced_precision.json")
 # 8-bit PSNR of the reduced-precision output against the fp32 output, worst image of the check. 50 dB is
 # srlab's bar for fp16/bf16 on GPUs (tests/test_precision.py): a mean squared error of 0.65 grey levels^2,
@@ -52,7 +53,7 @@ THRESHOLD_DB = 50.0
 def quality_table() -> dict[str, Any]:
     """The recorded checks: ``{"models": {weights digest: {"name", "bf16": {...}, "int8": {...}}}, ...}``."""
     try:
-        return json.loads(QUALITY_FILE.read_text())
+        return loads(QUALITY_FILE.read_text())
     except (OSError, ValueError):
         return {"models": {}}
 
@@ -65,11 +66,7 @@ def approved(digest: str, precision: str, table: dict | None = None) -> bool:
 
 def _available(backend: str) -> bool:
     if backend == "openvino":
-        from srlab.inference.openvino_backend import openvino_available
-
-        return openvino_available()
-    from srlab.export import onnxruntime_available
-
+        return openvino_backend.openvino_available()
     return onnxruntime_available()
 
 
@@ -87,8 +84,6 @@ def _auto_precision(module: nn.Module) -> str:
     ]
     if not want or not quality_table().get("models"):
         return "fp32"
-    from srlab.export import weights_digest
-
     digest = weights_digest(module)
     return next((p for p in want if approved(digest, p)), "fp32")
 
@@ -126,10 +121,10 @@ def choose(module: nn.Module, device: Any, precision: str, backend: str) -> tupl
             return "openvino", "fp32"
         return "openvino", p
     # auto
-    if arch not in EXPORTABLE:
+    if not hints_for(arch).ort_faster_on_cpu:  # no exported graph beats PyTorch for this family
         if p == "int8":
             raise ConfigError(
-                f"int8 needs an architecture srlab exports ({', '.join(sorted(EXPORTABLE))}), not {arch}"
+                f"int8 runs exported graphs (SRCNN, SRVGG, RRDBNet); {arch} runs on PyTorch only"
             )
         return None
     if p == "int8":

@@ -8,15 +8,16 @@ model's size multiple, run on the device, clamp if asked, crop.
   (``auto``: cuda, else mps, else cpu; fp32 on the CPU, fp16 on CUDA/MPS where the model supports it; a
   precision the model or device cannot run falls back to fp32 with a warning). fp16/bf16 on a GPU convert
   the model; on the CPU they autocast.
-- backend ``auto``: on the CPU, ONNX Runtime or OpenVINO for the architectures srlab exports, in fp32,
-  bf16 or int8, as :mod:`srlab.inference.cpu_choice` rules (exported/converted once into the cache by
-  :func:`srlab.export.cached_onnx` / :func:`srlab.inference.openvino_backend.cached_openvino`; a failure
-  falls back to PyTorch with a warning), else PyTorch.
+- backend ``auto``: on the CPU, OpenVINO or ONNX Runtime for the families whose registry hints say an
+  exported graph beats PyTorch there, in fp32, bf16 or int8, as :mod:`srlab.inference.cpu_choice` rules
+  (exported/converted once into the cache by :func:`srlab.export.cached_onnx` /
+  :func:`srlab.inference.openvino_backend.cached_openvino`; a failure falls back to PyTorch with a
+  warning), else PyTorch.
 - channels_last (``None``: on for CUDA and the CPU with the torch backend): on CUDA the weights are
   converted too (tensor-core layouts); on the CPU only the input is, since the layout propagates through
   the convolutions and the caller's module can stay as it is.
-- fused dense blocks (``None``: on for CUDA): RRDBNet's blocks evaluated without concatenations
-  (:func:`srlab.models.rrdbnet.set_fused_blocks`; the same function, wider GEMMs).
+- fused blocks (``None``: on for CUDA): the blocks a family's hints name as fusable (RRDBNet's dense blocks,
+  evaluated without concatenations: the same function, wider GEMMs; :func:`srlab.models.registry.set_fused_blocks`).
 - compile: :func:`srlab.runtime.compile_module`; torch.compile fails on the first call, not at wrap time
   (e.g. no C++ compiler), so that call falls back to eager once, with one warning.
 - ``run(..., fp32=True)``: the same batch in full precision, for the tiles whose fp16/bf16 output
@@ -39,18 +40,35 @@ from typing import Any
 import torch
 from torch import nn
 
+import srlab.models  # noqa: F401  (fills the registry the hints come from)
 from srlab import runtime
 from srlab.errors import ConfigError
-from srlab.inference import cpu_choice
+from srlab.export import cached_onnx
+from srlab.inference import cpu_choice, openvino_backend
+from srlab.inference.options import UpscaleOptions
 from srlab.inference.tiling import pad_to_multiple
-from srlab.models.registry import ModelDescriptor
-from srlab.models.rrdbnet import ResidualDenseBlock, set_fused_blocks
+from srlab.models.registry import ModelDescriptor, fusable_blocks, hints_for, set_fused_blocks
 
-__all__ = ["Engine", "EngineSettings", "build_engine", "engine_settings"]
+__all__ = [
+    "SLOW_NOTICE_S",
+    "Engine",
+    "EngineSettings",
+    "build_engine",
+    "engine_settings",
+    "ort_faster_on_cpu",
+]
 
 # A run the user would rather be warned about (and offered a faster model for), in seconds per image.
 SLOW_NOTICE_S = 60.0
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+# Above this many parameters a slow model is offered the compact SRVGG models (about 1.2 M parameters).
+COMPACT_PARAMS = 3_000_000
+
+
+def ort_faster_on_cpu(arch: str | None) -> bool:
+    """Whether an exported graph (OpenVINO, ONNX Runtime) beats PyTorch on a CPU for this family, so that
+    ``backend='auto'`` uses one (the family's registry hint, from benchmarks/infer_bench.py; README has the
+    figures)."""
+    return hints_for(arch).ort_faster_on_cpu
 
 
 @dataclass(frozen=True)
@@ -79,22 +97,13 @@ class EngineSettings:
 
 
 def engine_settings(
-    module: nn.Module,
-    desc: ModelDescriptor,
-    *,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    backend: str = "auto",
-    compile: bool | str = False,
-    fuse: bool | None = None,
-    channels_last: bool | None = None,
+    module: nn.Module, desc: ModelDescriptor, options: UpscaleOptions | None = None, **changes: Any
 ) -> EngineSettings:
-    """Resolve the ``Upscaler`` arguments of the same names (see :mod:`srlab.inference.engine`)."""
-    compile_mode = (
-        runtime.check_compile_mode("default" if compile is True else str(compile)) if compile else None
-    )
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    """Resolve the engine fields of ``options`` (device, precision, backend, compile, fuse, channels_last;
+    ``changes`` set single fields, as for ``Upscaler``) for this model (see :mod:`srlab.inference.engine`)."""
+    options = UpscaleOptions.make(options, **changes)
+    compile_mode = options.compile_mode
+    device, precision, backend = options.device, options.precision, options.backend
     auto = backend == "auto"
     if compile_mode and backend in ("onnxruntime", "openvino"):
         raise ConfigError("compile needs the torch backend; use --backend torch (or auto)")
@@ -108,6 +117,7 @@ def engine_settings(
         backend = "torch"
         dev = runtime.resolve_device(device)
         prec = runtime.resolve_precision(precision, dev, desc)
+    channels_last, fuse = options.channels_last, options.fuse
     torch_cl = dev.type in ("cuda", "cpu") if channels_last is None else bool(channels_last)
     return EngineSettings(
         backend=backend,
@@ -123,32 +133,28 @@ def engine_settings(
 def build_engine(
     module: nn.Module,
     desc: ModelDescriptor,
+    options: UpscaleOptions,
     *,
     caller_owned: bool,
     notify: Callable[[str], None] | None = None,
-    **options: Any,
 ) -> Engine:
-    """The :class:`Engine` for ``module`` with the ``Upscaler`` options ``device``, ``precision``,
-    ``backend``, ``compile``, ``fuse`` and ``channels_last``. ``caller_owned``: the module belongs to the
-    caller (it is copied before anything changes it). ``notify``: told of one-off work (an OpenVINO
-    conversion or int8 quantization) and, after the first call, of a run that will take long."""
-    settings = engine_settings(module, desc, **options)
+    """The :class:`Engine` for ``module`` with the engine fields of ``options``. ``caller_owned``: the
+    module belongs to the caller (it is copied before anything changes it). ``notify``: told of one-off
+    work (an OpenVINO conversion or int8 quantization) and, after the first call, of a run that will take
+    long."""
+    settings = engine_settings(module, desc, options)
     if settings.backend in ("onnxruntime", "openvino"):
         try:
             if settings.backend == "onnxruntime":
-                from srlab.export import cached_onnx
-
                 runner = cached_onnx(module.eval())
             else:
-                from srlab.inference.openvino_backend import cached_openvino
-
-                runner = cached_openvino(module.eval(), settings.precision, notify=notify)
+                runner = openvino_backend.cached_openvino(module.eval(), settings.precision, notify=notify)
             return Engine(runner, desc, settings, caller_owned=False, notify=notify)
         except Exception as exc:  # noqa: BLE001 - auto falls back; an explicit request reports
-            if not settings.auto_backend or str(options.get("precision")).lower() == "int8":
+            if not settings.auto_backend or str(options.precision).lower() == "int8":
                 raise
             warnings.warn(f"{settings.backend} failed ({exc}); running with PyTorch", stacklevel=3)
-            settings = engine_settings(module, desc, **{**options, "backend": "torch"})
+            settings = engine_settings(module, desc, options.replace(backend="torch"))
     return Engine(module, desc, settings, caller_owned=caller_owned, notify=notify)
 
 
@@ -174,7 +180,7 @@ class Engine:
         moves = torch_backend and (
             s.device.type != "cpu" or s.model_dtype != torch.float32 or convert_weights
         )
-        blocks = [m for m in module.modules() if isinstance(m, ResidualDenseBlock)] if torch_backend else []
+        blocks = fusable_blocks(module) if torch_backend else []
         switch = any(b.fused != s.fuse for b in blocks)
         reduced_weights = torch_backend and s.model_dtype != torch.float32
         # the weights as loaded, for full-precision redos (the caller's module is never changed, so it
@@ -267,7 +273,7 @@ class Engine:
     def expect(self, lr_pixels: int) -> None:
         """The LR pixels (tile windows with their context) the next image runs. With ``notify``, the first
         call then estimates the image's time from its own speed and, when that is long, says so with the
-        faster model to try (once per engine: a batch of photos is told once)."""
+        faster options to try (once per engine: a batch of photos is told once)."""
         if not self._told:
             self._expected = int(lr_pixels)
 
@@ -285,7 +291,7 @@ class Engine:
             line += (
                 "; --precision bf16 runs it about twice as fast on this CPU (output within a few grey levels)"
             )
-        if self.descriptor.arch == "rrdbnet":
+        if int(getattr(self.descriptor, "params", 0) or 0) > COMPACT_PARAMS:
             line += (
                 "; a compact SRVGG model is many times faster: --model realesr-general-x4v3 (photos) or "
                 "realesr-animevideov3-x4 (drawings)"
@@ -300,7 +306,7 @@ class Engine:
             m = copy.deepcopy(self._fp32_source).eval().to(self.device, torch.float32)
             if self.channels_last and self.device.type == "cuda":
                 m = m.to(memory_format=torch.channels_last)
-            if any(isinstance(b, ResidualDenseBlock) for b in m.modules()):
+            if fusable_blocks(m):
                 set_fused_blocks(m, self.fused)
             for q in m.parameters():
                 q.requires_grad_(False)

@@ -6,7 +6,7 @@
   (:func:`srlab.export.cached_onnx_path`), for int8 quantized after training (NNCF, on the built-in
   calibration images of :func:`calibration_images`), kept in the cache (``<cache root>/openvino``) as one
   file per (weights, shape policy, weight precision, OpenVINO version, entry format), written atomically
-  (:func:`srlab.atomic.atomic_path`). An entry that does not load is deleted and rebuilt, once, with a
+  (:func:`srlab.atomic.write_bytes`). An entry that does not load is deleted and rebuilt, once, with a
   warning. bf16 is no entry of its own: it is how the plugin compiles the fp32 graph
   (``INFERENCE_PRECISION_HINT``); the plugin's compiled blobs are cached by OpenVINO (``CACHE_DIR``, keyed
   by the graph and the compile options) under the same folder.
@@ -20,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -33,10 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from srlab.atomic import atomic_path
+from srlab.atomic import scratch_dir, write_bytes
 from srlab.errors import SrlabError
+from srlab.export import _graph_module, cached_onnx_path, weights_digest
+from srlab.imaging.resize import upsample
 from srlab.models.registry import ModelDescriptor, describe
 from srlab.runtime import cache_dir
+from srlab.serialize import dumps, loads
 
 __all__ = [
     "OV_PRECISIONS",
@@ -152,8 +153,6 @@ class OpenVinoModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_interpolation:
-            from srlab.imaging.resize import upsample
-
             x = upsample(x.float(), self.scale, self.pre_interpolation)
         arr = x.detach().float().cpu().contiguous().numpy()
         out = self.compiled(arr)[0]  # a copy: the request's own buffer is reused by the next call
@@ -164,8 +163,6 @@ class OpenVinoModel(nn.Module):
 
 
 def _entry_key(model: nn.Module, weight_precision: str) -> str:
-    from srlab.export import weights_digest
-
     ov = _ov()
     text = (
         f"{weights_digest(model)} {weight_precision} {_SHAPES} openvino {ov.get_version()} format {_FORMAT}"
@@ -182,15 +179,13 @@ def entry_path(model: nn.Module, precision: str) -> Path:
 def write_entry(path: Path, ov_model: Any, meta: dict) -> None:
     """One file: magic, header length, JSON header (meta, part lengths, weights digest), IR xml, IR weights."""
     ov = _ov()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".ir-") as tmp:
+    with scratch_dir(prefix="srlab-ir-") as tmp:  # OpenVINO writes the IR as two files
         ov.save_model(ov_model, os.path.join(tmp, "m.xml"), compress_to_fp16=False)
         xml = Path(tmp, "m.xml").read_bytes()
         weights = Path(tmp, "m.bin").read_bytes()
     header = dict(meta, xml=len(xml), bin=len(weights), sha256=hashlib.sha256(weights).hexdigest())
-    head = json.dumps(header).encode()
-    with atomic_path(path, suffix=".ovir") as tmp_path, open(tmp_path, "wb") as fh:
-        fh.write(_MAGIC + len(head).to_bytes(8, "little") + head + xml + weights)
+    head = dumps(header, indent=None).encode()
+    write_bytes(path, _MAGIC + len(head).to_bytes(8, "little") + head + xml + weights)
 
 
 def read_entry(path: Path) -> tuple[Any, dict]:
@@ -204,7 +199,7 @@ def read_entry(path: Path) -> tuple[Any, dict]:
         raise OpenVinoCacheError(f"{path}: not an srlab OpenVINO cache entry")
     n = int.from_bytes(data[8:16], "little")
     try:
-        meta = json.loads(data[16 : 16 + n])
+        meta = loads(data[16 : 16 + n])
         xml_end = 16 + n + int(meta["xml"])
         end = xml_end + int(meta["bin"])
     except (ValueError, KeyError, TypeError):
@@ -225,8 +220,6 @@ def read_entry(path: Path) -> tuple[Any, dict]:
 
 def _build(model: nn.Module, precision: str, notify: Callable[[str], None] | None) -> tuple[Any, dict]:
     """Convert (and for int8 quantize) ``model``: the OpenVINO model and its entry's meta."""
-    from srlab.export import _graph_module, cached_onnx_path
-
     ov = _ov()
     d = describe(model)
     _, pre = _graph_module(model)
@@ -249,8 +242,6 @@ def _quantize(ov_model: Any, d: ModelDescriptor, pre: str | None) -> Any:
         raise SrlabError('int8 needs NNCF: pip install "srlab[openvino]"') from None
     images = calibration_images(d.in_channels)
     if pre:
-        from srlab.imaging.resize import upsample
-
         images = [upsample(torch.from_numpy(a), d.scale, pre).numpy() for a in images]
     # NNCF draws its own progress bars on stdout, which is the user's (an output may go there): the
     # quantization is announced on stderr instead (``notify``)

@@ -32,10 +32,13 @@ Windows start at multiples of ``descriptor.size_multiple`` and the image is padd
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 __all__ = [
     "MAX_AUTO_SIDE",
@@ -189,7 +192,7 @@ def blend_tiles(
     run: Callable[[torch.Tensor], torch.Tensor],
     *,
     device: torch.device,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
     sink: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor | None:
     """The weighted blend of ``run`` over the windows of ``plan`` of a (C, H, W) image padded to the plan's
@@ -197,7 +200,10 @@ def blend_tiles(
 
     With ``sink``, the output is streamed instead: only one window's height of rows is held, and each block
     of finished rows goes to ``sink(row0, rows)`` (top to bottom, normalised exactly as the whole result
-    would be); returns None. Memory is then bounded by the window, not the image."""
+    would be); returns None. Memory is then bounded by the window, not the image.
+
+    ``progress``: True for a tile progress bar, or a function called with (tiles done, tiles in all) after
+    each batch of tiles (a service's progress record; what it raises stops the blend)."""
     s = scale
     wy = axis_weights(plan.rows, plan.win_h, s, plan.overlap, plan.margin)
     wx = axis_weights(plan.cols, plan.win_w, s, plan.overlap, plan.margin)
@@ -231,7 +237,8 @@ def blend_tiles(
     jobs = [(i, j) for i in range(len(plan.rows)) for j in range(len(plan.cols))]
     out = None
     bar = None
-    if progress:
+    report = progress if callable(progress) else None
+    if progress and report is None:
         bar = progress_bar(len(jobs), "tiles")
     try:
         for k in range(0, len(jobs), plan.batch_size):
@@ -257,6 +264,8 @@ def blend_tiles(
                 out[:, y0 : y0 + tile_out.shape[1], x0 : x0 + tile_out.shape[2]] += tile_out * wgt
             if bar is not None:
                 bar.update(len(chunk))
+            if report is not None:
+                report(k + len(chunk), len(jobs))
     finally:
         if bar is not None:
             bar.close()
@@ -274,8 +283,6 @@ class _LogLines:
     """tqdm's ``update``/``close`` as a line every :data:`LOG_EVERY_S` seconds: done, elapsed, time left."""
 
     def __init__(self, total: int, desc: str) -> None:
-        import time
-
         self.total, self.desc, self.n = total, desc, 0
         self._clock = time.monotonic
         self.start = self.last = self._clock()
@@ -284,8 +291,6 @@ class _LogLines:
         self.n += n
         now = self._clock()
         if now - self.last >= LOG_EVERY_S and self.n < self.total:
-            import sys
-
             self.last = now
             spent = now - self.start
             left = spent / self.n * (self.total - self.n)
@@ -302,10 +307,6 @@ class _LogLines:
 
 def progress_bar(total: int, desc: str):
     """A tqdm bar on a terminal, else periodic log lines (:class:`_LogLines`)."""
-    import sys
-
     if sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
         return tqdm(total=total, desc=desc, unit="tile", leave=False)
     return _LogLines(total, desc)

@@ -1,6 +1,9 @@
 """:class:`Upscaler`: a model ready to upscale images of any size, mode and bit depth.
 
-The CLI (``srlab upscale``), the evaluation and the benchmarks all go through it. It runs the model through
+``srlab upscale``, :func:`srlab.upscale`, the video and animation paths and the benchmarks go through it
+(evaluation does not: it runs models through :mod:`srlab.eval.loop`). Its tuning options are one record,
+:class:`~srlab.inference.options.UpscaleOptions`; where files go and whether they may be written is
+:mod:`srlab.inference.outputs`. It runs the model through
 an :class:`~srlab.inference.engine.Engine` (backend, device, precision, layout, compile) over the tiles of
 :mod:`srlab.inference.tiling`, and adds what images need on top:
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +43,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
+from tqdm.auto import tqdm
 
 from srlab.errors import ConfigError
 from srlab.imaging import io as imio
@@ -46,6 +52,8 @@ from srlab.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.imaging.resize import imresize
 from srlab.inference.engine import build_engine
 from srlab.inference.limits import available_memory, check_float_range
+from srlab.inference.options import UpscaleOptions
+from srlab.inference.outputs import check_target
 from srlab.inference.resilience import FaultState, TileRunner
 from srlab.inference.resolve import DEFAULT_MODEL, resolve_model
 from srlab.inference.tiling import TilePlan, blend_tiles, default_overlap, make_plan, pad_to_multiple
@@ -60,10 +68,6 @@ large enough that tiles stay several times wider than their context."""
 
 def _notice(line: str) -> None:
     """One line to stderr that keeps a progress bar intact (what the CLI prints besides its results)."""
-    import sys
-
-    from tqdm.auto import tqdm
-
     tqdm.write(f"srlab: {line}", file=sys.stderr)
 
 
@@ -71,16 +75,13 @@ class Upscaler:
     """A model ready to upscale images: device, precision and tiling fixed at construction.
 
     ``model``: name or path (loaded by :func:`srlab.load_model`), ``(module, descriptor)`` or a module.
-    ``tile``: tile side in LR pixels, without its context (as Real-ESRGAN's ``--tile``; ``None``: chosen
-    from the device memory and the image; ``0``: never tile). ``tile_overlap``: context added on each
-    side in LR pixels, so a window is ``tile + 2 overlap`` (``None``: ``max(8, 2 R)`` where R is the
-    descriptor's receptive radius, at most ``max(R, tile / 2)``). ``batch_size``: windows per device
-    call (``None``: 1 on CPU, as many as fit the memory budget on a GPU, at most 16). ``alpha``:
-    ``'bicubic'`` or ``'model'``. ``backend``: ``'auto'``, ``'torch'``, ``'onnxruntime'`` (CPU, fp32, via
-    :mod:`srlab.export`) or ``'openvino'`` (CPU, fp32/bf16/int8). ``compile``: wrap the model with ``torch.compile`` (``True`` or a mode name:
-    ``'default'``, ``'reduce-overhead'`` (CUDA graphs), ``'max-autotune'``...). ``fuse``: RRDBNet dense
-    blocks without concatenations (``None``: on for CUDA). ``channels_last``: NHWC layout (``None``: on for
-    CUDA and CPU with the torch backend). See :mod:`srlab.inference.engine` for how these are chosen.
+    ``options``: an :class:`~srlab.inference.options.UpscaleOptions` (tile, overlap, batch, precision,
+    device, backend, compile, fuse, channels_last, alpha, outscale: documented there); keyword arguments
+    of those names set or change single fields (``Upscaler(model, tile=0, device="cpu")``).
+    ``progress``: a tile progress bar for large images, or a function of (tiles done, tiles in all) called
+    after each batch of tiles (see :func:`~srlab.inference.tiling.blend_tiles`). ``memory_budget``:
+    activation bytes automatic tiles may use (``None``: half the free memory on CUDA,
+    :data:`CPU_MEMORY_BUDGET` elsewhere).
     ``max_output_bytes``: refuse an image whose results would need more memory than this, before any work
     (``None``: the memory available when the image comes; see :meth:`output_bytes`).
     """
@@ -88,47 +89,35 @@ class Upscaler:
     def __init__(
         self,
         model: Any = DEFAULT_MODEL,
+        options: UpscaleOptions | None = None,
         *,
-        tile: int | None = None,
-        tile_overlap: int | None = None,
-        precision: str = "auto",
-        device: str | torch.device = "auto",
-        batch_size: int | None = None,
-        alpha: str = "bicubic",
-        backend: str = "auto",
-        compile: bool | str = False,
-        fuse: bool | None = None,
-        channels_last: bool | None = None,
-        progress: bool = False,
+        progress: bool | Callable[[int, int], None] = False,
         memory_budget: int | None = None,
         max_output_bytes: int | None = None,
+        **changes: Any,
     ) -> None:
+        self.options = opts = UpscaleOptions.make(options, **changes)
         module, desc = resolve_model(model)
-        if alpha not in ("bicubic", "model"):
-            raise ConfigError(f"alpha must be 'bicubic' or 'model', not {alpha!r}")
-        if tile is not None and tile < 0:
-            raise ConfigError(f"tile must be >= 0 (0 = no tiling), not {tile}")
-        if tile_overlap is not None and tile_overlap < 0:
-            raise ConfigError(f"tile overlap must be >= 0, not {tile_overlap}")
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, not {batch_size}")
         self.descriptor, self.scale = desc, int(desc.scale)
-        self.alpha_mode, self.progress, self.memory_budget = alpha, progress, memory_budget
+        self.progress, self.memory_budget = progress, memory_budget
         self.max_output_bytes = max_output_bytes
-        self.tile, self.tile_overlap, self.batch_size = tile, tile_overlap, batch_size
         self.faults = FaultState()
         self.engine = build_engine(
             module,
             desc,
+            opts,
             caller_owned=not isinstance(model, (str, os.PathLike)),
-            notify=_notice if progress else None,
-            device=device,
-            precision=precision,
-            backend=backend,
-            compile=compile,
-            fuse=fuse,
-            channels_last=channels_last,
+            notify=_notice if progress is True else None,
         )
+
+    tile = property(lambda self: self.options.tile)
+    tile_overlap = property(lambda self: self.options.tile_overlap)
+    batch_size = property(lambda self: self.options.batch_size)
+    alpha_mode = property(lambda self: self.options.alpha)
+
+    def _outscale(self, outscale: float | None) -> float | None:
+        """A call's ``outscale``, else the options' (None: the model's scale)."""
+        return self.options.outscale if outscale is None else outscale
 
     @property
     def device(self) -> torch.device:
@@ -370,6 +359,7 @@ class Upscaler:
 
     def upscale_image(self, img: imio.Image, *, outscale: float | None = None) -> imio.Image:
         """Upscale an :class:`srlab.imaging.io.Image` (pixels + optional alpha), keeping mode and bit depth."""
+        outscale = self._outscale(outscale)
         planes = img.channels + (0 if img.alpha is None else 1)
         size = self._out_size(img.height, img.width, outscale)
         streamed = img.channels if size is None and self._stream_plan(img) is not None else 0
@@ -409,11 +399,7 @@ class Upscaler:
             return self._upscale_array(image, outscale)
         if isinstance(image, torch.Tensor):
             raise TypeError("use Upscaler.upscale_tensor for tensors")
-        try:
-            from PIL import Image as PILImage
-        except ImportError:  # pragma: no cover
-            PILImage = None
-        if PILImage is not None and isinstance(image, PILImage.Image):
+        if isinstance(image, PILImage.Image):
             out = self.upscale_image(imio.from_pil(image), outscale=outscale)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -440,6 +426,7 @@ class Upscaler:
         return res[..., 0] if squeeze else res
 
     def _upscale_float(self, pix, alpha, outscale, squeeze):
+        outscale = self._outscale(outscale)
         check_float_range(pix if alpha is None else np.concatenate([pix, alpha[..., None]], axis=2))
         self.check_output_memory(pix.shape[0], pix.shape[1], pix.shape[2] + (alpha is not None), outscale, 32)
         planes = [self._run_channels(imio.to_tensor(pix.astype(np.float32)))]
@@ -466,16 +453,16 @@ class Upscaler:
 
         ``dst`` may be a function of the decoded input returning the output path: it runs before the
         upscaling, so it can choose the name from the image (a format that keeps its transparency) or
-        refuse it by raising. Never writes over ``src``; replaces an existing ``dst`` only with
-        ``overwrite``. ``max_pixels``: refuse larger inputs (default: :func:`srlab.imaging.io.read_image`'s).
+        refuse it by raising (:meth:`srlab.inference.outputs.OutputPlan.claim` is such a function for a
+        batch). Never writes over ``src``; replaces an existing ``dst`` only with ``overwrite``: both are
+        :func:`srlab.inference.outputs.check_target`'s rules, checked before the upscaling.
+        ``max_pixels``: refuse larger inputs (default: :func:`srlab.imaging.io.read_image`'s).
         ``quality``: JPEG/WebP quality (1-100).
         """
         src = Path(src)
         kw = {} if max_pixels is None else {"max_pixels": max_pixels}
         img = imio.read_image(src, **kw)
-        out_path = Path(dst(img) if callable(dst) else dst)
-        if out_path.exists() and src.exists() and os.path.samefile(src, out_path):
-            raise imio.ImageError(f"{out_path}: is the input file; choose another output name")
+        out_path = check_target(src, Path(dst(img) if callable(dst) else dst), overwrite=overwrite)
         try:
             out = self.upscale_image(img, outscale=outscale)
         except imio.ImageError as exc:

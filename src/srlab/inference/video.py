@@ -24,15 +24,17 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from srlab.atomic import file_mode, publish
+from tqdm.auto import tqdm
+
+from srlab.atomic import staged
 from srlab.errors import ConfigError, ImageError
+from srlab.imaging import io as imio
 
 __all__ = [
     "DEFAULT_CRF",
@@ -94,37 +96,29 @@ def _short(exc: BaseException) -> str:
 @contextlib.contextmanager
 def staged_output(dst: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """A temporary path beside ``dst`` (same extension, so formats are guessed from it) that becomes ``dst``
-    when the block succeeds and is deleted when it does not, Ctrl-C included. Without ``overwrite`` an
-    existing ``dst`` is refused, also one that appeared while the block ran (a hard link is made, which
-    fails if the name is taken)."""
+    when the block succeeds and is deleted when it does not, Ctrl-C included (:func:`srlab.atomic.staged`).
+    Without ``overwrite`` an existing ``dst`` is refused, also one that appeared while the block ran."""
     dst = Path(dst)
+    exists = f"{dst}: already exists; pass --force (overwrite=True) to replace it"
     if dst.is_dir():
         raise ImageError(f"{dst}: is a folder; name a file, or pass the folder as -o to write into it")
     if dst.exists() and not overwrite:
-        raise ImageError(f"{dst}: already exists; pass --force (overwrite=True) to replace it")
+        raise ImageError(exists)
+    started = False
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=f".part{dst.suffix}")
-        os.close(fd)
-    except OSError as exc:
-        raise ImageError(
-            f"{dst}: cannot write there ({exc.strerror or exc}); choose another folder"
-        ) from None
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, file_mode())
-        try:
-            publish(tmp, dst, overwrite=overwrite)
-        except FileExistsError:
-            raise ImageError(f"{dst}: already exists; pass --force (overwrite=True) to replace it") from None
+        with staged(dst, suffix=f".part{dst.suffix}", overwrite=overwrite) as tmp:
+            started = True
+            yield tmp
+    except FileExistsError:
+        raise ImageError(exists) from None
     except OSError as exc:
         if exc.errno is None:
             raise
+        if not started:
+            raise ImageError(
+                f"{dst}: cannot write there ({exc.strerror or exc}); choose another folder"
+            ) from None
         raise ImageError(f"{dst}: writing failed ({exc.strerror or exc}); nothing was written") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _encoder(av, name: str | None, dst: Path):
@@ -239,16 +233,16 @@ def upscale_video(
 
 
 def output_size(up, h: int, w: int, outscale: float | None) -> tuple[int, int]:
-    """(height, width) of an ``h`` x ``w`` frame upscaled by ``up`` to ``outscale`` (None: the model's)."""
+    """(height, width) of an ``h`` x ``w`` frame upscaled by ``up`` to ``outscale`` (None: the Upscaler's
+    options', else the model's)."""
+    if outscale is None:
+        outscale = up.options.outscale
     if outscale is None or math.isclose(outscale, up.scale):
         return h * up.scale, w * up.scale
     return max(1, round(h * outscale)), max(1, round(w * outscale))
 
 
 def _transcode(av, up, inp, src, tmp, dst, outscale, name, pix_fmt, crf, max_pixels, progress):
-    from tqdm.auto import tqdm
-
-    from srlab.imaging import io as imio
 
     vs = inp.streams.video[0]
     vs.thread_type = "AUTO"

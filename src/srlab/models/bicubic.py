@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from srlab.imaging.resize import upsample
-from srlab.models.registry import register_arch, register_preset
+from srlab.models.registry import Architecture, EngineHints, Preset, register
 
 
 class Interpolation(nn.Module):
@@ -29,16 +29,32 @@ class Interpolation(nn.Module):
         return upsample(x.float(), self.scale, self.method).to(dtype)
 
 
-@register_arch("bicubic")
 def build_bicubic(**kw) -> Interpolation:
     return Interpolation(method="bicubic", **kw)
 
 
-@register_arch("bilinear")
 def build_bilinear(**kw) -> Interpolation:
     return Interpolation(method="bilinear", **kw)
 
 
-for _s in (2, 3, 4, 8):
-    register_preset(f"bicubic-x{_s}", "bicubic", "MATLAB bicubic interpolation", scale=_s)
-    register_preset(f"bilinear-x{_s}", "bilinear", "bilinear interpolation (the study's)", scale=_s)
+ARCHITECTURE = register(
+    Architecture(
+        family="interpolation",
+        summary="parameter-free interpolation: MATLAB bicubic and the study's bilinear",
+        source="MATLAB imresize (bicubic, antialiased); torch interpolate (bilinear, no antialias)",
+        builders={"bicubic": build_bicubic, "bilinear": build_bilinear},
+        constructor=Interpolation,
+        presets=tuple(
+            p
+            for s in (2, 3, 4, 8)
+            for p in (
+                Preset(f"bicubic-x{s}", "bicubic", "MATLAB bicubic interpolation", {"scale": s}),
+                Preset(f"bilinear-x{s}", "bilinear", "bilinear interpolation (the study's)", {"scale": s}),
+            )
+        ),
+        hints=EngineHints(precisions=("fp32",)),
+        purpose="interpolation",
+        arch_ids=("nearest",),
+        trainable=False,
+    )
+)

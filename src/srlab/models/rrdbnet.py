@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.models.registry import register_arch, register_preset
+from srlab.models.registry import Architecture, EngineHints, Preset, register
+from srlab.models.rrdbnet_layouts import LAYOUTS, match_ncnn
 
 
 class ResidualDenseBlock(nn.Module):
@@ -164,27 +165,59 @@ class RRDBNet(nn.Module):
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
 
 
-@register_arch("rrdbnet")
 def build_rrdbnet(**kw) -> RRDBNet:
     return RRDBNet(**kw)
 
 
-register_preset("rrdbnet-x4", "rrdbnet", "ESRGAN generator, 23 blocks, x4", scale=4)
-register_preset("rrdbnet-x2", "rrdbnet", "ESRGAN generator, 23 blocks, x2 (one upsampling step)", scale=2)
-register_preset(
-    "rrdbnet-16-x2",
-    "rrdbnet",
-    "BasicSR RRDBNet, 16 blocks, x2 (the study's own generator: study-esrgan-x2)",
-    scale=2,
-    num_block=16,
-)
-register_preset(
-    "rrdbnet-x2-unshuffle",
-    "rrdbnet",
-    "Real-ESRGAN x2plus layout (pixel-unshuffle)",
-    scale=2,
-    pixel_unshuffle=True,
-)
-register_preset(
-    "rrdbnet-anime-x4", "rrdbnet", "Real-ESRGAN anime_6B layout: 6 blocks, x4", scale=4, num_block=6
+def _rdb_blocks(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, ResidualDenseBlock)]
+
+
+ARCHITECTURE = register(
+    Architecture(
+        family="rrdbnet",
+        summary="RRDBNet: the ESRGAN / Real-ESRGAN generator (residual-in-residual dense blocks)",
+        source="Wang et al., ESRGAN (ECCVW 2018); BasicSR basicsr/archs/rrdbnet_arch.py key layout",
+        builders={"rrdbnet": build_rrdbnet, "esrgan": build_rrdbnet},  # esrgan: the name spandrel uses
+        constructor=RRDBNet,
+        presets=(
+            Preset("rrdbnet-x4", "rrdbnet", "ESRGAN generator, 23 blocks, x4", {"scale": 4}),
+            Preset(
+                "rrdbnet-x2", "rrdbnet", "ESRGAN generator, 23 blocks, x2 (one upsampling step)", {"scale": 2}
+            ),
+            Preset(
+                "rrdbnet-16-x2",
+                "rrdbnet",
+                "BasicSR RRDBNet, 16 blocks, x2 (the study's own generator: study-esrgan-x2)",
+                {"scale": 2, "num_block": 16},
+            ),
+            Preset(
+                "rrdbnet-x2-unshuffle",
+                "rrdbnet",
+                "Real-ESRGAN x2plus layout (pixel-unshuffle)",
+                {"scale": 2, "pixel_unshuffle": True},
+            ),
+            Preset(
+                "rrdbnet-anime-x4",
+                "rrdbnet",
+                "Real-ESRGAN anime_6B layout: 6 blocks, x4",
+                {"scale": 4, "num_block": 6},
+            ),
+        ),
+        layouts=LAYOUTS,
+        ncnn=match_ncnn,
+        hints=EngineHints(ort_faster_on_cpu=True, fusable=_rdb_blocks),
+        weights=(
+            "zoo:RRDB_ESRGAN_x4",
+            "zoo:RRDB_PSNR_x4",
+            "zoo:esrgan-x4-df2kost",
+            "zoo:esrgan-psnr-x4-df2k",
+            "zoo:RealESRGAN_x4plus",
+            "zoo:RealESRGAN_x2plus",
+            "zoo:RealESRGAN_x4plus_anime_6B",
+            "zoo:RealESRNet_x4plus",
+            "ncnn:realesrgan-x4plus",
+            "ncnn:realesrgan-x4plus-anime",
+        ),
+    )
 )

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from srlab.imaging.resize import upsample
-from srlab.models.registry import register_arch, register_preset
+from srlab.models.registry import Architecture, EngineHints, Preset, register
+from srlab.models.srcnn_layouts import LAYOUTS
 
 
 class SRCNN(nn.Module):
@@ -87,22 +88,52 @@ class SRCNN(nn.Module):
         return self.forward_upsampled(x)
 
 
-@register_arch("srcnn")
 def build_srcnn(**kw) -> SRCNN:
     return SRCNN(**kw)
 
 
-for _s in (2, 3, 4):
-    register_preset(f"srcnn-955-x{_s}", "srcnn", "SRCNN 9-5-5, RGB, MATLAB-bicubic input", scale=_s)
-    register_preset(
-        f"srcnn-955-y-x{_s}", "srcnn", "SRCNN 9-5-5 on Y (the paper's setting)", scale=_s, num_channels=1
+def _presets() -> tuple[Preset, ...]:
+    out = []
+    for s in (2, 3, 4):
+        out += [
+            Preset(f"srcnn-955-x{s}", "srcnn", "SRCNN 9-5-5, RGB, MATLAB-bicubic input", {"scale": s}),
+            Preset(
+                f"srcnn-955-y-x{s}",
+                "srcnn",
+                "SRCNN 9-5-5 on Y (the paper's setting)",
+                {"scale": s, "num_channels": 1},
+            ),
+            Preset(
+                f"srcnn-915-y-x{s}", "srcnn", "SRCNN 9-1-5 on Y", {"scale": s, "num_channels": 1, "f2": 1}
+            ),
+        ]
+    out.append(
+        Preset(
+            "srcnn-study-x2",
+            "srcnn",
+            "SRCNN 9-5-5, RGB, bilinear input, zero padding (the study's)",
+            {"scale": 2, "upsampler": "bilinear", "padding_mode": "zeros"},
+        )
     )
-    register_preset(f"srcnn-915-y-x{_s}", "srcnn", "SRCNN 9-1-5 on Y", scale=_s, num_channels=1, f2=1)
-register_preset(
-    "srcnn-study-x2",
-    "srcnn",
-    "SRCNN 9-5-5, RGB, bilinear input, zero padding (the study's)",
-    scale=2,
-    upsampler="bilinear",
-    padding_mode="zeros",
+    return tuple(out)
+
+
+ARCHITECTURE = register(
+    Architecture(
+        family="srcnn",
+        summary="SRCNN: three convolutions on the interpolated image",
+        source="Dong et al., SRCNN (ECCV 2014 / TPAMI 2016)",
+        builders={"srcnn": build_srcnn},
+        constructor=SRCNN,
+        presets=_presets(),
+        layouts=LAYOUTS,
+        hints=EngineHints(ort_faster_on_cpu=True),
+        weights=(
+            "shipped:srcnn-x2",
+            "shipped:srcnn-x3",
+            "shipped:srcnn-x4",
+            "shipped:srcnn-study-x2-recipe",
+            "shipped:srcnn-study-improved-x2",
+        ),
+    )
 )

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.models.registry import register_arch, register_preset
+from srlab.models.registry import Architecture, EngineHints, Preset, register
+from srlab.models.srvgg_layouts import LAYOUTS, match_ncnn
 
 
 class SRVGGNetCompact(nn.Module):
@@ -59,11 +60,35 @@ class SRVGGNetCompact(nn.Module):
         return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
 
 
-@register_arch("srvgg")
 def build_srvgg(**kw) -> SRVGGNetCompact:
     return SRVGGNetCompact(**kw)
 
 
-for _s in (2, 3, 4):
-    register_preset(f"srvgg-animevideov3-x{_s}", "srvgg", "realesr-animevideov3 layout", scale=_s)
-register_preset("srvgg-general-x4v3", "srvgg", "realesr-general-x4v3 layout", scale=4, num_conv=32)
+ARCHITECTURE = register(
+    Architecture(
+        family="srvgg",
+        summary="SRVGGNetCompact: Real-ESRGAN's compact VGG-style network (realesr-animevideov3, general-x4v3)",
+        source="Wang et al., Real-ESRGAN (ICCVW 2021); realesrgan/archs/srvgg_arch.py",
+        builders={"srvgg": build_srvgg, "compact": build_srvgg},  # compact: the name spandrel uses
+        constructor=SRVGGNetCompact,
+        presets=(
+            *(
+                Preset(f"srvgg-animevideov3-x{s}", "srvgg", "realesr-animevideov3 layout", {"scale": s})
+                for s in (2, 3, 4)
+            ),
+            Preset(
+                "srvgg-general-x4v3", "srvgg", "realesr-general-x4v3 layout", {"scale": 4, "num_conv": 32}
+            ),
+        ),
+        layouts=LAYOUTS,
+        ncnn=match_ncnn,
+        hints=EngineHints(ort_faster_on_cpu=True),
+        weights=(
+            "zoo:realesr-general-x4v3",
+            "zoo:realesr-general-wdn-x4v3",
+            "ncnn:realesr-animevideov3-x2",
+            "ncnn:realesr-animevideov3-x3",
+            "ncnn:realesr-animevideov3-x4",
+        ),
+    )
+)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srlab.models.registry import register_arch, register_preset
+from srlab.models.registry import Architecture, Preset, register
+from srlab.models.study_layouts import LAYOUTS
 
 __all__ = ["StudyDiscriminator", "StudyRRDBNet"]
 
@@ -163,22 +164,37 @@ class StudyDiscriminator(nn.Module):
         return self.block2(self.basicBlocks(self.block1(x)).flatten(1))
 
 
-@register_arch("study_rrdbnet")
 def build_study_rrdbnet(**kw) -> StudyRRDBNet:
     return StudyRRDBNet(**kw)
 
 
-@register_arch("study_discriminator")
-def build_study_discriminator(**kw) -> StudyDiscriminator:
-    return StudyDiscriminator(**kw)
-
-
-register_preset(
-    "study-esrgan-x2",
-    "study_rrdbnet",
-    "the study's ESRGAN generator: 16 RRDBs, ReLU convs, PixelShuffle x2, ReLU output",
-    scale=2,
-    num_block=16,
-    num_feat=64,
-    num_grow_ch=32,
+ARCHITECTURE = register(
+    Architecture(
+        family="study_rrdbnet",
+        summary="the study's ESRGAN generator (ReLU convs, PixelShuffle x2, ReLU output)",
+        source="public repository Sheldonsu28/CSC413-Project, csc413_project.ipynb",
+        builders={"study_rrdbnet": build_study_rrdbnet},
+        constructor=StudyRRDBNet,
+        presets=(
+            Preset(
+                "study-esrgan-x2",
+                "study_rrdbnet",
+                "the study's ESRGAN generator: 16 RRDBs, ReLU convs, PixelShuffle x2, ReLU output",
+                {"scale": 2, "num_block": 16, "num_feat": 64, "num_grow_ch": 32},
+            ),
+        ),
+        layouts=LAYOUTS[:1],
+    )
+)
+DISCRIMINATOR = register(
+    Architecture(
+        family="study_discriminator",
+        summary="the study's discriminator (VGG-style, fixed input size)",
+        source="public repository Sheldonsu28/CSC413-Project, csc413_project.ipynb",
+        builders={"study_discriminator": lambda **kw: StudyDiscriminator(**kw)},
+        constructor=StudyDiscriminator,
+        layouts=LAYOUTS[1:],
+        purpose="discriminator",
+        trainable=False,
+    )
 )

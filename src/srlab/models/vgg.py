@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srlab.models.registry import register_arch
+from srlab.models.registry import Architecture, register
 
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 
@@ -78,6 +78,19 @@ def layer_index(name: str | int) -> int:
     return VGG19_LAYERS[name]
 
 
-@register_arch("vgg19")
 def build_vgg19(**kw) -> VGG19:
     return VGG19(**kw)
+
+
+ARCHITECTURE = register(
+    Architecture(
+        family="vgg19",
+        summary="VGG19 features for perceptual losses (torchvision key layout)",
+        source="Simonyan & Zisserman 2015; torchvision's vgg19 weights",
+        builders={"vgg19": build_vgg19},
+        constructor=VGG19,
+        purpose="features",
+        weights=("zoo:vgg19",),
+        trainable=False,
+    )
+)

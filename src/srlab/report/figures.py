@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from srlab.atomic import atomic_path
+from srlab.errors import SrlabError
+
 __all__ = [
     "Tile",
     "choose_inset",
@@ -31,14 +34,15 @@ def _save(fig, path: str | Path, dpi: int) -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_path(out, suffix=out.suffix) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
     return out
 
 
 def _plt():
-    from srlab.errors import SrlabError
 
     try:
         import matplotlib

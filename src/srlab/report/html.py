@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srlab.atomic import write_text
+from srlab.errors import SrlabError
 from srlab.report.markdown import md_table
 
 __all__ = ["Document", "write_report"]
@@ -194,7 +196,6 @@ class Document:
 
 
 def _data_uri(path: Path) -> str:
-    from srlab.errors import SrlabError
 
     try:
         data = path.read_bytes()
@@ -211,9 +212,7 @@ def write_report(doc: Document, out_dir: str | Path, *, stem: str = "report") ->
     md = out / f"{stem}.md"
     ht = out / f"{stem}.html"
     for path, text in ((md, doc.to_markdown()), (ht, doc.to_html(out))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, text)
     return md, ht
 
 

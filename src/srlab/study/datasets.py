@@ -8,25 +8,36 @@ subset). A set the catalogue derives from another (``DIV2K_valid_crop128``, ``FF
 into the run's folder, the same way ``srlab data prepare`` makes it.
 
 :func:`missing_inputs` lists, without writing anything, what a spec needs and the data root lacks (test
-roles, training sets, pretrained weights); :func:`prepare_data_root` fills a run's context, collecting
-every missing item before it decides (``strict``) whether a missing training set stops the run.
+roles, training sets, pretrained weights); :func:`prepare_data_root` finds a run's inputs, collecting
+every missing item before it decides (``strict``) whether a missing training set stops the run, and returns
+the :class:`~srlab.study.records.Inputs` record.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from srlab.data.catalog import get_spec
+from srlab.data.catalog import where_to_get as catalogue_where
+from srlab.data.find import find_dataset, from_folder, resolve_data_root
+from srlab.data.prepare import RECIPES, make_images, make_pixels, select_sources
 from srlab.errors import DataError, SrlabError
-from srlab.study.context import Context, fresh_dir, read_rgb, write_png
+from srlab.eval.protocols import centre_crop
+from srlab.study.common import fresh_dir, read_rgb, write_png
+from srlab.study.records import Inputs, Setup
+from srlab.weights import ncnn, shipped, zoo
 
 __all__ = [
     "RoleSource",
     "locate_role",
+    "materialise_role",
     "missing_inputs",
     "missing_role",
     "prepare_data_root",
@@ -44,8 +55,6 @@ def resolve_root(data_root: str | os.PathLike | None, spec) -> Path | None:
             raise DataError(f"--data-root {data_root}: no such folder")
         return root
     if spec.needs_data_root:
-        from srlab.data.find import resolve_data_root
-
         return resolve_data_root(None)
     return None
 
@@ -53,8 +62,6 @@ def resolve_root(data_root: str | os.PathLike | None, spec) -> Path | None:
 # ---------------------------------------------------------------------------------------------- wording
 def where_to_get(name: str) -> str:
     """How to obtain a catalogued set (page, direct download, ``srlab data prepare``), with its terms."""
-    from srlab.data.catalog import get_spec
-    from srlab.data.catalog import where_to_get as catalogue_where
 
     spec = get_spec(name)
     if spec is None:
@@ -63,7 +70,6 @@ def where_to_get(name: str) -> str:
 
 
 def _layout_hint(name: str) -> str:
-    from srlab.data.catalog import get_spec
 
     spec = get_spec(name)
     if not spec or not spec.layouts:
@@ -85,11 +91,11 @@ def _item(kind: str, role: str, names: list[str], why: str, study_set: str = "",
     }
 
 
-def missing_role(ctx: Context, role: str, why: str) -> None:
-    """Record a test role that has no images (the run goes on without its column)."""
-    info = ctx.role_info[role]
+def missing_role(spec, role: str, why: str) -> dict:
+    """The missing item of a test role that has no images (the run goes on without its column)."""
+    info = spec.roles[role].model_dump()
     names = list(info.get("sets") or []) + list(info.get("fallback") or [])
-    ctx.missing.append(_item("role", role, names, why, info.get("study_set", ""), blocking=False))
+    return _item("role", role, names, why, info.get("study_set", ""), blocking=False)
 
 
 # ---------------------------------------------------------------------------------------------- finding
@@ -110,9 +116,6 @@ class RoleSource:
 def _find(name: str, root: Path, crop: int = 0):
     """(set found, recipe) for one name: the set itself; a prepared crop of it at ``crop`` when one is there;
     or its original with the recipe that makes it. None when none is there."""
-    from srlab.data.catalog import get_spec
-    from srlab.data.find import find_dataset
-    from srlab.data.prepare import RECIPES
 
     spec = get_spec(name)
     if spec is not None and crop:
@@ -138,7 +141,6 @@ def _find(name: str, root: Path, crop: int = 0):
 def locate_role(role: str, info: Mapping[str, Any], root: Path | None, *, spec=None) -> RoleSource | None:
     """Where ``role``'s images are under ``root`` (its ``path`` folder, its ``sets``, else its ``fallback``
     sets), without reading or writing an image; None when nothing is there. ``spec`` resolves ``path``."""
-    from srlab.data.find import from_folder
 
     if info.get("path"):
         folder = spec.resolve_path(info["path"]) if spec is not None else Path(info["path"]).expanduser()
@@ -167,7 +169,6 @@ def _role_why(info: Mapping[str, Any], root: Path | None) -> str:
 
 
 def _usable_weights(name: str) -> bool:
-    from srlab.weights import ncnn, shipped, zoo
 
     if shipped.get_shipped(name):
         return True
@@ -187,7 +188,6 @@ def _usable_weights(name: str) -> bool:
 
 def _weights_item(key: str, ref, spec) -> dict | None:
     """The missing item of a pretrained reference none of whose candidates is here, else None."""
-    from srlab.weights import zoo
 
     weights = str(ref.weights)
     cands = [weights, *ref.fallback]
@@ -272,12 +272,11 @@ def _prefix(f: Path) -> str:
     return f.parent.parent.name if f.parent.name == "HR" else f.parent.name
 
 
-def _materialise(ctx: Context, role: str, info: Mapping[str, Any], src: RoleSource) -> dict:
-    """The role's images as one folder (in place when they need no cut), and the row of ``ctx.roles``."""
-    import numpy as np
-
-    from srlab.data.prepare import RECIPES, make_pixels, select_sources
-    from srlab.eval.protocols import centre_crop
+def materialise_role(
+    out_dir: Path, role: str, info: Mapping[str, Any], src: RoleSource, say: Callable[[str], None]
+) -> dict:
+    """The role's images as one folder (in place when they need no cut, else under ``out_dir/data``), and
+    its entry of :attr:`Inputs.roles <srlab.study.records.Inputs.roles>`."""
 
     crop, first, cap = (int(info.get(k) or 0) for k in ("crop", "first", "max_images"))
     items = []
@@ -294,7 +293,7 @@ def _materialise(ctx: Context, role: str, info: Mapping[str, Any], src: RoleSour
     if len(src.parts) == 1 and rec0 is None and not cut and len(pick) == len(ds0.files):
         path, n = ds0.hr_dir, len(pick)
     else:
-        out = fresh_dir(ctx.out / "data" / role)
+        out = fresh_dir(out_dir / "data" / role)
         n = 0
         for f, _ds, rec in pick:
             if rec is None and not cut:
@@ -304,11 +303,11 @@ def _materialise(ctx: Context, role: str, info: Mapping[str, Any], src: RoleSour
             try:
                 px = make_pixels(rec, f) if rec is not None else read_rgb(f)
             except SrlabError as exc:
-                ctx.say(f"skip {f}: {exc}")
+                say(f"skip {f}: {exc}")
                 continue
             if cut:
                 if px.shape[0] < crop or px.shape[1] < crop:
-                    ctx.say(f"skip {f.name}: smaller than the {crop}x{crop} centre crop")
+                    say(f"skip {f.name}: smaller than the {crop}x{crop} centre crop")
                     continue
                 px = np.ascontiguousarray(centre_crop(px, crop))
             stem = f"{_prefix(f)}_{f.stem}" if rec is None else f.stem
@@ -340,10 +339,9 @@ def _materialise(ctx: Context, role: str, info: Mapping[str, Any], src: RoleSour
     }
 
 
-def _train_set(ctx: Context, names: list[str], root: Path) -> dict | None:
-    """The first of ``names`` found (or made from its original into the run folder), as ``ctx.train_sets``
-    rows; None when none is there."""
-    from srlab.data.prepare import make_images, select_sources
+def _train_set(setup: Setup, names: list[str], root: Path) -> dict | None:
+    """The first of ``names`` found (or made from its original into the run folder), as a row of
+    ``Inputs.train_sets``; None when none is there."""
 
     for name in names:
         hit = _find(name, root)
@@ -352,8 +350,8 @@ def _train_set(ctx: Context, names: list[str], root: Path) -> dict | None:
         ds, rec = hit
         if rec is None:
             return {"name": ds.name, "path": str(ds.hr_dir), "images": len(ds.files), "note": ""}
-        out = ctx.out / "data" / rec.name
-        ctx.say(
+        out = setup.out / "data" / rec.name
+        setup.say(
             f"[data] {rec.name} is not under {root}: making it from {ds.name} into {out} "
             f"(`srlab data prepare {rec.name} --data-root {root}` makes it once for every run)"
         )
@@ -363,59 +361,74 @@ def _train_set(ctx: Context, names: list[str], root: Path) -> dict | None:
     return None
 
 
-def prepare_data_root(ctx: Context, *, strict: bool = True) -> None:
+def prepare_data_root(setup: Setup, *, strict: bool = True) -> Inputs:
     """Test roles, training and validation sets from the data root.
 
-    Every missing role goes to ``ctx.missing`` and every missing training set to ``ctx.missing_inputs``
-    (with where to get it) before anything is decided; then, with ``strict``, a missing training set raises
-    one DataError that lists them all. Derived sets that are absent but whose originals are here are made
-    into the run's folder.
+    Every missing role and every missing training set (with where to get it) is collected before anything
+    is decided; then, with ``strict``, a missing training set raises one DataError that lists them all.
+    Derived sets that are absent but whose originals are here are made into the run's folder.
     """
-    spec = ctx.spec
-    root = ctx.data_root
+    spec = setup.spec
+    root = setup.data_root
+    roles: dict[str, dict] = {}
+    missing: list[dict] = []
+    missing_inputs: list[dict] = []
+    notes: list[str] = []
     # test roles first, so a missing training set never hides them
-    for role, info in ctx.role_info.items():
+    for role, r in spec.roles.items():
+        info = r.model_dump()
         src = locate_role(role, info, root, spec=spec)
         if src is None:
-            missing_role(ctx, role, _role_why(info, root))
+            missing.append(missing_role(spec, role, _role_why(info, root)))
             continue
-        entry = _materialise(ctx, role, info, src)
-        ctx.roles[role] = entry
+        entry = materialise_role(setup.out, role, info, src, setup.say)
+        roles[role] = entry
         if src.substituted:
-            ctx.notes.append(
+            notes.append(
                 f"**{role.capitalize()} role substituted**: {', '.join(info.get('sets') or [])} not under "
                 f"the data root; using {entry['source']}."
             )
     # training sets
+    train_set: dict = {}
+    train_sets: dict[str, dict] = {}
     for names in _train_groups(spec):
-        row = _train_set(ctx, names, root) if root is not None else None
+        row = _train_set(setup, names, root) if root is not None else None
         if row is None:
             why = f"not found under {root}" if root is not None else "no --data-root given"
-            ctx.missing_inputs.append(_item("train", "train", names, why, blocking=True))
+            missing_inputs.append(_item("train", "train", names, why, blocking=True))
             continue
-        ctx.train_sets[row["name"]] = row
+        train_sets[row["name"]] = row
         for n in names:
-            ctx.train_sets.setdefault(n, row)
-        if names == list(spec.data.train) and not ctx.train_set:
-            ctx.train_set = row
+            train_sets.setdefault(n, row)
+        if names == list(spec.data.train) and not train_set:
+            train_set = row
     # validation set (never a test role)
-    ctx.val_set = None
+    val_set = None
     for name in spec.data.val if root is not None else []:
         hit = _find(name, root)
         if hit is not None and hit[1] is None:
-            ctx.val_set = str(hit[0].hr_dir)
+            val_set = str(hit[0].hr_dir)
             break
-    if ctx.val_set is None and spec.data.val:
-        ctx.notes.append(
+    if val_set is None and spec.data.val:
+        notes.append(
             f"No validation set ({', '.join(spec.data.val)} not found under the data root): training curves "
             "have no PSNR."
         )
-    blocking = [m for m in ctx.missing_inputs if m.get("blocking")]
+    blocking = [m for m in missing_inputs if m.get("blocking")]
     if strict and blocking:
         lines = [f"{m['name']} ({m['why']}; {next(iter(m['where'].values()), '')})" for m in blocking]
-        roles = [m["role"] for m in ctx.missing]
+        gone = [m["role"] for m in missing]
         raise DataError(
             "cannot train: missing training set "
             + "; ".join(lines)
-            + (f"; also missing test roles: {', '.join(roles)}" if roles else "")
+            + (f"; also missing test roles: {', '.join(gone)}" if gone else "")
         )
+    return Inputs(
+        roles=roles,
+        missing=tuple(missing),
+        missing_inputs=tuple(missing_inputs),
+        train_set=train_set,
+        train_sets=train_sets,
+        val_set=val_set,
+        notes=tuple(notes),
+    )

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from srlab import __version__
+from srlab.runtime import gpu_names
+
 
 def environment() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    import torch
-
-    from srlab import __version__
-    from srlab.runtime import gpu_names
 
     def ver(name: str) -> str:
         try:
@@ -58,7 +59,6 @@ def environment() -> dict[str, Any]:
 
 
 def _git_rev() -> str | None:
-    import subprocess
 
     try:
         r = subprocess.run(

@@ -1,16 +1,25 @@
-"""The training runs of a spec: recipes from ``configs/`` plus the spec's overrides for each protocol, the
-run's identity (config hash) and the interpolation initialisation (``init: interpolator``)."""
+"""Stage 2, Plan: the training runs of a spec -- recipes from ``configs/`` plus the spec's overrides for each
+protocol, passed on as data (a dict for :func:`srlab.train.config.load_config`) -- what else they need (ImageNet
+VGG19) and whether the study can run; the run's identity (config hash) and the interpolation initialisation
+(``init: interpolator``)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from srlab.errors import ConfigError, SrlabError
 from srlab.eval.protocols import get_protocol
-from srlab.study.context import Context, RunSpec
+from srlab.models.registry import build_model
+from srlab.serialize import dumps
+from srlab.study.records import Inputs, Plan, Run, Setup
+from srlab.train.config import find_config, load_config
+from srlab.weights.io import save_model
+from srlab.weights.zoo import local_path, require
 
 _AUTO = "auto"  # losses.perceptual_weights: ImageNet VGG19 when cached, else random
 
@@ -31,28 +40,36 @@ def protocol_overrides(protocol: str) -> dict[str, Any]:
 
 
 def _raw(recipe: str, overrides: dict[str, Any], where: str) -> dict:
-    from srlab.train.config import find_config, load_config
 
     try:
-        _cfg, raw = load_config(find_config(recipe), [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+        _cfg, raw = load_config(find_config(recipe), overrides)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return raw
 
 
-def _train_path(ctx: Context, name: str) -> str:
+def _train_path(inputs: Inputs, name: str) -> str:
     """Absolute path of a found training set (the trainer resolves relative ones against the data root);
     the set's name when it is missing (the plan lists it; nothing trains)."""
-    ts = ctx.train_sets.get(name)
+    ts = inputs.train_sets.get(name)
     return str(Path(ts["path"]).resolve()) if ts else name
 
 
-def plan_runs(ctx: Context) -> list[RunSpec]:
+def plan_study(setup: Setup, inputs: Inputs) -> Plan:
+    """The runs, every missing input (the inputs' and ImageNet VGG19's) and what blocks the run."""
+    t0 = time.time()
+    runs = plan_runs(setup, inputs)
+    missing = inputs.missing_inputs + tuple(vgg_missing(runs))
+    blockers = tuple(blocking(inputs, missing))
+    return Plan(runs, missing, blockers, can_run=not blockers, seconds=time.time() - t0)
+
+
+def plan_runs(setup: Setup, inputs: Inputs) -> tuple[Run, ...]:
     """The training runs of the spec: per model, one run per protocol (or one), the recipe plus the spec's
     overrides, the protocol's degradation, the training set, ``--budget``'s scaling and validation."""
-    spec, f = ctx.spec, ctx.factor
-    val = str(Path(ctx.val_set).resolve()) if ctx.val_set else None
-    runs: list[RunSpec] = []
+    spec, f = setup.spec, setup.factor
+    val = str(Path(inputs.val_set).resolve()) if inputs.val_set else None
+    runs: list[Run] = []
     keys = [k for k, m in spec.models.items() if m.train]
     for proto in spec.protocols:
         for key in keys:
@@ -65,7 +82,7 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
             set_name = (t.data or spec.data.train or ["?"])[0]
             o: dict[str, Any] = dict(t.overrides)
             o.update(protocol_overrides(run_proto))
-            o["data.train"] = _train_path(ctx, set_name)
+            o["data.train"] = _train_path(inputs, set_name)
             interp = get_protocol(run_proto).interpolation
             for k in t.interpolation_keys:
                 o[k] = interp
@@ -87,7 +104,7 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                     )
             _raw(t.recipe, o, where)  # the final config validates
             runs.append(
-                RunSpec(
+                Run(
                     f"{key}_trained-{run_proto}",
                     key,
                     run_proto,
@@ -95,12 +112,13 @@ def plan_runs(ctx: Context) -> list[RunSpec]:
                     o,
                     dict(t.rows),
                     identity_init=t.init == "interpolator",
-                    notes=list(m.notes),
+                    notes=tuple(m.notes),
                     train_set=set_name,
                     family=str((raw.get("model") or {}).get("name", "")),
+                    per_protocol=bool(t.per_protocol),
                 )
             )
-    return runs
+    return tuple(runs)
 
 
 def _schedule(raw: dict, factor: float, val_points: int) -> dict[str, Any]:
@@ -150,7 +168,6 @@ def _perceptual(raw: dict) -> dict[str, Any]:
 
 def perceptual_weights_choice() -> str | None:
     """None (the zoo's ImageNet VGG19) when it is in the weight cache, else an explicit 'random'."""
-    from srlab.weights.zoo import local_path
 
     try:
         if local_path("vgg19").is_file():
@@ -160,14 +177,55 @@ def perceptual_weights_choice() -> str | None:
     return "random"
 
 
-def build_config(spec: RunSpec, progress: bool):
-    from srlab.train.config import find_config, load_config
+def build_config(run: Run, progress: bool):
+    """(TrainConfig, raw mapping) of a run: its recipe with its overrides, the progress setting and its name."""
 
-    items = [f"{k}={json.dumps(v)}" for k, v in spec.overrides.items()]
-    items.append(f"log.progress={json.dumps(bool(progress))}")
-    items.append(f"name={json.dumps(spec.key)}")
-    cfg, raw = load_config(find_config(spec.recipe), items)
-    return cfg, raw
+    overrides = {**run.overrides, "log.progress": bool(progress), "name": run.key}
+    return load_config(find_config(run.recipe), overrides)
+
+
+def vgg_missing(runs: tuple[Run, ...]) -> list[dict]:
+    """ImageNet VGG19 for the perceptual losses: missing means random VGG19 (the rows say so)."""
+    users = sorted(
+        {
+            r.model
+            for r in runs
+            for k, v in r.overrides.items()
+            if k.endswith(".perceptual_weights") and v == "random"
+        }
+    )
+    if not users or perceptual_weights_choice() != "random":
+        return []
+    try:
+        require("vgg19", verify=False)
+        where = ""
+    except SrlabError as exc:
+        where = str(exc)
+    return [
+        {
+            "kind": "weights",
+            "role": ", ".join(users),
+            "name": "vgg19",
+            "study_set": "",
+            "why": "ImageNet VGG19 is not in the weight cache: the perceptual loss uses RANDOM VGG19 (the rows "
+            "say so)",
+            "where": {"vgg19": where or "`srlab weights fetch vgg19`"},
+            "layout": "",
+            "blocking": False,
+        }
+    ]
+
+
+def blocking(inputs: Inputs, missing_inputs: tuple[dict, ...]) -> list[str]:
+    """Why the study cannot run (empty: it can)."""
+    out = [
+        f"{'training set' if m.get('kind') == 'train' else m.get('kind', '')} {m['name']} is missing"
+        for m in missing_inputs
+        if m.get("blocking")
+    ]
+    if not inputs.roles:
+        out.append("no test role was found")
+    return out
 
 
 def config_hash(raw: dict, out: Path | None = None) -> str:
@@ -178,24 +236,20 @@ def config_hash(raw: dict, out: Path | None = None) -> str:
         for k, v in raw.items()
         if k not in ("quick", "description", "notes", "log", "checkpoint", "runtime")
     }
-    text = json.dumps(keep, sort_keys=True, default=str)
+    text = dumps(keep, indent=None, sort_keys=True, default=str)
     if out is not None:
         text = text.replace(str(Path(out).resolve()), "<OUT>")
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def identity_init(cfg, path: Path) -> Path:
-    """Quick-profile initial weights that make the untrained network an interpolator (see the report).
+    """Initial weights (a spec's ``init: interpolator``) that make the untrained network an interpolator (see the report).
 
     SRCNN: channels 0-2 of each layer pass the interpolated input straight through (delta filters), the
     other channels start small and random. RRDBNet: ``conv_first``/``conv_hr``/``conv_last`` carry RGB in
     channels 0-2, the trunk's contribution starts small, and each ``conv_upN`` applies the [1 2 1]/4 tent to
     the nearest-upsampled features -- exactly bilinear interpolation away from the border.
     """
-    import torch
-
-    from srlab.models.registry import build_model
-    from srlab.weights.io import save_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)

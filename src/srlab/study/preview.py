@@ -5,13 +5,14 @@ to get it."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from srlab.study.context import DEGRADATION_TEXT, Context, RunSpec, rel
+from srlab.eval.protocols import get_protocol
+from srlab.models.registry import resolve
+from srlab.study.common import rel
+from srlab.study.plan import build_config
+from srlab.study.records import Inputs, Plan, Run, Setup
 
 
 def _network(cfg) -> str:
-    from srlab.models.registry import resolve
 
     name = cfg.model.name
     try:
@@ -36,14 +37,29 @@ def vgg_text(pw: str | None) -> str:
     return str(pw)
 
 
-def stage_lines(cfg, stage: str) -> list[str]:
-    from srlab.study.runs import _loss_text
+def loss_text(st) -> str:
+    """A training stage's loss as a weighted sum, e.g. ``1·l1 + 1·VGG19[pool3] l1 (no normalisation)``."""
+    L = st.losses
+    parts = []
+    if L.pixel != "none":
+        parts.append(f"{L.pixel_weight:g}·{L.pixel}")
+    if L.perceptual != "none":
+        layers = ",".join(L.perceptual_layers)
+        parts.append(
+            f"{L.perceptual_weight:g}·VGG19[{layers}] {L.perceptual_criterion}"
+            f" ({'ImageNet-normalised' if L.perceptual_normalize else 'no normalisation'})"
+        )
+    if L.gan != "none":
+        parts.append(f"{L.gan_weight:g}·{L.gan}")
+    return " + ".join(parts)
 
+
+def stage_lines(cfg, stage: str) -> list[str]:
     st = cfg.stages[stage]
     head = (
         f"stage {stage} ({st.kind}): {st.iterations:,} iterations x batch {st.batch_size}, {_optim(st.optim)}"
     )
-    lines = [head, f"  loss: {_loss_text(st)}"]
+    lines = [head, f"  loss: {loss_text(st)}"]
     if st.losses.perceptual != "none":
         lines[-1] += f"; VGG19 weights: {vgg_text(st.losses.perceptual_weights)}"
     if st.kind == "gan":
@@ -60,13 +76,11 @@ def stage_lines(cfg, stage: str) -> list[str]:
     return lines
 
 
-def run_lines(ctx: Context, run: RunSpec) -> list[str]:
-    from srlab.study.plan import build_config
-
+def run_lines(setup: Setup, inputs: Inputs, run: Run) -> list[str]:
     cfg, _raw = build_config(run, False)
-    m = ctx.spec.models[run.model]
-    rows = ", ".join(f"{st} -> {ctx.spec.row_title(row)!r}" for st, row in run.outputs.items())
-    ts = ctx.train_sets.get(run.train_set)
+    m = setup.spec.models[run.model]
+    rows = ", ".join(f"{st} -> {setup.spec.row_title(row)!r}" for st, row in run.outputs.items())
+    ts = inputs.train_sets.get(run.train_set)
     data = (
         f"{run.train_set} ({rel(ts['path'])}"
         + (f", {ts['images']} images" if isinstance(ts.get("images"), int) else "")
@@ -80,7 +94,7 @@ def run_lines(ctx: Context, run: RunSpec) -> list[str]:
         f"  network: {_network(cfg)}; init: {'interpolator' if run.identity_init else 'random'}",
         f"  data: {data}; {d.mode} {d.crop}x{d.crop} HR"
         + (", flips/rotations" if d.flip or d.rot90 else "")
-        + f"; degradation {d.degradation} ({DEGRADATION_TEXT.get(run.protocol, run.protocol)})"
+        + f"; degradation {d.degradation} ({get_protocol(run.protocol).describe()['degradation']})"
         + f", LR {'rounded to uint8' if d.quantize_lr else 'float'}",
         f"  protocol: {run.protocol}; validation: "
         + (f"{rel(cfg.val.set)} every {cfg.val.every:,}" if cfg.val.set else "none"),
@@ -103,23 +117,24 @@ def reference_text(ref) -> str:
     return f"{ref.weights}{fb}: run on {inp}{out}, {resize}"
 
 
-def plan_lines(ctx: Context, runs: list[RunSpec], blockers: list[str]) -> list[str]:
-    spec = ctx.spec
+def plan_lines(setup: Setup, inputs: Inputs, plan: Plan) -> list[str]:
+    spec = setup.spec
+    runs = plan.runs
     src = f" ({rel(spec.source)})" if spec.source else ""
     lines = [
         f"[plan] study {spec.name!r}{src}: x{spec.scale}, protocols {', '.join(spec.protocols)}; "
-        f"data root {rel(ctx.data_root) if ctx.data_root else '(none: scikit-image samples)'}",
+        f"data root {rel(setup.data_root) if setup.data_root else '(none: scikit-image samples)'}",
     ]
     if spec.title:
         lines.append(f"  {spec.title}")
-    if ctx.factor != 1.0:
+    if setup.factor != 1.0:
         lines.append(
-            f"  --budget {ctx.budget:g} min: every iteration count x {ctx.factor:.3g} "
+            f"  --budget {setup.budget:g} min: every iteration count x {setup.factor:.3g} "
             f"(the spec is sized for {spec.nominal_minutes:g} min on {spec.nominal_hardware})"
         )
     lines.append(f"training runs ({len(runs)}):")
     for r in runs:
-        lines += ["  " + x for x in run_lines(ctx, r)]
+        lines += ["  " + x for x in run_lines(setup, inputs, r)]
     others = []
     for key, m in spec.models.items():
         if m.interpolation:
@@ -131,7 +146,7 @@ def plan_lines(ctx: Context, runs: list[RunSpec], blockers: list[str]) -> list[s
         lines += others
     lines.append("test roles:")
     for role, r in spec.roles.items():
-        got = ctx.roles.get(role)
+        got = inputs.roles.get(role)
         want = r.study_set or (", ".join(r.sets) if r.sets else str(r.path))
         opt = (
             f" (also offered: crop {', '.join(map(str, r.crop_options))} via --set roles.{role}.crop=N)"
@@ -145,15 +160,15 @@ def plan_lines(ctx: Context, runs: list[RunSpec], blockers: list[str]) -> list[s
         for d in spec.deviations:
             lines.append(f"  - {d.what}: {d.here}" + (f" [the study: {d.source}]" if d.source else ""))
             lines.append(f"    why: {d.why}")
-    miss = _missing_lines(ctx)
+    miss = _missing_lines(inputs, plan)
     if miss:
         lines.append(f"missing inputs ({len(miss)}):")
         lines += miss
-    if blockers:
-        lines.append("[plan] cannot run: " + "; ".join(blockers))
+    if plan.blockers:
+        lines.append("[plan] cannot run: " + "; ".join(plan.blockers))
     else:
         lines.append(
-            f"[plan] can run: {len(runs)} training runs, {len(ctx.roles)} of {len(spec.roles)} test roles"
+            f"[plan] can run: {len(runs)} training runs, {len(inputs.roles)} of {len(spec.roles)} test roles"
         )
     return lines
 
@@ -165,9 +180,9 @@ def _where(m: dict) -> str:
     return str(w)
 
 
-def _missing_lines(ctx: Context) -> list[str]:
+def _missing_lines(inputs: Inputs, plan: Plan) -> list[str]:
     out = []
-    for m in ctx.missing_inputs:
+    for m in plan.missing_inputs:
         kind = "training set" if m.get("kind") == "train" else m.get("kind", "")
         tag = "BLOCKS THE RUN" if m.get("blocking") else "the run goes on without it"
         need = f"for {m['role']}; " if m.get("role") and m.get("role") != "train" else ""
@@ -175,7 +190,7 @@ def _missing_lines(ctx: Context) -> list[str]:
         out.append(
             f"  - {kind} {m['name']} ({need}{tag}): {m['why']}." + (f" Get it: {where}" if where else "")
         )
-    for m in ctx.missing:
+    for m in inputs.missing:
         where = _where(m)
         out.append(
             f"  - test role {m['role']} ({m.get('study_set') or m['name']}): {m['why']}."
@@ -183,17 +198,3 @@ def _missing_lines(ctx: Context) -> list[str]:
             + (f" {m['layout']}" if m.get("layout") else "")
         )
     return out
-
-
-def plan_summary(ctx: Context, runs: list[RunSpec], blockers: list[str]) -> dict[str, Any]:
-    return {
-        "spec": ctx.spec.name,
-        "can_run": not blockers,
-        "blockers": blockers,
-        "runs": [
-            {"key": r.key, "recipe": r.recipe, "overrides": r.overrides, "rows": r.outputs} for r in runs
-        ],
-        "missing_inputs": ctx.missing_inputs,
-        "missing_roles": ctx.missing,
-        "roles": ctx.roles,
-    }

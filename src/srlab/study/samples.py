@@ -1,13 +1,14 @@
-"""The quick profile's data without a data root: training images, validation crops and the natural test
-role from scikit-image's bundled sample images (public domain / CC0)."""
+"""A spec's sample data (``data.samples``: the quick study) without a data root: training images, validation
+crops and the natural test role from scikit-image's bundled sample images (public domain / CC0)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from srlab.errors import ConfigError, DataError
-from srlab.study.context import Context, fresh_dir, read_rgb, write_png
-from srlab.study.datasets import _materialise, locate_role, missing_role
+from srlab.study.common import fresh_dir, read_rgb, write_png
+from srlab.study.datasets import locate_role, materialise_role, missing_role
+from srlab.study.records import Inputs, Setup
 
 SAMPLE_ROLE = "natural"  # the role the sample photos stand in for
 
@@ -17,7 +18,7 @@ def _samples_dir() -> Path:
         import skimage
     except ImportError:
         raise DataError(
-            "the quick profile's sample images ship with scikit-image: pip install 'srlab[report]' "
+            "the quick study's sample images ship with scikit-image: pip install 'srlab[report]' "
             "(or pass --data-root DIR with DIV2K_train_crop128 and test sets)"
         ) from None
     return Path(skimage.__file__).resolve().parent / "data"
@@ -53,13 +54,14 @@ def _crop_positions(h: int, w: int, size: int, n: int) -> list[tuple[int, int]]:
     return out
 
 
-def prepare_quick_samples(ctx: Context) -> None:
+def prepare_samples(setup: Setup) -> Inputs:
     """Training images, validation crops and the natural test role from scikit-image's samples (the
     spec's ``data.samples``); folder roles are read as given, the other roles are listed as missing."""
-    q = ctx.spec.data.samples
+    spec = setup.spec
+    q = spec.data.samples
     if q is None:
-        raise ConfigError(f"study {ctx.spec.name}: no data.samples; pass --data-root DIR")
-    data = ctx.out / "data"
+        raise ConfigError(f"study {spec.name}: no data.samples; pass --data-root DIR")
+    data = setup.out / "data"
     train = fresh_dir(data / "samples-train")
     train_names = q.train[: q.train_images] if q.train_images else q.train
     for name in train_names:
@@ -76,19 +78,19 @@ def prepare_quick_samples(ctx: Context) -> None:
         for i, (y, x) in enumerate(_crop_positions(*a.shape[:2], q.test_crop, q.crops_per_image)):
             write_png(nat / f"{name}_c{i}.png", a[y : y + q.test_crop, x : x + q.test_crop])
     n = len(list(nat.glob("*.png")))
-    ctx.train_set = {
+    train_set = {
         "name": "scikit-image samples",
         "path": str(train),
         "images": list(train_names),
         "note": f"{len(train_names)} whole images (greyscale ones replicated to RGB), random HR patches",
     }
-    needed = {s for m in ctx.spec.models.values() if m.train for s in (m.train.data or ctx.spec.data.train)}
-    for name in needed or {"samples"}:
-        ctx.train_sets[name] = {**ctx.train_set, "stands_for": name}
-    ctx.val_set = str(val)
-    roles = ctx.spec.roles
-    if SAMPLE_ROLE in roles and not roles[SAMPLE_ROLE].path:
-        ctx.roles[SAMPLE_ROLE] = {
+    needed = {s for m in spec.models.values() if m.train for s in (m.train.data or spec.data.train)}
+    train_sets = {name: {**train_set, "stands_for": name} for name in needed or {"samples"}}
+    roles: dict[str, dict] = {}
+    missing: list[dict] = []
+    notes: list[str] = []
+    if SAMPLE_ROLE in spec.roles and not spec.roles[SAMPLE_ROLE].path:
+        roles[SAMPLE_ROLE] = {
             "dataset": SAMPLE_ROLE,
             "path": str(nat),
             "n": n,
@@ -96,23 +98,35 @@ def prepare_quick_samples(ctx: Context) -> None:
                 f"{n} {q.test_crop}x{q.test_crop} crops (centre + quadrant centres) of scikit-image's "
                 f"{', '.join(test_names)} (held out of training)"
             ),
-            "study_set": roles[SAMPLE_ROLE].study_set,
+            "study_set": spec.roles[SAMPLE_ROLE].study_set,
             "substituted": True,
             "crop": q.test_crop,
         }
-        ctx.notes.append(
-            f"**Natural role substituted**: the spec's natural role is {roles[SAMPLE_ROLE].study_set}; without "
-            f"--data-root this run uses {n} crops of scikit-image's sample photos ({', '.join(test_names)})."
+        notes.append(
+            f"**Natural role substituted**: the spec's natural role is {spec.roles[SAMPLE_ROLE].study_set}; "
+            f"without --data-root this run uses {n} crops of scikit-image's sample photos "
+            f"({', '.join(test_names)})."
         )
-    for role, r in roles.items():
-        if role in ctx.roles:
+    for role, r in spec.roles.items():
+        if role in roles:
             continue
-        src = locate_role(role, ctx.role_info[role], None, spec=ctx.spec) if r.path else None
+        info = r.model_dump()
+        src = locate_role(role, info, None, spec=spec) if r.path else None
         if src is not None:
-            ctx.roles[role] = _materialise(ctx, role, ctx.role_info[role], src)
+            roles[role] = materialise_role(setup.out, role, info, src, setup.say)
         elif r.path:
-            missing_role(ctx, role, f"folder {r.path} not found or without images")
+            missing.append(missing_role(spec, role, f"folder {r.path} not found or without images"))
         else:
-            missing_role(
-                ctx, role, "without --data-root this spec uses scikit-image's samples, no such images"
+            missing.append(
+                missing_role(
+                    spec, role, "without --data-root this spec uses scikit-image's samples, no such images"
+                )
             )
+    return Inputs(
+        roles=roles,
+        missing=tuple(missing),
+        train_set=train_set,
+        train_sets=train_sets,
+        val_set=str(val),
+        notes=tuple(notes),
+    )

@@ -9,8 +9,9 @@ figures, and ``deviations``: every point where the study cannot be followed or c
 reason. Unknown keys and bad values are one-line :class:`~srlab.errors.ConfigError` messages naming the
 file, the key path and the closest valid key.
 
-``srlab reproduce NAME`` takes a bundled spec by name (``quick``, ``study``, ``papers``; ``paper`` is an
-alias of ``papers``) or a path; ``--set key.path=value`` changes one value (``roles.natural.crop=256``).
+``srlab reproduce NAME`` takes a bundled spec by name (``quick``, ``study``, ``papers``) or a path;
+``--set key.path=value`` changes one value (``roles.natural.crop=256``). A loaded spec is frozen: the
+study's first record, read by every stage and changed by none.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from srlab.errors import ConfigError
+from srlab.eval.protocols import get_protocol
+from srlab.train.config import parse_override
+from srlab.train.config_errors import error_message
 
 __all__ = [
     "Deviation",
@@ -41,11 +46,9 @@ __all__ = [
     "studies_dir",
 ]
 
-ALIASES = {"paper": "papers"}
-
 
 class _S(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Samples(_S):
@@ -189,7 +192,6 @@ class StudySpec(_S):
 
     @model_validator(mode="after")
     def _consistent(self) -> StudySpec:
-        from srlab.eval.protocols import get_protocol
 
         if self.scale < 1:
             raise ValueError(f"scale must be >= 1, not {self.scale}")
@@ -224,10 +226,6 @@ class StudySpec(_S):
     @property
     def source(self) -> Path | None:
         return self._source
-
-    @property
-    def profile_name(self) -> str:
-        return self.name
 
     def resolve_path(self, p: str) -> Path:
         """A path of the spec: relative ones count from the spec file's folder."""
@@ -274,7 +272,7 @@ def _find(name_or_path: str | Path) -> Path:
         if not p.is_file():
             raise ConfigError(f"study spec {p} does not exist")
         return p
-    name = ALIASES.get(str(name_or_path), str(name_or_path))
+    name = str(name_or_path)
     cand = studies_dir() / f"{name}.yaml"
     if cand.is_file():
         return cand
@@ -292,7 +290,6 @@ def _dotted(loc: tuple) -> str:
 
 def spec_from_dict(data: Any, source: Path | None = None) -> StudySpec:
     """Validate a mapping; errors are one line: ``FILE: key.path: what is wrong``."""
-    from srlab.train.config_errors import error_message
 
     where = f"{source.name}: " if source else ""
     if not isinstance(data, dict):
@@ -319,7 +316,6 @@ def spec_from_dict(data: Any, source: Path | None = None) -> StudySpec:
 def apply_spec_overrides(data: dict, overrides: dict[str, Any] | list[str]) -> dict:
     """Set ``key.path=value`` items in a raw spec mapping. Under a training recipe's ``overrides`` the rest
     of the path is one dotted key (``models.srcnn.train.overrides.stages.train.iterations=3``)."""
-    from srlab.train.config import parse_override
 
     out = copy.deepcopy(data)
     items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
@@ -381,7 +377,6 @@ def load_spec(
 ) -> StudySpec:
     """A bundled spec by name or a YAML file, with ``key.path=value`` overrides applied before validation
     (and ``trained`` models replaced by shipped ones, :func:`use_trained`)."""
-    import yaml
 
     path = _find(name_or_path)
     try:

@@ -3,16 +3,14 @@
 A checkpoint is a ``torch.save`` mapping of tensors and plain Python types only, so that
 ``torch.load(weights_only=True)`` reads it: model/optimizer/scaler state dicts, the RNG states of torch
 (CPU and CUDA), numpy and Python's ``random``, the position (stage, iteration) and bookkeeping. Files are
-written to a temporary name in the same folder, fsynced and renamed over the target (``os.replace``), so a
+written to a temporary name in the same folder, fsynced and renamed over the target (:mod:`srlab.atomic`), so a
 crash never leaves a partial checkpoint; a checkpoint whose model weights are not finite is refused.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from srlab.atomic import file_mode
+from srlab.atomic import move, write_stream
 from srlab.errors import SrlabError
 from srlab.runtime import cuda_rng_state, set_cuda_rng_state
 from srlab.train.config import TrainConfig, config_to_dict
@@ -32,7 +30,6 @@ _NAME = re.compile(r"^ckpt_s(\d+)_(.+)_(\d{8})\.pt$")
 __all__ = [
     "FORMAT",
     "atomic_save",
-    "atomic_write",
     "capture_rng",
     "check_resume",
     "checkpoint_name",
@@ -98,33 +95,8 @@ def atomic_save(obj: dict, path: Path | str, *, check_finite: tuple[str, ...] = 
                 bad = _nonfinite_tensor(sd)
                 if bad:
                     raise SrlabError(f"refusing to write {path.name}: {name} weight {bad} is not finite")
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    write_stream(path, lambda fh: torch.save(obj, fh))
     return path
-
-
-def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    """``write(fh)`` into a temporary file beside ``path``, fsync it and rename it over ``path``.
-
-    The file gets the permissions the user's umask gives (mkstemp alone would make it 0600); an OSError
-    (a full disk) names ``path``, and the temporary file is removed on any failure.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError) and not exc.filename:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-        raise
 
 
 def checkpoint_name(stage_index: int, stage: str, iteration: int) -> str:
@@ -199,7 +171,7 @@ def load_resume(
             return p, load_checkpoint(p)
         except SrlabError as exc:
             aside = p.with_name(p.name + ".unreadable")
-            os.replace(p, aside)
+            move(p, aside)
             earlier = find_latest(folder)
             warn(
                 f"warning: {exc}; moved it to {aside.name} and falling back to "

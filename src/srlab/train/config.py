@@ -33,6 +33,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from srlab.data.degradations.options import RealESRGANOptions
+from srlab.data.sources import TrainFolders
 from srlab.errors import ConfigError
 from srlab.train.config_errors import error_message, is_section
 
@@ -112,7 +114,11 @@ def _null_as_empty(tp: Any, value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ schema
 class ModelConfig(_Section):
-    """A network from the model registry: a preset or architecture name plus hyper-parameters."""
+    """A network from the model registry: a preset or architecture name plus hyper-parameters.
+
+    Any trainable family: srlab's own or a spandrel-backed one (``swinir``, ``hat``, ``swinir-light-x2``, ...;
+    `srlab models` lists them). ``hparams`` are checked against the network's constructor when it is built:
+    an unknown key is one error naming it and the valid ones."""
 
     name: str = "srcnn"
     hparams: dict[str, Any] = Field(default_factory=dict)
@@ -121,9 +127,15 @@ class ModelConfig(_Section):
 class DataConfig(_Section):
     """Training data (paths relative to the data root unless absolute)."""
 
-    train: str = "T91"  # HR folder
-    train_lr: str | None = None  # paired LR folder (same stems); None = synthesise LR from HR
-    degradation: str = "bicubic"  # srlab.imaging.resize name: bicubic (MATLAB) | study (bilinear, no AA)
+    # an HR folder (or a folder of _HR/_LR{s} pairs, or one with an LR sibling), or a weighted list of them
+    train: TrainFolders = "T91"
+    train_lr: str | None = None  # paired LR folder (same stems); None = found by layout, or synthesised
+    # srlab.imaging.resize name: bicubic (MATLAB) | study (bilinear, no AA); or realesrgan (data.degradations:
+    # random second-order blur/resize/noise/JPEG per sample, made on the batch)
+    degradation: str = "bicubic"
+    # with degradation realesrgan: its options (None = the published defaults; a config written before the
+    # option existed thus resumes unchanged)
+    realesrgan: RealESRGANOptions | None = None
     quantize_lr: bool = True  # round the LR to uint8 (standard protocol); the study kept it float
     mode: Literal["random", "center", "subimages", "full"] = "random"
     crop: Int = 128  # HR crop / sub-image size
@@ -185,8 +197,8 @@ class LossConfig(_Section):
     perceptual_criterion: Literal["l1", "mse", "charbonnier"] = "l1"
     perceptual_weights: str | None = None  # None = the zoo's ImageNet VGG19; a path; or "random" (explicit)
     # ragan: relativistic average, both terms halved (BasicSR); ragan_sum: the same two terms summed, the
-    # discriminator's means not detached (the study's code); vanilla: non-relativistic
-    gan: Literal["ragan", "ragan_sum", "vanilla", "none"] = "none"
+    # discriminator's means not detached (the study's code); vanilla: non-relativistic; lsgan: least squares
+    gan: Literal["ragan", "ragan_sum", "vanilla", "lsgan", "none"] = "none"
     gan_weight: Float = 5e-3
 
 
@@ -297,7 +309,7 @@ def _check(cfg: TrainConfig) -> None:
         if st.init and st.init in cfg.stages and names.index(st.init) >= i:
             raise ConfigError(f"{p}.init: stage {st.init!r} does not come before {name!r}")
         if st.kind == "gan" and st.losses.gan == "none":
-            raise ConfigError(f"{p}: a gan stage needs losses.gan (ragan, ragan_sum or vanilla)")
+            raise ConfigError(f"{p}: a gan stage needs losses.gan (ragan, ragan_sum, vanilla or lsgan)")
         if st.kind == "psnr" and st.losses.gan != "none":
             raise ConfigError(f"{p}: losses.gan is set but the stage kind is psnr; use kind: gan")
         if st.losses.pixel == "none" and st.losses.perceptual == "none" and st.kind == "psnr":
@@ -311,12 +323,38 @@ def _check(cfg: TrainConfig) -> None:
                 f"{p}: keep: best_train_loss picks generator weights by their training loss, but with ema the "
                 "stage exports the EMA (which has no training loss); set ema: 0 or keep: last"
             )
+    _check_data(cfg)
     if cfg.data.pre_upsample and cfg.data.lr_on_device:
         raise ConfigError("data.pre_upsample and data.lr_on_device exclude each other")
     if cfg.data.unpadded and not cfg.data.pre_upsample:
         raise ConfigError("data.unpadded trains SRCNN's unpadded convolutions: it needs data.pre_upsample")
     if cfg.data.unpadded and any(st.kind == "gan" for st in cfg.stages.values()):
         raise ConfigError("data.unpadded is for PSNR stages: a discriminator needs full-size outputs")
+
+
+def _check_data(cfg: TrainConfig) -> None:
+    d = cfg.data
+    if isinstance(d.train, list):
+        if not d.train:
+            raise ConfigError("data.train: the list of training folders is empty")
+        for i, src in enumerate(d.train):
+            if not src.weight > 0:
+                raise ConfigError(f"data.train[{i}].weight must be > 0, not {src.weight}")
+        if d.train_lr:
+            raise ConfigError("data.train_lr is for a single folder; give each folder of data.train its 'lr'")
+    if d.realesrgan is not None and d.degradation != "realesrgan":
+        raise ConfigError(f"data.realesrgan is set but data.degradation is {d.degradation!r}, not realesrgan")
+    if d.degradation == "realesrgan":
+        if d.train_lr or (isinstance(d.train, list) and any(s.lr for s in d.train)):
+            raise ConfigError("data.degradation realesrgan makes the LR itself: remove the paired LR folder")
+        if d.pre_upsample:
+            raise ConfigError("data.degradation realesrgan excludes data.pre_upsample")
+        if d.color != "rgb":
+            raise ConfigError("data.degradation realesrgan degrades colour images: set data.color rgb")
+        if d.mode != "full" and d.crop % cfg.scale:
+            raise ConfigError(
+                f"data.crop {d.crop} must be a multiple of the scale {cfg.scale} (LR = crop / scale)"
+            )
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -430,13 +468,15 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
 
 def load_config(
     name_or_path: str | Path,
-    overrides: list[str] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
     *,
     quick: bool = False,
 ) -> tuple[TrainConfig, dict]:
     """Load, merge, override and validate a config. Returns ``(config, raw mapping)``.
 
     ``name`` defaults to the file's stem. ``quick=True`` applies the file's ``quick:`` overrides first.
+    ``overrides``: ``key=value`` strings (the CLI's, values parsed as YAML) or a ``{key: value}`` mapping of
+    values as they are (:func:`apply_overrides`).
     """
     path = find_config(name_or_path)
     raw = _read_yaml(path)

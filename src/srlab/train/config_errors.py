@@ -47,11 +47,35 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
+def _union_members(tp: Any) -> list:
+    """The members of a union of several types (``str | list[X]``), else []."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [_unwrap(a) for a in typing.get_args(tp) if a is not type(None)]
+    return []
+
+
+def _strip_union_tags(root: type[BaseModel], loc: tuple) -> tuple:
+    """``loc`` without the entries pydantic inserts after a union to name the member it tried."""
+    out: list = []
+    skip = False
+    for key in loc:
+        if skip:
+            skip = False
+            continue
+        out.append(key)
+        skip = len(_union_members(_unwrap(_type_at(root, tuple(out)) or int))) > 1
+    return tuple(out)
+
+
 def _type_at(root: type[BaseModel], loc: tuple) -> Any:
     """The schema's type at an error location (None where the schema says nothing)."""
     tp: Any = root
     for key in loc:
         tp = _unwrap(tp)
+        members = _union_members(tp)
+        if len(members) > 1:  # the member that can hold this key: a list for an index, else a section
+            fits = [m for m in members if (typing.get_origin(m) in (list, tuple)) == isinstance(key, int)]
+            tp = _unwrap(fits[0]) if fits else tp
         origin, args = typing.get_origin(tp), typing.get_args(tp)
         if is_section(tp):
             f = tp.model_fields.get(key)
@@ -77,7 +101,7 @@ def _unknown_key(root: type[BaseModel], loc: tuple) -> str:
 
 def error_message(err: dict, root: type[BaseModel]) -> str:
     """One line for one entry of ``ValidationError.errors()`` raised validating ``root``."""
-    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
+    loc, kind, value = _strip_union_tags(root, tuple(err["loc"])), err["type"], err.get("input")
     path = _dotted(loc)
     if kind == "extra_forbidden":
         return _unknown_key(root, loc)

@@ -6,10 +6,13 @@ is a no-op (no process group is made).
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 __all__ = ["barrier", "broadcast_object", "dist_env", "gather_objects", "init_process_group", "shutdown"]
 
@@ -27,7 +30,6 @@ def init_process_group(device: torch.device, rank: int, world: int) -> bool:
     earlier one of this run) made it, so the caller destroys it at the end."""
     if world <= 1:
         return False
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -36,7 +38,6 @@ def init_process_group(device: torch.device, rank: int, world: int) -> bool:
 
 
 def shutdown() -> None:
-    import torch.distributed as dist
 
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -44,8 +45,6 @@ def shutdown() -> None:
 
 def barrier(world: int) -> None:
     if world > 1:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
@@ -53,7 +52,6 @@ def gather_objects(obj: Any, world: int) -> list[Any]:
     """Every rank's ``obj``, in rank order."""
     if world <= 1:
         return [obj]
-    import torch.distributed as dist
 
     out: list[Any] = [None] * world
     dist.all_gather_object(out, obj)
@@ -64,7 +62,6 @@ def broadcast_object(obj: Any, world: int, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` on every rank."""
     if world <= 1:
         return obj
-    import torch.distributed as dist
 
     box = [obj]
     dist.broadcast_object_list(box, src=src)
@@ -75,9 +72,6 @@ def wrap_ddp(module: torch.nn.Module, device_ids: list[int] | None) -> torch.nn.
     """``DistributedDataParallel`` without per-forward buffer broadcasts. Newer PyTorch spells that
     ``forward_sync_buffers=False`` and warns (on every rank) about ``broadcast_buffers``; both keep the
     initial sync, which is harmless here: every rank builds the generator from the same seed."""
-    import inspect
-
-    from torch.nn.parallel import DistributedDataParallel as DDP
 
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
         return DDP(module, device_ids=device_ids, forward_sync_buffers=False)

@@ -10,12 +10,12 @@ Text messages go to ``train.log`` and, through ``echo``, to the terminal.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from srlab.serialize import dumps
+from srlab.atomic import write_text
+from srlab.serialize import dumps, loads
 
 __all__ = ["RunLogger"]
 
@@ -27,7 +27,7 @@ def _truncate(path: Path, keep: Callable[[str], bool], header: bool) -> None:
     head, body = (lines[:1], lines[1:]) if header else ([], lines)
     kept = [ln for ln in body if keep(ln)]
     if len(kept) != len(body):
-        path.write_text("".join(head + kept), encoding="utf-8")
+        write_text(path, "".join(head + kept))
 
 
 class RunLogger:
@@ -53,11 +53,9 @@ class RunLogger:
         self.jsonl_path = self.out_dir / "scalars.jsonl"
         self.text_path = self.out_dir / "train.log"
         new = not self.csv_path.exists()
-        self._csv_fh = open(self.csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
-        self._csv = csv.writer(self._csv_fh)
+        self._open_scalars()
         if new:
             self._csv.writerow(["iteration", "stage", "tag", "value", "time"])
-        self._jsonl_fh = open(self.jsonl_path, "a", encoding="utf-8")  # noqa: SIM115
         self._text_fh = open(self.text_path, "a", encoding="utf-8")  # noqa: SIM115
         self.tb_status = "off"
         if tensorboard:
@@ -68,6 +66,18 @@ class RunLogger:
                 self.tb_status = "on"
             except Exception:  # noqa: BLE001 - ImportError, or a broken optional install
                 self.tb_status = "not installed"
+
+    def _open_scalars(self) -> None:
+        # append-only logs: a kill loses at most the last line, which truncation drops when resuming
+        self._csv_fh = open(self.csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._csv = csv.writer(self._csv_fh)
+        self._jsonl_fh = open(self.jsonl_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _reopen(self) -> None:
+        """The scalar files were replaced (atomically rewritten): append to the new ones."""
+        self._csv_fh.close()
+        self._jsonl_fh.close()
+        self._open_scalars()
 
     def truncate_after(self, stage_index: int, stage_names: list[str], iteration: int) -> None:
         """Drop rows logged after (stage_index, iteration) -- an earlier run went further than its checkpoint."""
@@ -90,8 +100,8 @@ class RunLogger:
 
         def keep_json(line: str) -> bool:
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = loads(line)
+            except ValueError:
                 return False
             if not line.endswith("\n") or not isinstance(rec, dict) or rec.get("stage") not in order:
                 return False
@@ -99,6 +109,7 @@ class RunLogger:
 
         _truncate(self.csv_path, keep_csv, header=True)
         _truncate(self.jsonl_path, keep_json, header=False)
+        self._reopen()
 
     def reset(self) -> None:
         """Drop every scalar row: a run starting from scratch in a folder where an earlier one logged rows but
@@ -109,6 +120,7 @@ class RunLogger:
         self._jsonl_fh.flush()
         _truncate(self.csv_path, lambda _ln: False, header=True)
         _truncate(self.jsonl_path, lambda _ln: False, header=False)
+        self._reopen()
 
     def scalars(
         self, stage: str, iteration: int, values: dict[str, float], global_step: int | None = None

@@ -8,7 +8,9 @@ GAN losses (``losses.gan``), with ``Dr``/``Df`` the discriminator's logits on re
 - ``ragan_sum`` (the study's code): the same terms **summed**, not halved, and nothing detached inside D's
   loss, so its gradient also flows through each mean. At a given ``gan_weight`` the adversarial term is
   twice ``ragan``'s: the study's 0.001 with ``ragan`` would be an effective 0.0005.
-- ``vanilla``: D = ½[BCE(Dr, 1) + BCE(Df, 0)]; G = BCE(Df, 1).
+- ``vanilla``: D = ½[BCE(Dr, 1) + BCE(Df, 0)]; G = BCE(Df, 1). With Real-ESRGAN's U-Net discriminator the
+  logits are a map and the means run over every pixel (Real-ESRGAN's GAN loss).
+- ``lsgan`` (least squares, Mao et al. 2017): D = ½[mean (Dr − 1)² + mean Df²]; G = mean (Df − 1)².
 
 Perceptual loss: srlab's :class:`~srlab.models.vgg.VGG19` (torchvision key layout) truncated after the
 deepest requested layer. Its weights come from the zoo (:func:`srlab.weights.zoo.load_vgg19`, ImageNet,
@@ -22,12 +24,16 @@ Layer names: ``conv5_4`` is the convolution's output *before* its ReLU (ESRGAN),
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from srlab.errors import ConfigError, WeightsError
+from srlab.models.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19, layer_index
 from srlab.train.config import LossConfig
+from srlab.weights.zoo import load_vgg19, require
 
 __all__ = [
     "GAN_LOSSES",
@@ -60,7 +66,7 @@ def _bce(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, target))
 
 
-GAN_LOSSES = ("ragan", "ragan_sum", "vanilla")
+GAN_LOSSES = ("ragan", "ragan_sum", "vanilla", "lsgan")
 
 
 def _unknown_gan(kind: str) -> ConfigError:
@@ -76,6 +82,8 @@ def gan_g_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> t
         return both if kind == "ragan_sum" else 0.5 * both
     if kind == "vanilla":
         return _bce(fake_pred, 1.0)
+    if kind == "lsgan":
+        return ((fake_pred - 1.0) ** 2).mean()
     raise _unknown_gan(kind)
 
 
@@ -91,6 +99,8 @@ def gan_d_loss(kind: str, real_pred: torch.Tensor, fake_pred: torch.Tensor) -> t
         return _bce(real_pred - fake_pred.mean(), 1.0) + _bce(fake_pred - real_pred.mean(), 0.0)
     if kind == "vanilla":
         return 0.5 * (_bce(real_pred, 1.0) + _bce(fake_pred, 0.0))
+    if kind == "lsgan":
+        return 0.5 * (((real_pred - 1.0) ** 2).mean() + (fake_pred**2).mean())
     raise _unknown_gan(kind)
 
 
@@ -111,8 +121,6 @@ def describe_losses(L: LossConfig) -> list[str]:
 
 def _load_vgg(weights: str | None):
     """(VGG19, source description). ``weights``: None = the zoo's ImageNet file, 'random', or a file path."""
-    from srlab.models.vgg import VGG19
-    from srlab.weights.zoo import load_vgg19
 
     if weights == "random":
         return VGG19(), "random"
@@ -130,11 +138,8 @@ def check_perceptual_weights(weights: str | None) -> None:
     """Fail now (WeightsError with how to get them) if the VGG19 weights a stage will need are missing."""
     if weights == "random":
         return
-    from pathlib import Path
 
     if weights is None:
-        from srlab.weights.zoo import require
-
         try:
             require("vgg19", verify=False)
         except WeightsError as exc:
@@ -160,7 +165,6 @@ class PerceptualLoss(nn.Module):
         weights: str | None = None,
     ) -> None:
         super().__init__()
-        from srlab.models.vgg import IMAGENET_MEAN, IMAGENET_STD, layer_index
 
         if not layers:
             raise ConfigError(

@@ -19,20 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
+from srlab.atomic import write_stream, write_text
 from srlab.errors import SrlabError
 from srlab.serialize import jsonable
 from srlab.train.checkpoint import (
     FORMAT,
     VERSION,
     atomic_save,
-    atomic_write,
     checkpoint_name,
     list_checkpoints,
 )
 from srlab.train.config import TrainConfig, config_to_dict
 from srlab.train.state import StageState
+from srlab.weights.io import save_model
 from srlab.weights.shipped import get_shipped, shipped_path
 
 __all__ = ["RunOutputs"]
@@ -61,10 +63,9 @@ class RunOutputs:
 
     # ------------------------------------------------------------------------------------------ files
     def write_config(self) -> None:
-        import yaml
 
         text = yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False)
-        atomic_write(self.out_dir / "config.yaml", lambda fh: fh.write(text.encode("utf-8")))
+        write_text(self.out_dir / "config.yaml", text)
 
     def metadata(self, stage: StageState) -> dict[str, Any]:
         """What an exported generator records about its training (read back by srlab.weights.io)."""
@@ -80,7 +81,7 @@ class RunOutputs:
             "config": config_to_dict(cfg),
             "protocol": cfg.protocol,
             "degradation": "paired LR folder" if cfg.data.train_lr else cfg.data.degradation,
-            "training_data": cfg.data.train,
+            "training_data": config_to_dict(cfg)["data"]["train"],  # a folder or a weighted list
             "stage": stage.name,
             "iterations": iters,
             "perceptual_weights": percep,
@@ -94,7 +95,6 @@ class RunOutputs:
 
     def export(self, path: Path, model: nn.Module, stage: StageState) -> None:
         """Write ``model`` with :meth:`metadata`; a model with a non-finite weight is refused."""
-        from srlab.weights.io import save_model
 
         for k, v in model.state_dict().items():
             if v.is_floating_point() and not bool(torch.isfinite(v).all()):
@@ -125,7 +125,7 @@ class RunOutputs:
     def finish(self, last_stage: str) -> Path:
         """``model.safetensors``: a copy of the last stage's export (atomic: a kill leaves the old or the new)."""
         with open(self.stage_path(last_stage), "rb") as src:
-            atomic_write(self.final_path, lambda fh: shutil.copyfileobj(src, fh))
+            write_stream(self.final_path, lambda fh: shutil.copyfileobj(src, fh))
         return self.final_path
 
     # ------------------------------------------------------------------------------------ checkpoints

@@ -23,9 +23,12 @@ import copy
 from contextlib import nullcontext
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from srlab.errors import ConfigError, SrlabError
+from srlab.models.registry import build_model
+from srlab.models.rrdbnet import set_fused_blocks
 from srlab.runtime import compile_module
 from srlab.train.config import StageConfig
 from srlab.train.distributed import wrap_ddp
@@ -57,7 +60,6 @@ class StageRunner:
         sync_checks: bool | None = None,
         log=None,
     ) -> None:
-        from srlab.models.registry import build_model
 
         opts = options or RunnerOptions()
         compile, compile_mode, ddp = opts.compile, opts.compile_mode, opts.ddp
@@ -80,8 +82,6 @@ class StageRunner:
             _Upsampled(generator, unpadded=opts.unpadded) if opts.pre_upsampled else generator
         )
         if opts.fused_blocks:
-            from srlab.models.rrdbnet import set_fused_blocks
-
             if not set_fused_blocks(generator, True):
                 say(
                     f"stage {name}: runtime.fused_blocks is set but the generator has no dense blocks; ignored"
@@ -142,8 +142,6 @@ class StageRunner:
             )
             self.scaler_d = torch.amp.GradScaler("cuda", enabled=fp16)
             if ddp:
-                import torch.distributed as dist
-
                 for t in self.d.state_dict().values():
                     dist.broadcast(t, 0)
 
@@ -193,8 +191,6 @@ class StageRunner:
             return True
         okf = ok.float()
         if self.ddp:
-            import torch.distributed as dist
-
             dist.all_reduce(okf, op=dist.ReduceOp.MIN)
         return bool(okf.item() > 0)
 
@@ -204,8 +200,6 @@ class StageRunner:
             return
         first = self._first_bad.clone()
         if self.ddp:
-            import torch.distributed as dist
-
             dist.all_reduce(first, op=dist.ReduceOp.MAX)
         it = int(first.item())
         if it >= 0:
@@ -410,7 +404,6 @@ class StageRunner:
         return out
 
     def _average_d_grads(self) -> None:
-        import torch.distributed as dist
 
         grads = [p.grad for p in self.d.parameters() if p.grad is not None]
         if not grads:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from srlab.errors import SrlabError
+from srlab.train.checkpoint import find_latest
 from srlab.train.distributed import broadcast_object
 
 try:
@@ -213,7 +214,6 @@ def review_resume(
 def write_error(exc: OSError, out_dir: Path, ckpt_dir: Path) -> str:
     """One line for an OSError during training: the file, the reason, what to do, the last good checkpoint
     (the latest in ``ckpt_dir``: a failed write never replaces one)."""
-    from srlab.train.checkpoint import find_latest
 
     where = exc.filename or f"a file in {out_dir}"
     text = f"{where}: {exc.strerror or exc}"

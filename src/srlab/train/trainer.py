@@ -22,12 +22,16 @@ validation, the run's result). A stage exports the generator weights its ``keep`
 from __future__ import annotations
 
 import math
+import random
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from srlab.errors import ConfigError, SrlabError
+from srlab.models.registry import build_model
 from srlab.runtime import amp_dtype, resolve_device, resolve_precision, threads
 from srlab.train.batches import TrainBatches, load_val_set
 from srlab.train.checkpoint import capture_rng, check_resume, find_latest, load_resume, restore_rng
@@ -46,6 +50,8 @@ from srlab.train.outputs import RunOutputs
 from srlab.train.recipes import NonFiniteLossError, RunnerOptions, StageRunner
 from srlab.train.rundir import clean_stale_temps, hold_run_folder, review_resume, write_error
 from srlab.train.state import StageState, TrainResult
+from srlab.train.validate import run_validation
+from srlab.weights.io import read_state_dict
 
 __all__ = ["TrainResult", "Trainer", "train"]
 
@@ -146,9 +152,8 @@ class Trainer:
             if bool(ckpt["stage_done"]):
                 more = cfg.stages[names[start_si]].iterations - start_it
                 if more > 0:  # the config asks for more than the finished stage ran: continue it
-                    self._say(
-                        f"stage {names[start_si]} finished at {start_it}; training {more} more iterations"
-                    )
+                    done = names[start_si]
+                    self._say(f"stage {done} finished at {start_it}; training {more} more iterations")
                     ckpt["stage_done"] = False
                 else:
                     start_si, start_it = start_si + 1, 0
@@ -205,11 +210,6 @@ class Trainer:
 
     def _build_generator(self) -> None:
         """Seed every RNG (per rank), build the generator (from the seed alone) and pick the precision."""
-        import random
-
-        import numpy as np
-
-        from srlab.models.registry import build_model
 
         cfg, dev = self.cfg, self.device
         seed = cfg.seed
@@ -245,7 +245,9 @@ class Trainer:
             self._say(f"tensorboard: {self.log.tb_status}")
 
     def _load_data(self) -> None:
-        self.data = TrainBatches(self.cfg, self.data_root, log=self._say)
+        self.data = TrainBatches(
+            self.cfg, self.data_root, log=self._say, preview=self.is_main and self.out_dir
+        )
         self.outputs.data_digest = self.data.data.fingerprint()
         self.val = load_val_set(self.cfg, self.data_root, log=self._say) if self.is_main else None
         if self.val is not None:
@@ -258,7 +260,6 @@ class Trainer:
         if not init:
             return
         path = self.outputs.init_path(name, init)
-        from srlab.weights.io import read_state_dict
 
         sd = read_state_dict(path)
         try:
@@ -308,7 +309,6 @@ class Trainer:
 
     def _run_stage(self, si: int, name: str, ckpt: dict | None, start_it: int) -> bool:
         """Run one stage; True when stopped early (runtime.stop_after)."""
-        from tqdm import tqdm
 
         cfg = self.cfg
         stage = self._start_stage(si, name, ckpt, start_it)
@@ -443,8 +443,6 @@ class Trainer:
         """Validate (rank 0), track the best score (exporting ``best_{stage}``) and share it with every rank."""
         best, name, it, vcfg = stage.best, stage.name, stage.iteration, self.cfg.val
         if self.is_main and self.val is not None:
-            from srlab.train.validate import run_validation
-
             model = stage.runner.eval_model()
             mean, _rows = run_validation(
                 model,

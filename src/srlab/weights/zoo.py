@@ -12,13 +12,17 @@ records where the number comes from; entries without a trustworthy published num
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from srlab.errors import ConfigError, WeightsError
+from srlab.models.vgg import VGG19
+from srlab.weights.convert import load_into
 from srlab.weights.download import cache_dir, download, sha256_file
+from srlab.weights.io import read_state_dict
 
 __all__ = ["ZOO", "ZooEntry", "fetch", "get_entry", "list_entries", "load_vgg19", "local_path", "require"]
 
@@ -322,7 +326,6 @@ def get_entry(name: str | ZooEntry) -> ZooEntry:
         return name
     if name in ZOO:
         return ZOO[name]
-    import difflib
 
     close = difflib.get_close_matches(name, list(ZOO), n=1, cutoff=0.5)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -392,9 +395,6 @@ def load_vgg19(path: str | os.PathLike | None = None):
     ``path=None`` uses the zoo's cached ``vgg19-dcbb9e9d.pth`` (hash-checked), raising WeightsError with
     the fetch instructions when it is missing. ``classifier.*`` tensors are ignored.
     """
-    from srlab.models.vgg import VGG19
-    from srlab.weights.convert import load_into
-    from srlab.weights.io import read_state_dict
 
     path = require("vgg19") if path is None else Path(path)
     if not Path(path).exists():

@@ -19,6 +19,11 @@ import numpy as np
 import torch
 
 from srlab.errors import ConfigError
+from srlab.eval.perceptual.assets import require
+from srlab.eval.perceptual.dists import build_dists
+from srlab.eval.perceptual.lpips import build_lpips
+from srlab.eval.perceptual.niqe import NIQE
+from srlab.imaging.color import rgb_to_y
 
 __all__ = ["PERCEPTUAL", "PerceptualMetric", "clear_cache", "load", "parse_metrics", "score"]
 
@@ -95,21 +100,12 @@ def load(name: str, device: str | torch.device = "cpu", *, progress: bool = True
     key = (name, str(device))
     if key not in _MODELS:
         if name == "lpips":
-            from srlab.eval.perceptual.lpips import build_lpips
-
             model = build_lpips("alex", progress=progress).to(device)
         elif name == "lpips_vgg":
-            from srlab.eval.perceptual.lpips import build_lpips
-
             model = build_lpips("vgg", progress=progress).to(device)
         elif name == "dists":
-            from srlab.eval.perceptual.dists import build_dists
-
             model = build_dists(progress=progress).to(device)
         elif name == "niqe":
-            from srlab.eval.perceptual.assets import require
-            from srlab.eval.perceptual.niqe import NIQE
-
             model = NIQE.load(require("niqe", metric="NIQE", progress=progress))
         else:
             raise ConfigError(f"unknown perceptual metric {name!r}; use one of {', '.join(PERCEPTUAL)}")
@@ -141,8 +137,6 @@ def score(
     """
     m = model if model is not None else load(name, device)
     if name == "niqe":
-        from srlab.imaging.color import rgb_to_y
-
         vals = []
         for img in sr.to("cpu", torch.float64) * (255.0 / data_range):
             y = rgb_to_y(img) if img.shape[0] == 3 else img

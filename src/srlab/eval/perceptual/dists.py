@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.errors import WeightsError
+from srlab.eval.perceptual.assets import require
 from srlab.eval.perceptual.nets import VGG16_CFG, VGG16_TAPS, load_features
+from srlab.weights.io import read_state_dict
 
 __all__ = ["DISTS", "build_dists"]
 
@@ -92,7 +94,6 @@ class DISTS(nn.Module):
         return (1 - (dist1 + dist2)).flatten()
 
     def load_weights(self, path: str | os.PathLike) -> DISTS:
-        from srlab.weights.io import read_state_dict
 
         sd = read_state_dict(path)
         for key in ("alpha", "beta"):
@@ -113,7 +114,6 @@ def build_dists(
     progress: bool = True,
 ) -> DISTS:
     """DISTS with torchvision's VGG16 and the published alpha/beta (paths default to the assets)."""
-    from srlab.eval.perceptual.assets import require
 
     model = DISTS()
     bb = backbone or require("vgg16", metric="DISTS", progress=progress)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from srlab.errors import WeightsError
+from srlab.eval.perceptual.assets import require
 from srlab.eval.perceptual.nets import (
     ALEX_TAPS,
     VGG16_TAPS,
@@ -22,6 +23,7 @@ from srlab.eval.perceptual.nets import (
     load_features,
     vgg16_features,
 )
+from srlab.weights.io import read_state_dict
 
 __all__ = ["LPIPS", "build_lpips"]
 
@@ -73,7 +75,6 @@ class LPIPS(nn.Module):
 
     def load_heads(self, path: str | os.PathLike) -> LPIPS:
         """Load the published heads (keys ``lin{k}.model.1.weight``, as the lpips package saves them)."""
-        from srlab.weights.io import read_state_dict
 
         sd = read_state_dict(path)
         for k, lin in enumerate(self.lins):
@@ -95,7 +96,6 @@ def build_lpips(
     progress: bool = True,
 ) -> LPIPS:
     """LPIPS with the published weights; paths default to :func:`srlab.eval.perceptual.assets.require`."""
-    from srlab.eval.perceptual.assets import require
 
     model = LPIPS(net)
     label = "LPIPS" if net == "alex" else f"LPIPS-{net}"

@@ -14,6 +14,7 @@ import os
 from torch import nn
 
 from srlab.errors import WeightsError
+from srlab.weights.io import read_state_dict
 
 __all__ = ["ALEX_TAPS", "VGG16_CFG", "VGG16_TAPS", "alexnet_features", "load_features", "vgg16_features"]
 
@@ -56,7 +57,6 @@ def vgg16_features() -> nn.Sequential:
 
 def load_features(features: nn.Sequential, path: str | os.PathLike, *, what: str) -> nn.Sequential:
     """Load the ``features.*`` tensors of a torchvision checkpoint (weights_only) into ``features``."""
-    from srlab.weights.io import read_state_dict
 
     sd = read_state_dict(path)
     feats = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}

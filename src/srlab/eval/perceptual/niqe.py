@@ -16,8 +16,11 @@ import os
 from functools import lru_cache
 
 import numpy as np
+import torch
 
 from srlab.errors import WeightsError
+from srlab.eval.perceptual.assets import require
+from srlab.imaging.resize import imresize
 
 __all__ = ["BLOCK", "NIQE", "niqe"]
 
@@ -92,9 +95,6 @@ class NIQE:
 
     def __call__(self, y: np.ndarray) -> float:
         """NIQE of a Y (or grey) image (H, W) on 0-255, already rounded. ValueError below two 96x96 blocks."""
-        import torch
-
-        from srlab.imaging.resize import imresize
 
         # Single precision, as MATLAB's niqe computes (the image is converted to single): in float64 the
         # AGGD grid search lands on other grid points for some blocks and the score moves by ~4e-4.
@@ -134,6 +134,5 @@ class NIQE:
 
 def niqe(y: np.ndarray, path: str | os.PathLike | None = None) -> float:
     """NIQE of a rounded Y image with the published parameters (downloaded on first use)."""
-    from srlab.eval.perceptual.assets import require
 
     return NIQE.load(path or require("niqe", metric="NIQE"))(y)

@@ -1,4 +1,4 @@
-"""Result tables: per-image rows -> summaries, a paper-style Markdown table, CSV and JSON files.
+"""Evaluation results: per-image rows -> summaries, a paper-style Markdown table, CSV and JSON files.
 
 A *row* is a dict; evaluation rows have the fields of :data:`RESULT_FIELDS` (``model, dataset, scale, image,
 psnr_y, ssim_y, psnr_rgb, ssim_rgb, runtime_s, h, w``) and may carry more. A *header* is a JSON-able dict
@@ -7,37 +7,44 @@ that says how the numbers were made (protocol, versions, device, models); it is 
 - :func:`summarize` averages per-image rows per (model, dataset, scale) (mean of per-image values, as papers do).
 - :func:`markdown_table` prints them as papers print them: one row per model, one column per data set and
   scale, cells ``PSNR / SSIM``.
-- :func:`incomplete_sets` names the data sets (and scales) an evaluation did not cover whole; tables mark
-  their columns (``Set5 (4/5) ×2``).
+- :func:`incomplete_sets` is the one completeness rule: the data sets (and scales) an evaluation did not
+  cover whole; tables mark their columns (``Set5 (4/5) ×2``), :func:`mark_complete` writes it into the header,
+  :func:`failures` turns it into the reasons ``srlab eval`` exits non-zero.
+- :func:`tables_markdown` is the one results-table builder (console and ``results.md``).
 - :func:`write_results` writes ``results.json`` (header + summary + rows; the schema is in
   ``docs/eval_json_schema.md``), ``results.csv`` (per-image rows), ``summary.csv`` and ``results.md``.
 
-No dependency beyond the standard library.
+No dependency beyond the standard library and srlab's writer.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from srlab.atomic import write_json, write_text
+from srlab.errors import DataError
 from srlab.report.markdown import md_table
-from srlab.serialize import dumps
+from srlab.serialize import loads
 
 __all__ = [
     "JSON_SCHEMA_VERSION",
     "METRIC_FIELDS",
     "RESULT_FIELDS",
+    "failures",
     "incomplete_sets",
+    "mark_complete",
     "markdown_table",
     "perceptual_fields",
     "protocol_lines",
     "read_results",
     "summarize",
+    "tables_markdown",
     "write_results",
 ]
 
@@ -170,24 +177,72 @@ def markdown_table(
     return "\n".join(lines + md_table(head, body, "l" + "c" * len(cols)))
 
 
+def mark_complete(header: dict) -> dict:
+    """Set every header data set's ``complete`` flags (per scale) by :func:`incomplete_sets`; returns it."""
+    missing = incomplete_sets(header)
+    for d in header.get("datasets", []):
+        d["complete"] = {str(s): (d["name"], int(s)) not in missing for s in (d.get("used") or {})}
+    return header
+
+
+def failures(header: dict) -> list[str]:
+    """What makes an evaluation not the number its set names promise, one phrase each: a set not
+    evaluated whole (a ``--set-path`` subset only is marked in the tables, not counted here) and SR files
+    that could not be paired with their ground truth."""
+    out = [
+        f"{d} x{s}: {v['used']} of {v['expected']} images"
+        for (d, s), v in incomplete_sets(header).items()
+        if not v["subset"]
+    ]
+    bad = header.get("mismatches") or []
+    if bad:
+        out.append(f"{len(bad)} SR/ground-truth files not scored (the 'mismatch:' lines above)")
+    return out
+
+
+def tables_markdown(summary: Sequence[dict], header: dict) -> list[str]:
+    """The result tables as papers print them: Y, RGB and (when measured) perceptual, each followed by a
+    blank line, with incomplete sets marked; what ``srlab eval`` prints and ``results.md`` holds."""
+    if not summary:
+        return []
+    marks = {k: (v["used"], v["expected"]) for k, v in incomplete_sets(header).items()}
+    out = [markdown_table(summary, channel="y", incomplete=marks), ""]
+    out += [markdown_table(summary, channel="rgb", incomplete=marks), ""]
+    extra = perceptual_fields(summary)
+    if extra:
+        out += [markdown_table(summary, channel="rgb", metrics=extra, incomplete=marks), ""]
+    return out
+
+
 def perceptual_fields(rows: Iterable[dict]) -> tuple[str, ...]:
     """The perceptual columns (:data:`PERCEPTUAL_FIELDS`) that the rows carry, in that order."""
     rows = list(rows)
     return tuple(f for f in PERCEPTUAL_FIELDS if any(f in r for r in rows))
 
 
+def _needed(d: dict) -> tuple[int, int]:
+    """(images found, images a whole evaluation uses) of one header data set: for a shard its own share,
+    else every image found and, for a known set, at least its catalogued count."""
+    if "shard_files" in d:
+        share = int(d["shard_files"])
+        return share, share
+    found = int(d.get("found") or 0)
+    return found, max(int(d.get("expected") or 0), found)
+
+
 def incomplete_sets(header: dict) -> dict[tuple[str, int], dict[str, Any]]:
-    """The ``(dataset, scale)`` pairs of an evaluation header whose set was not evaluated whole.
+    """The ``(dataset, scale)`` pairs of an evaluation header whose set was not evaluated whole: the one
+    completeness rule, used for the header's ``complete`` flags (:func:`mark_complete`), the tables' marks,
+    ``results.md`` and the exit status of ``srlab eval`` alike.
 
     Each value holds ``used``, ``expected`` (the images found, and for a known set at least its catalogued
-    count), ``skipped`` (images found but not evaluated: unreadable, too small) and ``subset`` (a folder given
-    with ``--set-path`` that holds fewer images than the known set: a deliberate subset, unless some of them
-    were skipped too).
+    count; for a ``--shard`` run the images of its share: a share is partial by design), ``skipped`` (images
+    found but not evaluated: unreadable, too small) and ``subset`` (a folder given with ``--set-path`` that
+    holds fewer images than the known set: a deliberate subset, unless some of them were skipped too).
     """
     out = {}
     for d in header.get("datasets", []):
-        found = int(d.get("found") or 0)
-        expected = max(int(d.get("expected") or 0), found)
+        found, expected = _needed(d)
         for s, used in (d.get("used") or {}).items():
             used = int(used)
             if used < expected:
@@ -243,11 +298,12 @@ def _csv_fields(rows: Sequence[dict], first: Sequence[str]) -> list[str]:
 
 
 def _write_csv(path: Path, rows: Sequence[dict], first: Sequence[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=_csv_fields(rows, first), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=_csv_fields(rows, first), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    write_text(path, buf.getvalue())
 
 
 def write_results(
@@ -261,13 +317,13 @@ def write_results(
     """Write ``{stem}.json``, ``{stem}.csv`` (per-image), ``summary.csv`` and ``{stem}.md`` into ``out_dir``.
 
     Returns the paths by kind (``json``, ``csv``, ``summary_csv``, ``md``). Infinite values (PSNR of identical
-    images) are ``null`` in JSON and ``inf`` in CSV.
+    images) are ``"Infinity"`` in JSON (:mod:`srlab.serialize`) and ``inf`` in CSV. Every file is written
+    atomically.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = list(rows)
     summ = summarize(rows)
-    marks = {k: (v["used"], v["expected"]) for k, v in incomplete_sets(header).items()}
     paths = {
         "json": out / f"{stem}.json",
         "csv": out / f"{stem}.csv",
@@ -275,20 +331,10 @@ def write_results(
         "md": out / f"{stem}.md",
     }
     doc = {"schema": JSON_SCHEMA_VERSION, "header": header, "summary": summ, "rows": rows}
-    paths["json"].write_text(dumps(doc) + "\n", encoding="utf-8")
+    write_json(paths["json"], doc)
     _write_csv(paths["csv"], rows, RESULT_FIELDS)
     _write_csv(paths["summary_csv"], summ, (*_GROUP, "n", *METRIC_FIELDS))
-    md = [f"# {title}", ""]
-    if summ:
-        md += [
-            markdown_table(summ, channel="y", incomplete=marks),
-            "",
-            markdown_table(summ, channel="rgb", incomplete=marks),
-            "",
-        ]
-        extra = perceptual_fields(summ)
-        if extra:
-            md += [markdown_table(summ, channel="rgb", metrics=extra, incomplete=marks), ""]
+    md = [f"# {title}", "", *tables_markdown(summ, header)]
     lines = protocol_lines(header)
     if lines:
         md += ["## How these numbers were made", "", *lines, ""]
@@ -302,19 +348,18 @@ def write_results(
         md += ["## Files not scored", ""]
         md += [f"- {b.get('model')}: {b.get('side')} {b.get('file')}: {b.get('reason')}" for b in bad]
         md.append("")
-    paths["md"].write_text("\n".join(md), encoding="utf-8")
+    write_text(paths["md"], "\n".join(md))
     return paths
 
 
 def read_results(path: str | os.PathLike) -> dict:
-    """Load a ``results.json`` written by :func:`write_results` (``null`` PSNR values become ``inf``)."""
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    if doc.get("schema") != JSON_SCHEMA_VERSION:
-        from srlab.errors import DataError
-
-        raise DataError(f"{path}: not an srlab evaluation file (schema {doc.get('schema')!r})")
-    for r in doc.get("rows", []) + doc.get("summary", []):
-        for k in ("psnr_y", "psnr_rgb"):
-            if k in r and r[k] is None:
-                r[k] = math.inf
+    """Load a ``results.json`` written by :func:`write_results`: non-finite values come back exactly
+    (:mod:`srlab.serialize`: NaN stays NaN, infinity stays infinity)."""
+    try:
+        doc = loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read it as an srlab evaluation file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA_VERSION:
+        schema = doc.get("schema") if isinstance(doc, dict) else None
+        raise DataError(f"{path}: not an srlab evaluation file (schema {schema!r})")
     return doc
