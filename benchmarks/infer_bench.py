@@ -54,7 +54,17 @@ CASES = {
     "rrdb23-x2": ("rrdbnet", dict(scale=2, num_block=23)),
     "rrdb23-x4": ("rrdbnet", dict(scale=4, num_block=23)),
     "srvgg-x4": ("srvgg-animevideov3-x4", {}),
+    "rrdb6-x4": ("rrdbnet", dict(scale=4, num_block=6)),
 }
+# CPU: the shipped/installed weights of each case (the recorded reduced-precision check is per weights, so
+# srlab's CPU default depends on them); a case without any (RRDBNet 16 blocks) runs random weights.
+CPU_WEIGHTS = {
+    "srcnn-x2": "srcnn-x2",
+    "srvgg-x4": "realesr-animevideov3-x4",
+    "rrdb23-x4": "realesrgan-x4plus",
+    "rrdb6-x4": "realesrgan-x4plus-anime",
+}
+CPU_SIZES = {"srcnn-x2": 128, "srvgg-x4": 128}  # LR side; RRDBNet cases use --size (64)
 
 
 def _alternatives(key, model, x, device, args):
@@ -386,9 +396,21 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None)
+    p.add_argument("--fma-pipes", type=int, default=2, help="CPU: FMA pipes per core (for the peak)")
+    p.add_argument(
+        "--datapath-bits", type=int, default=256, help="CPU: width of each FMA pipe (for the peak)"
+    )
+    p.add_argument("--clock-ghz", type=float, default=None, help="CPU: clock for the peak (/proc/cpuinfo)")
+    p.add_argument("--random-weights", action="store_true", help="CPU: random weights in every case")
+    p.add_argument(
+        "--e2e", default="480x320", help="CPU: WxH photo for `srlab upscale` before/after ('' skips)"
+    )
+    p.add_argument("--e2e-image", default=None, help="CPU: the photo for --e2e (default: --image)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
+    if device.type == "cpu":
+        return cpu_main(args)
     args.size = args.size or (256 if cuda else 64)
     args.large = args.large or ("1920x1080" if cuda else "256x192")
     args.ref_tile = args.ref_tile or (256 if cuda else 128)
@@ -428,6 +450,47 @@ def main(argv=None) -> int:
         "(ref = plain fp32 eager NCHW PyTorch; fast = what srlab runs by default; best x = the fastest "
         "variant tried, see the per-case lines above)"
     )
+    write_json(args.out, {"info": info, "args": vars(args), "rows": rows})
+    return 0
+
+
+def cpu_main(args) -> int:
+    """The CPU benchmark (benchmarks/_infer_cpu.py): every runtime and precision per case, then end to end."""
+    from _infer_cpu import cpu_model_case, cpu_peak_gflops, e2e_case
+    from srlab.runtime import cpu_flags
+
+    args.cpu_weights, args.cpu_sizes = CPU_WEIGHTS, ({} if args.size else CPU_SIZES)
+    args.size = args.size or 64
+    peak, how = cpu_peak_gflops(args)
+    flags = sorted(
+        (cpu_flags() or frozenset()) & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"}
+    )
+    info = {**device_info(torch.device("cpu")), "cpu_flags": flags, "peak_fp32_gflops": peak, "peak": how}
+    print(f"device: {info}")
+    rows = [cpu_model_case(k, args, CASES, photo, peak) for k in args.cases.split(",") if k]
+    if args.e2e:
+        rows.append(e2e_case(args, photo))
+    print()
+    print_table(
+        rows,
+        [
+            ("case", "case", "s"),
+            ("input", "input", "s"),
+            ("weights", "weights", "s"),
+            ("ref_ms", "torch fp32 ms", ".1f"),
+            ("fast_ms", "srlab ms", ".1f"),
+            ("ratio", "x vs torch", ".2f"),
+            ("best_allowed", "fastest allowed peer", "s"),
+            ("default_vs_best", "peer/srlab", ".2f"),
+            ("vs_best", "vs peer", "s"),
+            ("fast_gflops", "GFLOP/s", ".1f"),
+            ("pct_peak", "% peak", ".0f"),
+            ("psnr_vs_ref", "dB vs fp32", ".1f"),
+            ("fast", "srlab path", "s"),
+        ],
+    )
+    print(f"(peak: {how}; bf16 x2, int8 x4. peer/srlab >= 1: srlab's default at least as fast as the fastest")
+    print(" variant allowed by the recorded quality check; for the e2e row, ref = the onnxruntime fp32 run)")
     write_json(args.out, {"info": info, "args": vars(args), "rows": rows})
     return 0
 

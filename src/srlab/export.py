@@ -30,7 +30,15 @@ from srlab.models.registry import ModelDescriptor, describe
 from srlab.runtime import cache_dir
 from srlab.serialize import dumps, loads
 
-__all__ = ["OnnxFileError", "OnnxModel", "cached_onnx", "export_onnx", "onnxruntime_available"]
+__all__ = [
+    "OnnxFileError",
+    "OnnxModel",
+    "cached_onnx",
+    "cached_onnx_path",
+    "export_onnx",
+    "onnxruntime_available",
+    "weights_digest",
+]
 
 
 def onnxruntime_available() -> bool:
@@ -166,18 +174,29 @@ class OnnxModel(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
-def _model_key(model: nn.Module) -> str:
+def weights_digest(model: nn.Module) -> str:
+    """A digest of ``model``'s architecture, hyper-parameters and weights (not of any library version): the
+    same weights give the same digest wherever they were loaded from."""
     h = hashlib.sha256()
     d = describe(model)
-    h.update(
-        dumps(
-            {"arch": d.arch, "hparams": d.hparams, "torch": torch.__version__}, indent=None, sort_keys=True
-        ).encode()
-    )
+    h.update(dumps({"arch": d.arch, "hparams": d.hparams}, indent=None, sort_keys=True).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:24]
+
+
+def _model_key(model: nn.Module) -> str:
+    # the export depends on the exporter too: a new torch gets a new file
+    return hashlib.sha256(f"{weights_digest(model)} torch {torch.__version__}".encode()).hexdigest()[:24]
+
+
+def cached_onnx_path(model: nn.Module) -> Path:
+    """The cached ONNX export of ``model`` (exported now when it is not there yet); not checked."""
+    path = cache_dir("onnx") / f"{getattr(model, 'arch', 'model')}-{_model_key(model)}.onnx"
+    if not path.exists():
+        export_onnx(model, path)
+    return path
 
 
 def cached_onnx(model: nn.Module, **kw) -> OnnxModel:
@@ -185,9 +204,9 @@ def cached_onnx(model: nn.Module, **kw) -> OnnxModel:
 
     A cached file that does not open (truncated by a crash or a full disk, damaged) is deleted and
     exported again, once, with a warning saying so."""
-    path = cache_dir("onnx") / f"{getattr(model, 'arch', 'model')}-{_model_key(model)}.onnx"
-    if not path.exists():
-        export_onnx(model, path)
+    existed = (cache_dir("onnx") / f"{getattr(model, 'arch', 'model')}-{_model_key(model)}.onnx").exists()
+    path = cached_onnx_path(model)
+    if not existed:
         return OnnxModel(path, **kw)
     try:
         return OnnxModel(path, **kw)

@@ -41,6 +41,9 @@ __all__ = [
     "check_compile_mode",
     "compile_cache_dir",
     "compile_module",
+    "cpu_flags",
+    "cpu_int8_dot",
+    "cpu_native_bf16",
     "cuda_available",
     "cuda_rng_state",
     "free_cores",
@@ -55,7 +58,8 @@ __all__ = [
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# int8 is inference on the CPU through OpenVINO only (srlab.inference.cpu_choice); PyTorch refuses it
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 # Training configs spell "no autocast" as "off"; it is fp32.
 _PRECISION_ALIASES = {"off": "fp32", "none": "fp32", "float32": "fp32", "float16": "fp16", "half": "fp16"}
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -164,15 +168,38 @@ def _cpu_bf16_kernels() -> bool:
             return False
     except (AttributeError, RuntimeError):
         return False
+    flags = cpu_flags()
+    return True if flags is None else cpu_native_bf16(flags)
+
+
+# CPU instruction-set extensions that make reduced precision pay on the CPU (names as /proc/cpuinfo spells
+# them): bf16 dot products, and 8-bit integer dot products (VNNI: one instruction per 4 multiply-adds).
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+CPU_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (None where they cannot be read: not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return True
+    return None
+
+
+def cpu_native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """The CPU has bf16 arithmetic (AVX512-BF16 or AMX-BF16); ``flags``: :func:`cpu_flags` (read if None)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags and flags & CPU_BF16_FLAGS)
+
+
+def cpu_int8_dot(flags: frozenset[str] | None = None) -> bool:
+    """The CPU has 8-bit integer dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags and flags & CPU_INT8_FLAGS)
 
 
 def resolve_precision(
@@ -185,6 +212,10 @@ def resolve_precision(
     p = _PRECISION_ALIASES.get(p, p)
     if p not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if p == "int8":
+        raise ConfigError(
+            "int8 runs only for inference on the CPU, with OpenVINO (--backend openvino or auto)"
+        )
     fp16_ok = bool(getattr(descriptor, "supports_fp16", True))
     model_bf16 = bool(getattr(descriptor, "supports_bf16", True))
     name = getattr(descriptor, "name", "the model")

@@ -8,9 +8,11 @@ model's size multiple, run on the device, clamp if asked, crop.
   (``auto``: cuda, else mps, else cpu; fp32 on the CPU, fp16 on CUDA/MPS where the model supports it; a
   precision the model or device cannot run falls back to fp32 with a warning). fp16/bf16 on a GPU convert
   the model; on the CPU they autocast.
-- backend ``auto``: ONNX Runtime for the families whose registry hints say ``ort_faster_on_cpu`` on the CPU in fp32
-  when it is installed (exported once into the cache by :func:`srlab.export.cached_onnx`; a failed export
-  falls back to PyTorch with a warning), else PyTorch.
+- backend ``auto``: on the CPU, OpenVINO or ONNX Runtime for the families whose registry hints say an
+  exported graph beats PyTorch there, in fp32, bf16 or int8, as :mod:`srlab.inference.cpu_choice` rules
+  (exported/converted once into the cache by :func:`srlab.export.cached_onnx` /
+  :func:`srlab.inference.openvino_backend.cached_openvino`; a failure falls back to PyTorch with a
+  warning), else PyTorch.
 - channels_last (``None``: on for CUDA and the CPU with the torch backend): on CUDA the weights are
   converted too (tensor-core layouts); on the CPU only the input is, since the layout propagates through
   the convolutions and the caller's module can stay as it is.
@@ -29,7 +31,9 @@ The caller's module is never moved, converted or switched: it is copied first wh
 from __future__ import annotations
 
 import copy
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,17 +43,31 @@ from torch import nn
 import srlab.models  # noqa: F401  (fills the registry the hints come from)
 from srlab import runtime
 from srlab.errors import ConfigError
-from srlab.export import cached_onnx, onnxruntime_available
+from srlab.export import cached_onnx
+from srlab.inference import cpu_choice, openvino_backend
 from srlab.inference.options import UpscaleOptions
 from srlab.inference.tiling import pad_to_multiple
 from srlab.models.registry import ModelDescriptor, fusable_blocks, hints_for, set_fused_blocks
 
-__all__ = ["Engine", "EngineSettings", "build_engine", "engine_settings", "ort_faster_on_cpu"]
+__all__ = [
+    "SLOW_NOTICE_S",
+    "Engine",
+    "EngineSettings",
+    "build_engine",
+    "engine_settings",
+    "ort_faster_on_cpu",
+]
+
+# A run the user would rather be warned about (and offered a faster model for), in seconds per image.
+SLOW_NOTICE_S = 60.0
+# Above this many parameters a slow model is offered the compact SRVGG models (about 1.2 M parameters).
+COMPACT_PARAMS = 3_000_000
 
 
 def ort_faster_on_cpu(arch: str | None) -> bool:
-    """Whether ``backend='auto'`` picks ONNX Runtime on a CPU in fp32 (the family's registry hint, from
-    benchmarks/infer_bench.py; README has the figures)."""
+    """Whether an exported graph (OpenVINO, ONNX Runtime) beats PyTorch on a CPU for this family, so that
+    ``backend='auto'`` uses one (the family's registry hint, from benchmarks/infer_bench.py; README has the
+    figures)."""
     return hints_for(arch).ort_faster_on_cpu
 
 
@@ -57,9 +75,9 @@ def ort_faster_on_cpu(arch: str | None) -> bool:
 class EngineSettings:
     """The resolved choices: nothing here touches the module or the device."""
 
-    backend: str  # 'torch' or 'onnxruntime'
+    backend: str  # 'torch', 'onnxruntime' or 'openvino'
     device: torch.device
-    precision: str  # 'fp32', 'fp16' or 'bf16'
+    precision: str  # 'fp32', 'fp16', 'bf16' or (openvino) 'int8'
     channels_last: bool
     fuse: bool
     compile_mode: str | None
@@ -73,6 +91,8 @@ class EngineSettings:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        if self.backend != "torch":  # ONNX Runtime / OpenVINO run their own precision
+            return None
         return runtime.amp_dtype(self.precision) if self.device.type == "cpu" else None
 
 
@@ -85,13 +105,16 @@ def engine_settings(
     compile_mode = options.compile_mode
     device, precision, backend = options.device, options.precision, options.backend
     auto = backend == "auto"
-    if auto:
-        backend = "torch" if compile_mode else _auto_backend(module, device, precision)
-    if backend == "onnxruntime":
-        if str(device) not in ("auto", "cpu"):
-            raise ConfigError("the onnxruntime backend runs on the CPU; use --device cpu")
-        dev, prec = torch.device("cpu"), "fp32"
+    if compile_mode and backend in ("onnxruntime", "openvino"):
+        raise ConfigError("compile needs the torch backend; use --backend torch (or auto)")
+    if compile_mode and str(precision).lower() == "int8":
+        raise ConfigError("int8 runs with OpenVINO, which compiles by itself; drop --compile")
+    choice = None if compile_mode else cpu_choice.choose(module, device, precision, backend)
+    if choice is not None:
+        backend, prec = choice
+        dev = torch.device("cpu")
     else:
+        backend = "torch"
         dev = runtime.resolve_device(device)
         prec = runtime.resolve_precision(precision, dev, desc)
     channels_last, fuse = options.channels_last, options.fuse
@@ -107,39 +130,49 @@ def engine_settings(
     )
 
 
-def _auto_backend(module: nn.Module, device: Any, precision: str) -> str:
-    if precision not in ("auto", "fp32") or not ort_faster_on_cpu(getattr(module, "arch", None)):
-        return "torch"
-    if runtime.resolve_device(device).type != "cpu":
-        return "torch"
-
-    return "onnxruntime" if onnxruntime_available() else "torch"
-
-
 def build_engine(
-    module: nn.Module, desc: ModelDescriptor, options: UpscaleOptions, *, caller_owned: bool
+    module: nn.Module,
+    desc: ModelDescriptor,
+    options: UpscaleOptions,
+    *,
+    caller_owned: bool,
+    notify: Callable[[str], None] | None = None,
 ) -> Engine:
     """The :class:`Engine` for ``module`` with the engine fields of ``options``. ``caller_owned``: the
-    module belongs to the caller (it is copied before anything changes it)."""
+    module belongs to the caller (it is copied before anything changes it). ``notify``: told of one-off
+    work (an OpenVINO conversion or int8 quantization) and, after the first call, of a run that will take
+    long."""
     settings = engine_settings(module, desc, options)
-    if settings.backend == "onnxruntime":
+    if settings.backend in ("onnxruntime", "openvino"):
         try:
-            return Engine(cached_onnx(module.eval()), desc, settings, caller_owned=False)
+            if settings.backend == "onnxruntime":
+                runner = cached_onnx(module.eval())
+            else:
+                runner = openvino_backend.cached_openvino(module.eval(), settings.precision, notify=notify)
+            return Engine(runner, desc, settings, caller_owned=False, notify=notify)
         except Exception as exc:  # noqa: BLE001 - auto falls back; an explicit request reports
-            if not settings.auto_backend:
+            if not settings.auto_backend or str(options.precision).lower() == "int8":
                 raise
-            warnings.warn(f"ONNX export failed ({exc}); running with PyTorch", stacklevel=3)
+            warnings.warn(f"{settings.backend} failed ({exc}); running with PyTorch", stacklevel=3)
             settings = engine_settings(module, desc, options.replace(backend="torch"))
-    return Engine(module, desc, settings, caller_owned=caller_owned)
+    return Engine(module, desc, settings, caller_owned=caller_owned, notify=notify)
 
 
 class Engine:
     """A module placed as :class:`EngineSettings` say, and its forward pass (see :meth:`run`)."""
 
     def __init__(
-        self, module: nn.Module, desc: ModelDescriptor, settings: EngineSettings, *, caller_owned: bool
+        self,
+        module: nn.Module,
+        desc: ModelDescriptor,
+        settings: EngineSettings,
+        *,
+        caller_owned: bool,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         s = self.settings = settings
+        self.notify = notify
+        self._expected, self._told = 0, False  # see expect()
         self.descriptor = desc
         self.device = s.device
         convert_weights = s.channels_last and s.device.type == "cuda"
@@ -215,7 +248,10 @@ class Engine:
             y = self._full_precision_module()(x)
             return y.float() if keep else y.to("cpu", torch.float32)
         try:
+            t0 = time.perf_counter()
             y = self._call(x)
+            if self._expected and self.notify and self.device.type == "cpu":
+                self._tell_duration(time.perf_counter() - t0, x.shape[0] * x.shape[-2] * x.shape[-1])
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - dynamo/inductor raise many kinds (e.g. no C++ compiler)
@@ -233,6 +269,34 @@ class Engine:
         if keep:
             return y.float()
         return y.to("cpu", torch.float32)
+
+    def expect(self, lr_pixels: int) -> None:
+        """The LR pixels (tile windows with their context) the next image runs. With ``notify``, the first
+        call then estimates the image's time from its own speed and, when that is long, says so with the
+        faster options to try (once per engine: a batch of photos is told once)."""
+        if not self._told:
+            self._expected = int(lr_pixels)
+
+    def _tell_duration(self, seconds: float, pixels: int) -> None:
+        self._told, self._expected, expected = True, 0, self._expected
+        estimate = seconds / max(1, pixels) * expected
+        if estimate < SLOW_NOTICE_S:
+            return
+        mins = f"{estimate / 60:.0f} min" if estimate >= 90 else f"{estimate:.0f} s"
+        line = (
+            f"{self.descriptor.name} on the CPU ({self.describe()}, {self.backend}): "
+            f"about {mins} per image like this one"
+        )
+        if self.backend == "openvino" and self.precision == "fp32" and runtime.cpu_native_bf16():
+            line += (
+                "; --precision bf16 runs it about twice as fast on this CPU (output within a few grey levels)"
+            )
+        if int(getattr(self.descriptor, "params", 0) or 0) > COMPACT_PARAMS:
+            line += (
+                "; a compact SRVGG model is many times faster: --model realesr-general-x4v3 (photos) or "
+                "realesr-animevideov3-x4 (drawings)"
+            )
+        self.notify(line)
 
     def _full_precision_module(self) -> nn.Module:
         """The module in float32 on the device, without autocast (eager: a redo is a few tiles)."""

@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 # the choices; srlab.runtime has the same precisions and compile modes (tests/test_upscale_options.py checks)
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-BACKENDS = ("auto", "torch", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 ALPHA_MODES = ("bicubic", "model")
 _SWITCH = {"auto": None, "on": True, "off": False}
@@ -75,8 +75,8 @@ class UpscaleOptions:
     (``None``: ``max(8, 2 R)`` where R is the descriptor's receptive radius, at most ``max(R, tile / 2)``).
     ``batch_size``: windows per device call (``None``: 1 on CPU, as many as fit the memory budget on a GPU,
     at most 16). ``precision``: one of :data:`PRECISIONS`. ``device``: ``'auto'``, ``'cpu'``, ``'cuda'``,
-    ``'cuda:N'``, ``'mps'`` or a ``torch.device``. ``backend``: ``'auto'``, ``'torch'`` or ``'onnxruntime'``
-    (CPU, fp32, via :mod:`srlab.export`). ``compile``: wrap the model with ``torch.compile`` (``True`` or a
+    ``'cuda:N'``, ``'mps'`` or a ``torch.device``. ``backend``: ``'auto'``, ``'torch'``, ``'onnxruntime'``
+    (CPU, fp32, via :mod:`srlab.export`) or ``'openvino'`` (CPU, fp32/bf16/int8). ``compile``: wrap the model with ``torch.compile`` (``True`` or a
     mode of :data:`COMPILE_MODES`; ``'reduce-overhead'`` is CUDA graphs). ``fuse``: RRDBNet dense blocks
     without concatenations (``None``: on for CUDA). ``channels_last``: NHWC layout (``None``: on for CUDA
     and CPU with the torch backend). ``alpha``: ``'bicubic'`` (a mask must not get GAN texture) or
@@ -126,7 +126,17 @@ class UpscaleOptions:
     )
     precision: str = field(
         default="auto",
-        metadata=_flags(Flag(("--precision",), dict(default="auto", choices=list(PRECISIONS)))),
+        metadata=_flags(
+            Flag(
+                ("--precision",),
+                dict(
+                    default="auto",
+                    choices=list(PRECISIONS),
+                    help="auto: fp16 on a GPU; on the CPU bf16/int8 (OpenVINO) where the CPU has them and the "
+                    "model's recorded check keeps its output within 50 dB of fp32, else fp32. int8: CPU only",
+                ),
+            )
+        ),
     )
     device: Any = field(
         default="auto",
@@ -142,8 +152,8 @@ class UpscaleOptions:
                 dict(
                     default="auto",
                     choices=list(BACKENDS),
-                    help="auto: ONNX Runtime on the CPU for SRCNN, SRVGG and RRDBNet (measured faster; exported "
-                    "once into the cache), else PyTorch",
+                    help="auto: on the CPU OpenVINO for SRCNN, SRVGG and RRDBNet (else ONNX Runtime when only "
+                    "that is installed; measured faster, converted once into the cache); else PyTorch",
                 ),
             )
         ),

@@ -32,6 +32,8 @@ Windows start at multiples of ``descriptor.size_multiple`` and the image is padd
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -237,7 +239,7 @@ def blend_tiles(
     bar = None
     report = progress if callable(progress) else None
     if progress and report is None:
-        bar = tqdm(total=len(jobs), desc="tiles", unit="tile", leave=False, disable=None)
+        bar = progress_bar(len(jobs), "tiles")
     try:
         for k in range(0, len(jobs), plan.batch_size):
             chunk = jobs[k : k + plan.batch_size]
@@ -271,3 +273,40 @@ def blend_tiles(
         return normalise(out, 0)
     sink(a0, normalise(out[:, : plan.height * s - a0], a0))
     return None
+
+
+LOG_EVERY_S = 30.0
+"""Seconds between progress lines where stderr is not a terminal (a log file has no progress bar)."""
+
+
+class _LogLines:
+    """tqdm's ``update``/``close`` as a line every :data:`LOG_EVERY_S` seconds: done, elapsed, time left."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.n = total, desc, 0
+        self._clock = time.monotonic
+        self.start = self.last = self._clock()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = self._clock()
+        if now - self.last >= LOG_EVERY_S and self.n < self.total:
+            self.last = now
+            spent = now - self.start
+            left = spent / self.n * (self.total - self.n)
+            print(
+                f"srlab: {self.desc} {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+                f"{spent:.0f} s elapsed, about {left:.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str):
+    """A tqdm bar on a terminal, else periodic log lines (:class:`_LogLines`)."""
+    if sys.stderr.isatty():
+        return tqdm(total=total, desc=desc, unit="tile", leave=False)
+    return _LogLines(total, desc)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image as PILImage
+from tqdm.auto import tqdm
 
 from srlab.errors import ConfigError
 from srlab.imaging import io as imio
@@ -62,6 +64,11 @@ CPU_MEMORY_BUDGET = 1 << 30
 """Activation memory automatic tiles may use on the CPU and MPS (the tile outputs, the streamed result and
 the runtime's own buffers come on top): small enough that a 12 Mpx photo upscales in well under 2 GB,
 large enough that tiles stay several times wider than their context."""
+
+
+def _notice(line: str) -> None:
+    """One line to stderr that keeps a progress bar intact (what the CLI prints besides its results)."""
+    tqdm.write(f"srlab: {line}", file=sys.stderr)
 
 
 class Upscaler:
@@ -95,7 +102,13 @@ class Upscaler:
         self.progress, self.memory_budget = progress, memory_budget
         self.max_output_bytes = max_output_bytes
         self.faults = FaultState()
-        self.engine = build_engine(module, desc, opts, caller_owned=not isinstance(model, (str, os.PathLike)))
+        self.engine = build_engine(
+            module,
+            desc,
+            opts,
+            caller_owned=not isinstance(model, (str, os.PathLike)),
+            notify=_notice if progress is True else None,
+        )
         radius = int(desc.receptive_radius)
         if opts.tile_overlap is not None and opts.tile_overlap < radius and opts.tile != 0:
             warnings.warn(
@@ -199,6 +212,7 @@ class Upscaler:
             self.descriptor.out_channels * plan.height * plan.width * s * s
         )
         runner = TileRunner(self.engine, self.faults, overlap=plan.overlap, keep=keep)
+        self.engine.expect(plan.n_tiles * plan.win_h * plan.win_w)
         padded = pad_to_multiple(x[None], max(1, int(self.descriptor.size_multiple)))
         try:
             if plan.n_tiles == 1:
@@ -255,6 +269,7 @@ class Upscaler:
                     return batch.expand(-1, 3, -1, -1)
 
         result = np.empty((h * s, w * s, cout), dtype=np.uint16 if img.bit_depth == 16 else np.uint8)
+        self.engine.expect(plan.n_tiles * plan.win_h * plan.win_w)
 
         def sink(row0: int, rows: torch.Tensor) -> None:
             row1 = min(h * s, row0 + rows.shape[1])  # rows of the padding are dropped
