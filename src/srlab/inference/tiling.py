@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,6 +106,17 @@ def default_overlap(radius: int, tile: int | None = None) -> int:
     if tile:
         p = min(p, max(radius, tile // 2))
     return p
+
+
+def warn_small_overlap(name: str, radius: int, overlap: int | None, tile: int | None) -> None:
+    """Say when an asked tile overlap is below the model's receptive radius: seams then differ from a
+    whole-image run (tile 0 means no tiling, so nothing to say)."""
+    if overlap is not None and overlap < radius and tile != 0:
+        warnings.warn(
+            f"tile overlap {overlap} is below {name}'s receptive radius {radius}: pixels near tile seams will "
+            f"differ from a whole-image run; use at least {radius} (default {default_overlap(radius, tile)})",
+            stacklevel=3,
+        )
 
 
 def axis_tiles(length: int, tile: int, overlap: int, mult: int) -> tuple[int, tuple[AxisTile, ...]]:

@@ -1,11 +1,9 @@
 """:class:`Upscaler`: a model ready to upscale images of any size, mode and bit depth.
 
 ``srlab upscale``, :func:`srlab.upscale`, the video and animation paths and the benchmarks go through it
-(evaluation does not: it runs models through :mod:`srlab.eval.loop`). Its tuning options are one record,
-:class:`~srlab.inference.options.UpscaleOptions`; where files go and whether they may be written is
-:mod:`srlab.inference.outputs`. It runs the model through
-an :class:`~srlab.inference.engine.Engine` (backend, device, precision, layout, compile) over the tiles of
-:mod:`srlab.inference.tiling`, and adds what images need on top:
+(evaluation runs models through :mod:`srlab.eval.loop`). Options: one record, :class:`~srlab.inference.options.
+UpscaleOptions`; where files go: :mod:`srlab.inference.outputs`. It runs an :class:`~srlab.inference.engine.
+Engine` (backend, device, precision, layout, compile) over the tiles of :mod:`srlab.inference.tiling`, plus:
 
 - gray input, RGB model: the channel is replicated to RGB and the output's channel mean is kept;
 - Y models (``descriptor.color == 'y'``): RGB is converted to YCbCr (BT.601, MATLAB), the model runs on
@@ -24,11 +22,8 @@ finish, so the float result of a large image is never held whole.
 
 Device faults are handled per tile batch (:mod:`srlab.inference.resilience`): out of memory retries with
 half the tile size (remembered for later images), and a tile whose fp16/bf16 output overflowed is redone
-in fp32; each is said once per image, as a warning.
-
-Reduced precision stays close to fp32 on real photos: fp16 with fused dense blocks (the CUDA default) and
-bf16 both stay above the 50 dB bar of tests/test_precision.py, fp16 the closer (README has the figures),
-which is why bf16 runs only when asked for.
+in fp32; each is said once per image, as a warning. Which precision runs where: the engine
+(:mod:`srlab.inference.cpu_choice` on the CPU, from the recorded quality check).
 """
 
 from __future__ import annotations
@@ -56,7 +51,14 @@ from srlab.inference.options import UpscaleOptions
 from srlab.inference.outputs import check_target
 from srlab.inference.resilience import FaultState, TileRunner
 from srlab.inference.resolve import DEFAULT_MODEL, resolve_model
-from srlab.inference.tiling import TilePlan, blend_tiles, default_overlap, make_plan, pad_to_multiple
+from srlab.inference.tiling import (
+    TilePlan,
+    blend_tiles,
+    default_overlap,
+    make_plan,
+    pad_to_multiple,
+    warn_small_overlap,
+)
 
 __all__ = ["CPU_MEMORY_BUDGET", "Upscaler"]
 
@@ -109,14 +111,7 @@ class Upscaler:
             caller_owned=not isinstance(model, (str, os.PathLike)),
             notify=_notice if progress is True else None,
         )
-        radius = int(desc.receptive_radius)
-        if opts.tile_overlap is not None and opts.tile_overlap < radius and opts.tile != 0:
-            warnings.warn(
-                f"tile overlap {opts.tile_overlap} is below {desc.name}'s receptive radius {radius}: pixels near "
-                f"tile seams will differ from a whole-image run; use at least {radius} "
-                f"(default {default_overlap(radius, opts.tile)})",
-                stacklevel=2,
-            )
+        warn_small_overlap(desc.name, int(desc.receptive_radius), opts.tile_overlap, opts.tile)
 
     tile = property(lambda self: self.options.tile)
     tile_overlap = property(lambda self: self.options.tile_overlap)
@@ -142,10 +137,7 @@ class Upscaler:
     # ---------------------------------------------------------------- planning
     def describe(self) -> str:
         t = "auto" if self.tile is None else self.tile
-        return (
-            f"{self.descriptor.name} x{self.scale} on {self.engine.describe()}, tile {t}, "
-            f"backend {self.backend}"
-        )
+        return f"{self.descriptor.name} x{self.scale} on {self.engine.describe()}, tile {t}, backend {self.backend}"
 
     def _bytes_per_lr_pixel(self) -> int:
         hp = self.descriptor.hparams
@@ -158,8 +150,7 @@ class Upscaler:
         if self.memory_budget:
             return int(self.memory_budget)
         if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            return int(free * 0.5)
+            return int(torch.cuda.mem_get_info(self.device)[0] * 0.5)
         return CPU_MEMORY_BUDGET
 
     def default_overlap(self, tile: int | None = None) -> int:
