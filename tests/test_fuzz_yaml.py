@@ -79,3 +79,13 @@ def test_error_messages_quote_at_most_a_few_hundred_characters(tmp_path, key):
         load_config(path)
     msg = str(info.value)
     assert "\n" not in msg and len(msg) < 600 and "characters)" in msg, msg[:300]
+
+
+def test_an_alias_bomb_in_a_study_spec_is_refused_before_expansion(tmp_path):
+    from srlab.study.spec import load_spec
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text("name: bomb\n" + _bomb(9))
+    with RssWatch() as watch, pytest.raises(ConfigError, match="alias"):
+        load_spec(str(path))
+    assert watch.growth_mb < 64

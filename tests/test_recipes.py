@@ -276,3 +276,21 @@ def test_modern_plan_can_run_without_data(capsys):
         "esrgan_x4_paper",
     ):
         assert f"recipe {recipe} (models." in out
+
+
+def test_quick_applies_each_recipes_own_quick_section_under_the_specs_overrides(tmp_path, capsys):
+    from srlab.study import reproduce
+    from srlab.train.config import has_quick
+
+    _need("swinir-light-x2", "span-x2", "rcan-x2", "hat-s-x2")
+    rc = main(["reproduce", "modern", "--quick", "--plan", "--out", str(tmp_path / "q")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "--quick: every recipe with its own quick: section" in out
+    summary = reproduce("modern", quick=True, plan_only=True, out=tmp_path / "q", log=lambda _m: None)
+    runs = summary["plan"]["runs"]
+    assert runs and all(r["quick"] == has_quick(r["recipe"]) for r in runs)
+    assert any(r["quick"] for r in runs) and not has_quick("esrgan_x4_paper")  # that one runs as written
+    # the spec's own family settings still win over a recipe's quick section
+    assert all(
+        r["overrides"].get("stages.train.iterations", 300) == 300 for r in runs if "rcan" in r["recipe"]
+    )

@@ -55,6 +55,12 @@ def register(sub) -> None:
         metavar="MINUTES",
         help="scale every iteration count by MINUTES / the spec's nominal time (quick: 8 min on 2 CPU cores)",
     )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a CPU demonstration of any spec: every recipe with its own quick: section (small networks, few "
+        "iterations, as `srlab train --quick`), the spec's overrides on top",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -73,6 +79,7 @@ def run(args) -> int:
         device=args.device,
         out=args.out,
         budget=args.budget,
+        quick=args.quick,
         overrides=args.overrides or None,
         trained=_trained(args.use_trained),
         plan_only=args.plan,

@@ -17,7 +17,7 @@ from srlab.eval.protocols import get_protocol
 from srlab.models.registry import build_model
 from srlab.serialize import dumps
 from srlab.study.records import Inputs, Plan, Run, Setup
-from srlab.train.config import find_config, load_config
+from srlab.train.config import find_config, has_quick, load_config
 from srlab.weights.io import save_model
 from srlab.weights.zoo import local_path, require
 
@@ -39,10 +39,9 @@ def protocol_overrides(protocol: str) -> dict[str, Any]:
     }
 
 
-def _raw(recipe: str, overrides: dict[str, Any], where: str) -> dict:
-
+def _raw(recipe: str, overrides: dict[str, Any], where: str, quick: bool) -> dict:
     try:
-        _cfg, raw = load_config(find_config(recipe), overrides)
+        _cfg, raw = load_config(find_config(recipe), overrides, quick=quick)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return raw
@@ -87,7 +86,8 @@ def plan_runs(setup: Setup, inputs: Inputs) -> tuple[Run, ...]:
             for k in t.interpolation_keys:
                 o[k] = interp
             where = f"models.{key}.train ({t.recipe})"
-            raw = _raw(t.recipe, o, where)
+            quick = setup.quick and has_quick(t.recipe)  # a recipe without one runs as written
+            raw = _raw(t.recipe, o, where, quick)
             if int(raw.get("scale", spec.scale)) != spec.scale:
                 o["scale"] = spec.scale
             hp = (raw.get("model") or {}).get("hparams") or {}
@@ -102,7 +102,7 @@ def plan_runs(setup: Setup, inputs: Inputs) -> tuple[Run, ...]:
                         f"models.{key}.train.rows: {t.recipe} has no stage {stage!r} "
                         f"(stages: {', '.join(raw.get('stages', {}))})"
                     )
-            _raw(t.recipe, o, where)  # the final config validates
+            _raw(t.recipe, o, where, quick)  # the final config validates
             runs.append(
                 Run(
                     f"{key}_trained-{run_proto}",
@@ -116,6 +116,7 @@ def plan_runs(setup: Setup, inputs: Inputs) -> tuple[Run, ...]:
                     train_set=set_name,
                     family=str((raw.get("model") or {}).get("name", "")),
                     per_protocol=bool(t.per_protocol),
+                    quick=quick,
                 )
             )
     return tuple(runs)
@@ -181,7 +182,7 @@ def build_config(run: Run, progress: bool):
     """(TrainConfig, raw mapping) of a run: its recipe with its overrides, the progress setting and its name."""
 
     overrides = {**run.overrides, "log.progress": bool(progress), "name": run.key}
-    return load_config(find_config(run.recipe), overrides)
+    return load_config(find_config(run.recipe), overrides, quick=run.quick)
 
 
 def vgg_missing(runs: tuple[Run, ...]) -> list[dict]:

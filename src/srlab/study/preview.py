@@ -132,6 +132,8 @@ def plan_lines(setup: Setup, inputs: Inputs, plan: Plan) -> list[str]:
             f"  --budget {setup.budget:g} min: every iteration count x {setup.factor:.3g} "
             f"(the spec is sized for {spec.nominal_minutes:g} min on {spec.nominal_hardware})"
         )
+    if setup.quick:
+        lines.append("  --quick: every recipe with its own quick: section (small networks, few iterations)")
     lines.append(f"training runs ({len(runs)}):")
     for r in runs:
         lines += ["  " + x for x in run_lines(setup, inputs, r)]

@@ -46,6 +46,7 @@ class Setup:
     data_root: Path | None
     device: str = "auto"
     budget: float | None = None
+    quick: bool = False  # every recipe with its own `quick:` section (a CPU demonstration of any spec)
     progress: bool = False
     base_threads: int = 1
     log: Callable[[str], None] = field(default=print, repr=False, compare=False, metadata=NOT_SAVED)
@@ -99,6 +100,7 @@ class Run:
     train_set: str = ""  # the data set it trains on
     family: str = ""  # the network's architecture (registry name)
     per_protocol: bool = True  # trained once per protocol (False: once, shared by every protocol)
+    quick: bool = False  # the recipe's `quick:` section applies first (then the spec's overrides)
 
     def label(self, row: str) -> str:
         return f"{row.replace('_', '-')}_trained-{self.protocol}"

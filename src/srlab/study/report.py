@@ -270,6 +270,10 @@ def build_report(study: Study, command: str, wall: float, env: dict):
             f"`--budget {setup.budget:g}` scaled every iteration count by {setup.factor:.3g} "
             f"(the spec is sized for {p.nominal_minutes:g} min on {p.nominal_hardware})."
         )
+    if setup.quick:
+        doc.paragraph(
+            "`--quick`: every recipe ran with its own `quick:` section (small networks, few iterations), the spec's overrides on top: a demonstration of the pipeline, not the recipes' results."
+        )
     doc.paragraph("Protocols (as `srlab eval` writes them in each results.json header):")
     for proto in protocols:
         hdr = study.scores.protocols[proto].header["protocol"]

@@ -42,6 +42,7 @@ def reproduce(
     device: str = "auto",
     out: str | os.PathLike | None = None,
     budget: float | None = None,
+    quick: bool = False,
     overrides: dict[str, Any] | list[str] | None = None,
     trained: dict[str, str] | None = None,
     plan_only: bool = False,
@@ -74,6 +75,7 @@ def reproduce(
         data_root=root,
         device=device or "auto",
         budget=budget,
+        quick=quick,
         progress=sys.stderr.isatty() if progress is None else progress,
         base_threads=torch.get_num_threads(),
         log=log,
@@ -185,5 +187,7 @@ def _default_command(setup: Setup) -> str:
         parts.append(f"--data-root {rel(setup.data_root)}")
     if setup.budget:
         parts.append(f"--budget {setup.budget:g}")
+    if setup.quick:
+        parts.append("--quick")
     parts.append(f"--out {rel(setup.out)}")
     return " ".join(parts)

@@ -21,13 +21,13 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from srlab.errors import ConfigError
 from srlab.eval.protocols import get_protocol
 from srlab.train.config import parse_override
 from srlab.train.config_errors import error_message
+from srlab.yamlio import read_yaml
 
 __all__ = [
     "Deviation",
@@ -379,14 +379,7 @@ def load_spec(
     (and ``trained`` models replaced by shipped ones, :func:`use_trained`)."""
 
     path = _find(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(path)  # bounded: alias bombs, deep nesting and huge files are one line
     if overrides and isinstance(data, dict):
         data = apply_spec_overrides(data, overrides)
     if trained and isinstance(data, dict):

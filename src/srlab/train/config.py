@@ -458,6 +458,11 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
     return out
 
 
+def has_quick(name_or_path: str | Path) -> bool:
+    """Whether a recipe has a ``quick:`` section (what ``--quick`` applies)."""
+    return bool(_read_yaml(find_config(name_or_path)).get("quick"))
+
+
 def load_config(
     name_or_path: str | Path,
     overrides: list[str] | dict[str, Any] | None = None,
