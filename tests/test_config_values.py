@@ -52,3 +52,12 @@ def test_the_n1_zero_message_names_the_value_and_the_cli_prints_one_line(tmp_pat
 def test_valid_values_still_load():
     cfg, _ = load_config("srcnn_x2_paper", ["seed=0", "data.crop=2", "stages.train.optim.lr=1e-9"])
     assert cfg.seed == 0 and cfg.data.crop == 2
+
+
+@pytest.mark.parametrize("bad", ["../../escape", "a/b", ".hidden"])
+def test_a_config_name_is_a_name_not_a_path(tmp_path, bad):
+    from srlab.errors import ConfigError
+    from srlab.train.config import load_config
+
+    with pytest.raises(ConfigError, match="not a plain name"):
+        load_config("srcnn_x2_paper", [f"name={bad}"])

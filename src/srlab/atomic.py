@@ -29,6 +29,7 @@ from srlab.serialize import dumps
 
 __all__ = [
     "atomic_path",
+    "check_name",
     "check_writable",
     "file_mode",
     "move",
@@ -80,6 +81,22 @@ def publish(tmp: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool) 
         if os.path.exists(dst):
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
         os.replace(tmp, dst)
+
+
+_NAME = re.compile(r"[^/\\\x00-\x1f.][^/\\\x00-\x1f]{0,99}")
+
+
+def check_name(text: str, what: str) -> str:
+    """``text`` if it is a plain name that may become one path component (no ``/`` or ``\\``, no control
+    character, not starting with a dot, at most 100 characters), else a ValueError naming ``what``: names read
+    from files (study specs, training configs) never climb out of the folder they are put in."""
+    if not isinstance(text, str) or not _NAME.fullmatch(text):
+        shown = repr(text)[:60]
+        raise ValueError(
+            f"{what} {shown} is not a plain name (no '/' or '\\', not starting with '.', at most 100 "
+            "characters); it becomes a folder name"
+        )
+    return text
 
 
 def move(src: str | os.PathLike, dst: str | os.PathLike) -> None:

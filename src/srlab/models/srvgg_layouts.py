@@ -89,6 +89,12 @@ def _map_srvgg(layers: list, src: str):
         raise WeightsError(
             f"{src}: SRVGG graph with {len(prelus)} PReLU layers for {len(convs)} convolutions"
         )
+    last_act = convs[-1].activation()[0]
+    if last_act != "none":  # SRVGG ends on a linear conv before its pixel shuffle; a fused one differs
+        raise WeightsError(
+            f"{src}: the last convolution ({convs[-1].name}) has a fused {last_act} activation; SRVGGNetCompact's "
+            "last conv is linear, so srlab would compute a different function: not imported"
+        )
     sd = {}
     cin0 = 0
     for i, ly in enumerate(convs):

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from srlab.atomic import check_name
 from srlab.errors import ConfigError
 from srlab.eval.protocols import get_protocol
 from srlab.train.config import parse_override
@@ -173,7 +174,7 @@ class Deviation(_S):
 
 
 class StudySpec(_S):
-    name: str
+    name: str  # a name, not a path: the report folder is reports/<name>
     title: str = ""
     summary: str = ""
     scale: int = 2
@@ -192,7 +193,9 @@ class StudySpec(_S):
 
     @model_validator(mode="after")
     def _consistent(self) -> StudySpec:
-
+        check_name(self.name, "name")
+        for key in (*self.models, *self.roles):
+            check_name(key, "model/role key")
         if self.scale < 1:
             raise ValueError(f"scale must be >= 1, not {self.scale}")
         if not self.protocols:

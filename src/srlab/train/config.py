@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from srlab.atomic import check_name
 from srlab.data.degradations.options import RealESRGANOptions
 from srlab.data.sources import TrainFolders
 from srlab.errors import ConfigError
@@ -297,6 +298,11 @@ def config_to_dict(cfg: TrainConfig) -> dict:
 
 
 def _check(cfg: TrainConfig) -> None:
+    if cfg.name:
+        try:
+            check_name(cfg.name, "name")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if cfg.scale < 1:
         raise ConfigError(f"scale must be >= 1, not {cfg.scale}")
     if not cfg.stages:
