@@ -51,7 +51,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from srlab.errors import ConfigError
+from srlab.errors import ConfigError, WeightsError
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,17 @@ class Layout:
     doc: str
     detect: Callable[[frozenset[str]], bool]
     convert: Callable[..., tuple[str, dict[str, Any], dict, list[str]]]
+
+
+def tensor_shape(sd: Mapping, key: str, ndim: int, source: str, what: str = "checkpoint") -> tuple[int, ...]:
+    """The shape of ``sd[key]`` for a layout's hyper-parameter inference: a missing key or a wrong number of
+    dimensions is one WeightsError line naming the file (``what`` names the kind of checkpoint)."""
+    if key not in sd:
+        raise WeightsError(f"{source}: the {what} lacks {key!r}; the file is incomplete")
+    shape = tuple(int(d) for d in sd[key].shape)
+    if len(shape) != ndim:
+        raise WeightsError(f"{source}: {key} has shape {shape}; expected {ndim} dimensions")
+    return shape
 
 
 @dataclass(frozen=True)

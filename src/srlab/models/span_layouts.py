@@ -9,7 +9,9 @@ import re
 from collections.abc import Mapping
 
 from srlab.errors import WeightsError
-from srlab.models.registry import Layout
+from srlab.models.registry import Layout, tensor_shape
+
+WHAT = "SPAN checkpoint"  # how a missing tensor names the file
 
 NUM_BLOCKS = 6  # the layout (and spandrel) has exactly six SPABs
 _BLOCK = re.compile(r"^block_(\d+)\.")
@@ -22,23 +24,14 @@ def _detect(keys: frozenset[str]) -> bool:
     return _MARKERS <= keys
 
 
-def _shape(sd: Mapping, key: str, ndim: int, source: str) -> tuple[int, ...]:
-    if key not in sd:
-        raise WeightsError(f"{source}: the SPAN checkpoint lacks {key!r}; the file is incomplete")
-    shape = tuple(int(d) for d in sd[key].shape)
-    if len(shape) != ndim:
-        raise WeightsError(f"{source}: {key} has shape {shape}; expected {ndim} dimensions")
-    return shape
-
-
 def _convert(sd: Mapping, *, scale: int | None, scale_hint: int | None, source: str):
     blocks = sorted({int(m.group(1)) for k in sd if (m := _BLOCK.match(k))})
     if blocks != list(range(1, NUM_BLOCKS + 1)):
         raise WeightsError(
             f"{source}: SPAN checkpoint with blocks {blocks[:8]}; the SPAN layout has block_1 .. block_{NUM_BLOCKS}"
         )
-    feat, num_in = _shape(sd, "conv_1.sk.weight", 4, source)[:2]
-    up = _shape(sd, "upsampler.0.weight", 4, source)[0]
+    feat, num_in = tensor_shape(sd, "conv_1.sk.weight", 4, source, WHAT)[:2]
+    up = tensor_shape(sd, "upsampler.0.weight", 4, source, WHAT)[0]
     # the upsampler makes out_channels x scale^2 maps; out = in unless only 3 or 1 fits (as spandrel reads it)
     for num_out in dict.fromkeys((num_in, 3, 1)):
         found = math.isqrt(up // num_out) if up % num_out == 0 else 0

@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping
 
 from srlab.errors import WeightsError
-from srlab.models.registry import Layout
+from srlab.models.registry import Layout, tensor_shape
+
+WHAT = "study's checkpoint"  # how a missing tensor names the file
 
 _STUDY_RDB = re.compile(r"^RRDB_layers\.(\d+)\.block[012]\.conv[0-4]\.0\.(weight|bias)$")
 
@@ -57,19 +59,10 @@ LAYOUTS = (
 )
 
 
-def _shape(sd: Mapping, key: str, ndim: int, source: str) -> tuple[int, ...]:
-    if key not in sd:
-        raise WeightsError(f"{source}: the study's checkpoint lacks {key!r}; the file is incomplete")
-    shape = tuple(int(d) for d in sd[key].shape)
-    if len(shape) != ndim:
-        raise WeightsError(f"{source}: {key} has shape {shape}; expected {ndim} dimensions")
-    return shape
-
-
 def _convert_study_rrdbnet(sd: Mapping, scale: int | None, source: str):
-    num_feat, num_in = _shape(sd, "conv0.0.weight", 4, source)[:2]
-    num_out = _shape(sd, "conv3.0.weight", 4, source)[0]
-    growth = _shape(sd, "RRDB_layers.0.block0.conv0.0.weight", 4, source)[0]
+    num_feat, num_in = tensor_shape(sd, "conv0.0.weight", 4, source, WHAT)[:2]
+    num_out = tensor_shape(sd, "conv3.0.weight", 4, source, WHAT)[0]
+    growth = tensor_shape(sd, "RRDB_layers.0.block0.conv0.0.weight", 4, source, WHAT)[0]
     num_block = max(int(m.group(1)) for k in sd if (m := _STUDY_RDB.match(k))) + 1
     if scale is not None and int(scale) != 2:
         raise WeightsError(
@@ -87,8 +80,8 @@ def _convert_study_rrdbnet(sd: Mapping, scale: int | None, source: str):
 
 
 def _convert_study_discriminator(sd: Mapping, source: str):
-    num_feat, num_in = _shape(sd, "block1.0.weight", 4, source)[:2]
-    flat = _shape(sd, "block2.0.weight", 2, source)[1]
+    num_feat, num_in = tensor_shape(sd, "block1.0.weight", 4, source, WHAT)[:2]
+    flat = tensor_shape(sd, "block2.0.weight", 2, source, WHAT)[1]
     side = math.isqrt(max(1, flat // (8 * num_feat)))
     if side * side * 8 * num_feat != flat:
         raise WeightsError(
