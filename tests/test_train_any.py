@@ -48,7 +48,7 @@ TINY = {
                 mlp_ratio=2.0, drop_path_rate=0.0),
     "swin2sr": dict(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[2], num_heads=[2],
                     mlp_ratio=2.0, upsampler="pixelshuffledirect", drop_path_rate=0.0),
-    "span": dict(upscale=2, num_in_ch=3, num_out_ch=3, feature_channels=8),
+    "span": dict(scale=2, num_in_ch=3, num_out_ch=3, feature_channels=8),  # native (srlab.models.span)
     "omnisr": dict(up_scale=2, num_feat=16, block_num=1, window_size=4, res_num=1),
     "safmn": dict(upscaling_factor=2, dim=8, n_blocks=2),
     "plksr": dict(upscaling_factor=2, dim=16, n_blocks=2, kernel_size=7),
@@ -66,7 +66,7 @@ TINY = {
     "compact": dict(scale=2, num_feat=8, num_conv=2),  # native srvgg
     "esrgan": dict(scale=2, num_block=1, num_feat=8, num_grow_ch=32),  # native rrdbnet (spandrel: growth 32)
 }  # fmt: skip
-SPANDREL_ID = {"esrgan": "ESRGAN", "compact": "Compact", "realplksr": "PLKSR"}
+SPANDREL_ID = {"esrgan": "ESRGAN", "compact": "Compact", "realplksr": "PLKSR", "span": "SPAN"}
 CROP = {"realcugan": 64}  # its x2 network needs 32-pixel inputs
 LR = {"swiftsrgan": 1e-2}  # its tanh output moves slowly at 2e-3 in six steps
 
@@ -157,7 +157,8 @@ def test_every_listed_architecture_is_registered_with_presets():
         rec = family_of(name)
         assert rec is not None and rec.trainable and not rec.missing(), name
     spandrel_backed = {f for f, r in FAMILIES.items() if r.backend == "spandrel"}
-    assert spandrel_backed >= set(TINY) - {"compact", "esrgan"}
+    assert spandrel_backed >= set(TINY) - {"compact", "esrgan", "span"}
+    assert FAMILIES["span"].backend == "native"  # srlab's own SPAN keeps the name
     assert family_of("compact").family == "srvgg" and family_of("esrgan").family == "rrdbnet"  # native wins
     assert family_of("spandrel:SwinIR").family == "swinir"  # a foreign SwinIR file finds the same record
     light = PRESETS["swinir-light-x2"]
@@ -211,7 +212,7 @@ def test_without_torchvision_the_networks_still_build_and_one_that_needs_it_name
         from srlab.errors import ConfigError
         from srlab.models.registry import build_model
         from srlab.models.spandrel_net import import_arch_module
-        m, d = build_model("span", upscale=2, num_in_ch=3, num_out_ch=3, feature_channels=8)
+        m, d = build_model("rcan", scale=2, n_resgroups=1, n_resblocks=2, n_feats=8, reduction=4)
         assert m(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
         assert not hasattr(sys.modules.get("spandrel"), "MAIN_REGISTRY")
         try:
