@@ -41,3 +41,17 @@ class RssWatch:
     @property
     def growth_mb(self) -> float:
         return (self.peak - self.base) / 2**20
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a freshly started interpreter (``spawn``), its result or its exception back here.
+
+    A long test session fragments the heap, so the same allocations can raise its resident memory far more
+    than in a fresh process: a bound on what hostile input may allocate is measured there, where only the
+    input's own cost shows. ``fn`` must be a module-level function of an importable module.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import srlab  # noqa: E402
-from memwatch import RssWatch  # noqa: E402
+from memwatch import RssWatch, in_fresh_process  # noqa: E402
 from srlab.errors import SrlabError  # noqa: E402
 from srlab.models.registry import build_model  # noqa: E402
 from srlab.weights.io import read_checkpoint, save_model  # noqa: E402
@@ -130,7 +130,7 @@ def mutated_safetensors(draw, seeds):
     return draw(st.binary(min_size=0, max_size=300))
 
 
-def test_mutated_safetensors_files(seeds, work):
+def _fuzz_safetensors(seeds, work) -> float:
     @FUZZ
     @given(st.data())
     def run(data):
@@ -140,7 +140,12 @@ def test_mutated_safetensors_files(seeds, work):
 
     with RssWatch() as watch:
         run()
-    assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"
+    return watch.growth_mb
+
+
+def test_mutated_safetensors_files(seeds, work):
+    growth = in_fresh_process(_fuzz_safetensors, seeds, work)
+    assert growth < RSS_BUDGET_MB, f"loading grew resident memory by {growth:.0f} MB"
 
 
 # --------------------------------------------------------------------------------------------- metadata
@@ -196,7 +201,7 @@ def mutated_metadata(draw, seeds):
     return base, meta
 
 
-def test_mutated_srlab_metadata(seeds, work):
+def _fuzz_metadata(seeds, work) -> float:
     from safetensors.torch import save_file
 
     @FUZZ
@@ -209,7 +214,12 @@ def test_mutated_srlab_metadata(seeds, work):
 
     with RssWatch() as watch:
         run()
-    assert watch.growth_mb < RSS_BUDGET_MB, f"loading grew resident memory by {watch.growth_mb:.0f} MB"
+    return watch.growth_mb
+
+
+def test_mutated_srlab_metadata(seeds, work):
+    growth = in_fresh_process(_fuzz_metadata, seeds, work)
+    assert growth < RSS_BUDGET_MB, f"loading grew resident memory by {growth:.0f} MB"
 
 
 # --------------------------------------------------------------------------------------------- pickles
