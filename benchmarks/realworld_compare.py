@@ -72,12 +72,23 @@ def upscale(model: str, lr_dir: Path, out_dir: Path) -> None:
         raise SystemExit(f"realworld_compare: srlab upscale -m {model} failed (see above)")
 
 
-def niqe_scores(paths: list[Path], params: str | None) -> list[float]:
-    from srlab.eval.perceptual import score
+def niqe_model(params: str | None):
+    """The NIQE model from ``params`` or srlab's cache (downloaded there on first use), before any work."""
+    from srlab.errors import WeightsError
+    from srlab.eval.perceptual import load
     from srlab.eval.perceptual.niqe import NIQE
+
+    if params is None:
+        return load("niqe")
+    if not Path(params).is_file():
+        raise WeightsError(f"{params}: no such file; give --niqe-params the path of niqe_pris_params.npz")
+    return NIQE.load(params)
+
+
+def niqe_scores(paths: list[Path], model) -> list[float]:
+    from srlab.eval.perceptual import score
     from srlab.imaging.io import read_image
 
-    model = NIQE.load(params) if params else None
     vals = []
     for p in paths:
         x = torch.from_numpy(read_image(p).pixels.astype(np.float64)).permute(2, 0, 1)[None]
@@ -126,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from srlab.imaging.files import list_images
     from srlab.imaging.io import read_image
 
+    niqe = niqe_model(args.niqe_params)
     out = Path(args.out)
     lr_wh = _size(args.lr_size)
     photos = [p for p in list_images(args.images) if _is_landscape(p)][: args.count]
@@ -133,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     models = [_parse_model(m) for m in args.model]
     scores: dict[str, list[float]] = {}
     if args.input == "downscale":
-        scores["original photo"] = niqe_scores(photos, args.niqe_params)
+        scores["original photo"] = niqe_scores(photos, niqe)
     for label, model in models:
         print(f"upscaling {len(lr_paths)} inputs with {model} ...", flush=True)
         upscale(model, out / "lr", out / label)
-        scores[label] = niqe_scores([out / label / f"{p.stem}.png" for p in photos], args.niqe_params)
+        scores[label] = niqe_scores([out / label / f"{p.stem}.png" for p in photos], niqe)
 
     names = [p.stem for p in photos]
     result = {
@@ -176,5 +188,14 @@ def _is_landscape(p: Path) -> bool:
         return im.width >= im.height
 
 
+def _main() -> int:
+    from srlab.errors import SrlabError
+
+    try:
+        return main()
+    except SrlabError as exc:  # a bad photo, a missing NIQE file: srlab's one line, no traceback
+        raise SystemExit(f"realworld_compare: {exc}") from None
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_main())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +89,12 @@ def test_bad_model_name_stops_with_the_upscaler_error(rwc, tmp_path):
     args = ["--images", str(tmp_path / "photos"), "--out", str(tmp_path / "o"), "--lr-size", "32x24"]
     with pytest.raises(SystemExit, match="no-such-model"):
         rwc.main([*args, "--model", "no-such-model", "--niqe-params", str(NIQE_NPZ)])
+
+
+def test_a_missing_niqe_file_is_one_line(tmp_path):
+    _photos(tmp_path / "photos")
+    args = ["--images", str(tmp_path / "photos"), "--out", str(tmp_path / "o"), "--lr-size", "48x24"]
+    args += ["--model", "bicubic-x4", "--niqe-params", str(tmp_path / "none.npz")]
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "none.npz" in proc.stderr.strip().splitlines()[-1]
