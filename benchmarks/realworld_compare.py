@@ -30,6 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
+
+from srlab.atomic import write_json
+from srlab.errors import SrlabError, WeightsError
+from srlab.eval.perceptual import load, score
+from srlab.eval.perceptual.niqe import NIQE
+from srlab.imaging.arrays import from_tensor, to_tensor
+from srlab.imaging.files import list_images
+from srlab.imaging.io import read_image, write_image
+from srlab.imaging.resize import imresize, quantize
+from srlab.report.figures import Tile, choose_inset, save_panel
 
 
 def _parse_model(text: str) -> tuple[str, str]:
@@ -42,15 +53,13 @@ def _parse_model(text: str) -> tuple[str, str]:
 
 def _size(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 120x80)")
     return int(w), int(h)
 
 
 def make_inputs(images: list[Path], mode: str, lr_wh: tuple[int, int], lr_dir: Path) -> list[Path]:
     """Write the LR input of each photo to ``lr_dir`` as PNG; returns their paths."""
-    from srlab.imaging.arrays import from_tensor, to_tensor
-    from srlab.imaging.io import read_image, write_image
-    from srlab.imaging.resize import imresize, quantize
-
     w, h = lr_wh
     out = []
     for p in images:
@@ -74,10 +83,6 @@ def upscale(model: str, lr_dir: Path, out_dir: Path) -> None:
 
 def niqe_model(params: str | None):
     """The NIQE model from ``params`` or srlab's cache (downloaded there on first use), before any work."""
-    from srlab.errors import WeightsError
-    from srlab.eval.perceptual import load
-    from srlab.eval.perceptual.niqe import NIQE
-
     if params is None:
         return load("niqe")
     if not Path(params).is_file():
@@ -86,9 +91,6 @@ def niqe_model(params: str | None):
 
 
 def niqe_scores(paths: list[Path], model) -> list[float]:
-    from srlab.eval.perceptual import score
-    from srlab.imaging.io import read_image
-
     vals = []
     for p in paths:
         x = torch.from_numpy(read_image(p).pixels.astype(np.float64)).permute(2, 0, 1)[None]
@@ -98,11 +100,6 @@ def niqe_scores(paths: list[Path], model) -> list[float]:
 
 def save_figure(path: Path, rows: list[list[tuple[str, np.ndarray, str]]], title: str) -> None:
     """One :func:`srlab.report.figures.save_panel` per photo, stacked vertically into ``path``."""
-    from PIL import Image as PILImage
-
-    from srlab.imaging.io import read_image, write_image
-    from srlab.report.figures import Tile, choose_inset, save_panel
-
     with tempfile.TemporaryDirectory() as tmp:
         panels = []
         for i, row in enumerate(rows):
@@ -127,20 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", required=True, help="[label=]model name or weights file")
     ap.add_argument("--count", type=int, default=6, help="photos to use (the first landscape ones)")
     ap.add_argument("--input", choices=("crop", "downscale"), default="crop")
-    ap.add_argument("--lr-size", default="120x80", help="LR input WxH")
+    ap.add_argument("--lr-size", type=_size, default="120x80", help="LR input WxH")
     ap.add_argument("--niqe-params", default=None, help="niqe_pris_params.npz (default: srlab's cache)")
     ap.add_argument("--figure", default=None, help="write the side-by-side picture here")
     ap.add_argument("--panels", type=int, default=3, help="photos in the picture")
     args = ap.parse_args(argv)
 
-    from srlab.atomic import write_json
-    from srlab.imaging.files import list_images
-    from srlab.imaging.io import read_image
-
     niqe = niqe_model(args.niqe_params)
     out = Path(args.out)
-    lr_wh = _size(args.lr_size)
-    photos = [p for p in list_images(args.images) if _is_landscape(p)][: args.count]
+    lr_wh = args.lr_size
+    photos = pick_photos(args.images, args.count, lr_wh)
     lr_paths = make_inputs(photos, args.input, lr_wh, out / "lr")
     models = [_parse_model(m) for m in args.model]
     scores: dict[str, list[float]] = {}
@@ -161,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "niqe_mean": {k: statistics.fmean(v) for k, v in scores.items()},
     }
     write_json(out / "niqe.json", result)
-    print(f"\nNIQE (lower is better), {args.input} {args.lr_size} inputs, x4:\n")
+    print(f"\nNIQE (lower is better), {args.input} {lr_wh[0]}x{lr_wh[1]} inputs, x4:\n")
     print("| model | " + " | ".join(n.split("_")[1] if "_" in n else n for n in names) + " | mean |")
     print("|---" * (len(names) + 2) + "|")
     for k, v in scores.items():
@@ -175,22 +168,29 @@ def main(argv: list[str] | None = None) -> int:
                 img = read_image(out / label / f"{p.stem}.png").pixels
                 row.append((label, img, f"NIQE {scores[label][i]:.2f}"))
             rows.append(row)
-        title = f"x4 on {args.input} {args.lr_size} inputs from {Path(args.images).parent.name}"
+        title = f"x4 on {args.input} {lr_wh[0]}x{lr_wh[1]} inputs from {Path(args.images).parent.name}"
         save_figure(Path(args.figure), rows, title)
         print(f"\nfigure: {args.figure}")
     return 0
 
 
-def _is_landscape(p: Path) -> bool:
-    from PIL import Image as PILImage
-
-    with PILImage.open(p) as im:
-        return im.width >= im.height
+def pick_photos(folder: str, count: int, lr_wh: tuple[int, int]) -> list[Path]:
+    """The first ``count`` landscape photos (by name) at least ``lr_wh`` in size."""
+    picked = []
+    for p in list_images(folder):
+        h, w = read_image(p).pixels.shape[:2]
+        if w >= h and w >= lr_wh[0] and h >= lr_wh[1]:
+            picked.append(p)
+            if len(picked) == count:
+                break
+    if not picked:
+        raise SystemExit(
+            f"realworld_compare: no landscape photo of at least {lr_wh[0]}x{lr_wh[1]} in {folder}"
+        )
+    return picked
 
 
 def _main() -> int:
-    from srlab.errors import SrlabError
-
     try:
         return main()
     except SrlabError as exc:  # a bad photo, a missing NIQE file: srlab's one line, no traceback

@@ -98,3 +98,15 @@ def test_a_missing_niqe_file_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "none.npz" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_photos_smaller_than_the_input_and_bad_sizes_are_refused(rwc, tmp_path, capsys):
+    _photos(tmp_path / "photos")
+    args = ["--images", str(tmp_path / "photos"), "--out", str(tmp_path / "o"), "--model", "bicubic-x4"]
+    args += ["--niqe-params", str(NIQE_NPZ)]
+    with pytest.raises(SystemExit, match="no landscape photo of at least 200x150"):
+        rwc.main([*args, "--lr-size", "200x150"])
+    with pytest.raises(SystemExit) as exc:
+        rwc.main([*args, "--lr-size", "120by80"])
+    assert exc.value.code == 2 and "'120by80' is not WIDTHxHEIGHT" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written before the inputs are known to be good
