@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,28 @@ def _killed(cmd, env, delay: float) -> int | None:
         p.send_signal(signal.SIGKILL)
         p.wait()
         return None
+
+
+def _killed_mid_work(cmd, env, folder: Path, rng: random.Random) -> int | None:
+    """Run ``cmd`` and SIGKILL it at a random moment after it has written a new visible output into
+    ``folder`` (so the kill lands inside the work however fast the machine is); its exit status, None when
+    killed."""
+    before = len(_visible(folder))
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while p.poll() is None and len(_visible(folder)) <= before:
+        time.sleep(0.01)
+    if p.poll() is not None:
+        return p.returncode
+    time.sleep(rng.uniform(0.0, 0.15))
+    if p.poll() is not None:
+        return p.returncode
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    return None
+
+
+def _visible(folder: Path) -> list[Path]:
+    return [q for q in folder.rglob("*.png") if not q.name.startswith(".")] if folder.is_dir() else []
 
 
 def _hidden(folder: Path) -> list[Path]:
@@ -91,8 +114,8 @@ def test_folder_upscale_killed_at_random_leaves_no_half_outputs_and_a_rerun_comp
     src = tmp_path / "in"
     src.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(24):
-        Image.fromarray(rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)).save(src / f"p{i:02d}.png")
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (320, 400, 3), dtype=np.uint8)).save(src / f"p{i:02d}.png")
     ref = tmp_path / "ref"
     cmd = ["upscale", str(src), "-m", "bicubic-x2", "-q"]
     subprocess.run(_srlab(*cmd, "-o", str(ref)), env=env, check=True, capture_output=True)
@@ -100,7 +123,7 @@ def test_folder_upscale_killed_at_random_leaves_no_half_outputs_and_a_rerun_comp
     delays = random.Random(1)
     ends = []
     for _ in range(KILLS):
-        ends.append(_killed(_srlab(*cmd, "-o", str(out), "--skip-existing"), env, delays.uniform(1.0, 6.0)))
+        ends.append(_killed_mid_work(_srlab(*cmd, "-o", str(out), "--skip-existing"), env, out, delays))
         _visible_images_read_back(out)
     assert None in ends
     # a killed writer's temporary file, as a kill inside the write leaves it (the timing above may miss it)
