@@ -316,7 +316,6 @@ def _shard_key(ds: Dataset, path: Path) -> str:
 
 
 def _evaluate_loop(found, keys, labels, loaded, scales, o: _Opts):
-
     rows: list[dict] = []
     skipped: list[dict] = []
     ds_info: list[dict] = []
@@ -481,5 +480,4 @@ def _hwc(t: torch.Tensor) -> np.ndarray:
 def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
-
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -64,7 +64,6 @@ class AnimationResult:
 
 
 def _open(data: bytes):
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
         return PILImage.open(io.BytesIO(data))
@@ -92,7 +91,6 @@ def frame_count(path: str | os.PathLike) -> int:
 
 
 def _open_lazy(f):
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
         return PILImage.open(f)

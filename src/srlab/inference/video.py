@@ -243,7 +243,6 @@ def output_size(up, h: int, w: int, outscale: float | None) -> tuple[int, int]:
 
 
 def _transcode(av, up, inp, src, tmp, dst, outscale, name, pix_fmt, crf, max_pixels, progress):
-
     vs = inp.streams.video[0]
     vs.thread_type = "AUTO"
     cc = vs.codec_context

@@ -231,7 +231,6 @@ def register(record: Architecture, *, yield_to_native: bool = False) -> Architec
 
 
 def _replace(record: Architecture, **changes: Any) -> Architecture:
-
     return dataclasses.replace(record, **changes)
 
 

@@ -43,7 +43,6 @@ def _save(fig, path: str | Path, dpi: int) -> Path:
 
 
 def _plt():
-
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - depends on the environment

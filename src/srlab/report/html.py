@@ -196,7 +196,6 @@ class Document:
 
 
 def _data_uri(path: Path) -> str:
-
     try:
         data = path.read_bytes()
     except OSError:

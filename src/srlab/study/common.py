@@ -32,7 +32,6 @@ def shell(s: str) -> str:
 
 
 def write_png(path: Path, arr) -> None:
-
     write_image(path, arr, overwrite=True)
 
 
@@ -53,7 +52,6 @@ def rgb8(px):
 
 
 def read_rgb(path: Path):
-
     px = read_image(path).pixels
     return rgb8(px[..., :3] if px.ndim == 3 else px)
 

@@ -70,7 +70,6 @@ def where_to_get(name: str) -> str:
 
 
 def _layout_hint(name: str) -> str:
-
     spec = get_spec(name)
     if not spec or not spec.layouts:
         return ""
@@ -169,7 +168,6 @@ def _role_why(info: Mapping[str, Any], root: Path | None) -> str:
 
 
 def _usable_weights(name: str) -> bool:
-
     if shipped.get_shipped(name):
         return True
     if name in zoo.ZOO:

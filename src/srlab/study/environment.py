@@ -16,7 +16,6 @@ from srlab.runtime import gpu_names
 
 
 def environment() -> dict[str, Any]:
-
     def ver(name: str) -> str:
         try:
             return md.version(name)
@@ -59,7 +58,6 @@ def environment() -> dict[str, Any]:
 
 
 def _git_rev() -> str | None:
-
     try:
         r = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

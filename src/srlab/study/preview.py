@@ -13,7 +13,6 @@ from srlab.study.records import Inputs, Plan, Run, Setup
 
 
 def _network(cfg) -> str:
-
     name = cfg.model.name
     try:
         arch, hp = resolve(name, **cfg.model.hparams)

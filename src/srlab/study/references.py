@@ -86,7 +86,6 @@ def prepare_references(setup: Setup, trained: Trained | None = None, *, download
 
 
 def _candidates(spec, ref) -> list[str]:
-
     out = []
     for c in [str(ref.weights), *ref.fallback]:
         known = c in zoo.ZOO or c in ncnn.PACKAGE_MODELS

@@ -37,7 +37,6 @@ def timings(study: Study, wall: float) -> dict[str, float]:
 
 
 def build_report(study: Study, command: str, wall: float, env: dict):
-
     setup, inputs, trained = study.setup, study.inputs, study.trained
     assert study.scores is not None
     p = study.spec

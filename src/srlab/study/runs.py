@@ -141,7 +141,6 @@ def _run_wall(run_dir: Path) -> float:
 
 
 def _param_count(path: Path) -> int:
-
     n = 0
     with safe_open(str(path), framework="pt") as f:
         for k in f.keys():

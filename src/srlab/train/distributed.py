@@ -38,7 +38,6 @@ def init_process_group(device: torch.device, rank: int, world: int) -> bool:
 
 
 def shutdown() -> None:
-
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -63,7 +63,6 @@ class RunOutputs:
 
     # ------------------------------------------------------------------------------------------ files
     def write_config(self) -> None:
-
         text = yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False)
         write_text(self.out_dir / "config.yaml", text)
 

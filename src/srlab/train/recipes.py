@@ -60,7 +60,6 @@ class StageRunner:
         sync_checks: bool | None = None,
         log=None,
     ) -> None:
-
         opts = options or RunnerOptions()
         compile, compile_mode, ddp = opts.compile, opts.compile_mode, opts.ddp
         self.name, self.cfg, self.device, self.options = name, cfg, device, opts
@@ -404,7 +403,6 @@ class StageRunner:
         return out
 
     def _average_d_grads(self) -> None:
-
         grads = [p.grad for p in self.d.parameters() if p.grad is not None]
         if not grads:
             return

@@ -70,7 +70,6 @@ class ValSet:
         max_images: int = 0,
         log=None,
     ) -> None:
-
         self.scale, self.protocol, self.color = int(scale), get_protocol(protocol), color
         self.folder = Path(folder)
         self.dataset = _canonical(dataset)
@@ -160,7 +159,6 @@ def run_validation(
 
 
 def _write_sample(path: Path, sr: torch.Tensor) -> None:
-
     arr = sr[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, arr, overwrite=True)

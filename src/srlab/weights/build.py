@@ -234,7 +234,6 @@ def load_into(
 
 
 def _as(t, dtype, source: str, key: str):
-
     if t.is_complex() or t.dtype == torch.bool:
         raise WeightsError(f"{source}: tensor {key} holds {t.dtype} values, not weights")
     return t.to(dtype).contiguous()

@@ -46,7 +46,6 @@ _WRAPPERS = ("params_ema", "params", "state_dict", "model_state_dict", "model", 
 
 
 def _is_tensor(x: Any) -> bool:
-
     return isinstance(x, torch.Tensor)
 
 

@@ -94,7 +94,6 @@ class DISTS(nn.Module):
         return (1 - (dist1 + dist2)).flatten()
 
     def load_weights(self, path: str | os.PathLike) -> DISTS:
-
         sd = read_state_dict(path)
         for key in ("alpha", "beta"):
             w = sd.get(key)
